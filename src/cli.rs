@@ -1,0 +1,102 @@
+//! The command line: `serve --role …`, `migrate`, `check-config --role …`.
+
+use crate::platform::role::Role;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Better Auth-compatible auth and connectors in one binary")]
+pub struct Cli {
+    /// What to do; with none, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the chosen roles until SIGTERM or SIGINT.
+    Serve(RoleArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load and validate the configuration for the chosen roles, serve nothing.
+    CheckConfig(RoleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoleArgs {
+    /// Which role(s) to run; `all` runs both, each on its own listener.
+    #[arg(long, env = "SWITCHBOARD_ROLE", value_enum, default_value_t = RoleArg::default())]
+    pub role: RoleArg,
+}
+
+impl Default for RoleArgs {
+    fn default() -> Self {
+        Self {
+            role: RoleArg::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Auth,
+    Connectors,
+    All,
+}
+
+impl Default for RoleArg {
+    /// `all` in a full build; the one role a single-role build contains otherwise.
+    fn default() -> Self {
+        match (cfg!(feature = "auth"), cfg!(feature = "connectors")) {
+            (true, false) => Self::Auth,
+            (false, true) => Self::Connectors,
+            _ => Self::All,
+        }
+    }
+}
+
+impl RoleArg {
+    /// The roles to run, or why this binary cannot run them.
+    pub fn roles(self) -> Result<Vec<Role>, String> {
+        let wanted = match self {
+            Self::Auth => vec![Role::Auth],
+            Self::Connectors => vec![Role::Connectors],
+            Self::All => vec![Role::Auth, Role::Connectors],
+        };
+        let missing: Vec<_> = wanted.iter().filter(|r| !r.compiled_in()).collect();
+        if let Some(role) = missing.first() {
+            return Err(format!(
+                "role `{role}` is not compiled into this binary (it was built without the `{role}` feature); \
+                 rebuild with `--features {role}` or choose another --role"
+            ));
+        }
+        Ok(wanted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_means_both_roles_in_a_full_build() {
+        if cfg!(all(feature = "auth", feature = "connectors")) {
+            assert_eq!(
+                RoleArg::All.roles(),
+                Ok(vec![Role::Auth, Role::Connectors])
+            );
+        } else {
+            assert!(RoleArg::All.roles().is_err());
+        }
+    }
+
+    #[test]
+    fn a_missing_role_is_refused_with_its_feature_named() {
+        #[cfg(not(feature = "auth"))]
+        {
+            let err = RoleArg::Auth.roles().unwrap_err();
+            assert!(err.contains("`auth` feature"), "{err}");
+        }
+        #[cfg(feature = "auth")]
+        assert_eq!(RoleArg::Auth.roles(), Ok(vec![Role::Auth]));
+    }
+}

@@ -1,0 +1,10 @@
+//! The database layer both roles share: the generated schema, the r2d2 pool, embedded
+//! migrations, and the mapping from diesel errors to [`DbError`].
+
+pub mod error;
+pub mod migrate;
+pub mod pool;
+pub mod schema;
+
+pub use error::DbError;
+pub use pool::{DbPool, build_pool, run};

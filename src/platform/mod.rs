@@ -1,0 +1,13 @@
+//! Shared infrastructure that knows neither role: configuration, the error envelope, the app
+//! builder, health, telemetry, the clock.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod role;
+pub mod secret;
+pub mod state;
+pub mod telemetry;
