@@ -4,7 +4,11 @@ use crate::platform::role::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Better Auth-compatible auth and connectors in one binary")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Better Auth-compatible auth and connectors in one binary"
+)]
 pub struct Cli {
     /// What to do; with none, `serve`.
     #[command(subcommand)]
@@ -21,19 +25,11 @@ pub enum Command {
     CheckConfig(RoleArgs),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RoleArgs {
     /// Which role(s) to run; `all` runs both, each on its own listener.
     #[arg(long, env = "SWITCHBOARD_ROLE", value_enum, default_value_t = RoleArg::default())]
     pub role: RoleArg,
-}
-
-impl Default for RoleArgs {
-    fn default() -> Self {
-        Self {
-            role: RoleArg::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,10 +76,7 @@ mod tests {
     #[test]
     fn all_means_both_roles_in_a_full_build() {
         if cfg!(all(feature = "auth", feature = "connectors")) {
-            assert_eq!(
-                RoleArg::All.roles(),
-                Ok(vec![Role::Auth, Role::Connectors])
-            );
+            assert_eq!(RoleArg::All.roles(), Ok(vec![Role::Auth, Role::Connectors]));
         } else {
             assert!(RoleArg::All.roles().is_err());
         }

@@ -61,8 +61,8 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<()> {
 /// Applies pending migrations over a connection of its own.
 pub fn migrate(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<Vec<String>> {
     use diesel::Connection;
-    let mut conn = diesel::PgConnection::establish(db.url.expose())
-        .context("connecting to the database")?;
+    let mut conn =
+        diesel::PgConnection::establish(db.url.expose()).context("connecting to the database")?;
     db::migrate::run_pending(&mut conn).map_err(|e| anyhow::anyhow!("migrating: {e}"))
 }
 

@@ -39,7 +39,10 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("AUTH_JWKS_URL", "connectors.jwks_url"),
     ("ENCRYPTION_KEY", "connectors.encryption_key"),
     ("LINEAR_CLIENT_ID", "connectors.providers.linear.client_id"),
-    ("LINEAR_CLIENT_SECRET", "connectors.providers.linear.client_secret"),
+    (
+        "LINEAR_CLIENT_SECRET",
+        "connectors.providers.linear.client_secret",
+    ),
     ("ANTHROPIC_API_KEY", "connectors.anthropic_api_key"),
     ("RUST_LOG", "log.filter"),
 ];
@@ -222,7 +225,9 @@ impl Config {
             .add_source(switchboard_env);
 
         for (name, key) in LEGACY_ENV {
-            let Some(value) = env.get(*name) else { continue };
+            let Some(value) = env.get(*name) else {
+                continue;
+            };
             builder = if LIST_KEYS.contains(key) {
                 builder.set_override(*key, split_list(value))
             } else {

@@ -148,12 +148,11 @@ pub fn ensure_json<B: MessageBody + 'static>(
         StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "Request body too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
         StatusCode::BAD_REQUEST => ("BAD_REQUEST", "Bad request"),
-        StatusCode::SERVICE_UNAVAILABLE => ("SERVICE_UNAVAILABLE", "Service temporarily unavailable"),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            ("SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+        }
         s if s.is_server_error() => ("INTERNAL_SERVER_ERROR", "Internal server error"),
-        s => (
-            "ERROR",
-            s.canonical_reason().unwrap_or("Request failed"),
-        ),
+        s => ("ERROR", s.canonical_reason().unwrap_or("Request failed")),
     };
     let (req, old) = res.into_parts();
     let mut fresh = render(status, code, message);

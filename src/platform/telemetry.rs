@@ -37,11 +37,7 @@ impl RootSpanBuilder for SwitchboardRootSpan {
             .app_data::<RoleTag>()
             .map(|r| r.0)
             .unwrap_or("unknown");
-        tracing_actix_web::root_span!(
-            request,
-            role = role,
-            user_id = tracing::field::Empty
-        )
+        tracing_actix_web::root_span!(request, role = role, user_id = tracing::field::Empty)
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {

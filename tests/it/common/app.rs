@@ -1,0 +1,124 @@
+//! `TestApp`: the real roles, mounted in process with `actix_web::test`, over a `TestDb`, with a
+//! clock the test moves by hand.
+
+use super::db::TestDb;
+use actix_web::test;
+use actix_web::web;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use switchboard::db::build_pool;
+use switchboard::platform::app::build_app;
+use switchboard::platform::clock::ManualClock;
+use switchboard::platform::config::Config;
+use switchboard::platform::role::Role;
+use switchboard::platform::state::Platform;
+use switchboard::platform::telemetry::RoleTag;
+use switchboard::server::{Mount, mount};
+
+/// The configuration tests start from: `config/test.toml` with the given environment on top.
+pub fn test_config(env: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.entry("APP_ENV".into()).or_insert_with(|| "test".into());
+    Config::load(&map, &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .expect("test config loads")
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub clock: Arc<ManualClock>,
+    pub platform: Platform,
+    mounts: HashMap<Role, Mount>,
+}
+
+/// What a client would see of a response.
+#[derive(Debug)]
+pub struct Seen {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with_env(&[])
+    }
+
+    /// A test app whose configuration has `env` applied on top of `config/test.toml`.
+    pub fn with_env(env: &[(&str, &str)]) -> Self {
+        let db = TestDb::new();
+        let mut all: Vec<(&str, &str)> = vec![("DATABASE_URL", db.url())];
+        all.extend_from_slice(env);
+        let config = test_config(&all);
+        Self::from_parts(db, config)
+    }
+
+    pub fn from_parts(db: TestDb, config: Config) -> Self {
+        let clock = Arc::new(ManualClock::starting_now());
+        let pool = build_pool(&config.database);
+        let platform = Platform::new(Arc::new(config), pool, clock.clone());
+        Self {
+            db,
+            clock,
+            platform,
+            mounts: HashMap::new(),
+        }
+    }
+
+    fn mount_for(&mut self, role: Role) -> Mount {
+        let platform = self.platform.clone();
+        self.mounts
+            .entry(role)
+            .or_insert_with(|| mount(role, &platform).expect("role mounts"))
+            .clone()
+    }
+
+    /// Sends `req` to the role's app, exactly as built in production.
+    pub async fn call(&mut self, role: Role, req: test::TestRequest) -> Seen {
+        let mount = self.mount_for(role);
+        let data = web::Data::new(self.platform.clone());
+        let app = test::init_service(build_app(data, RoleTag(role.as_str()), move |cfg| {
+            mount(cfg)
+        }))
+        .await;
+        let res = test::call_service(&app, req.to_request()).await;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await.to_vec();
+        Seen {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, role: Role, path: &str) -> Seen {
+        self.call(role, test::TestRequest::get().uri(path)).await
+    }
+}

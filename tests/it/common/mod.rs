@@ -1,0 +1,8 @@
+//! Shared test harness: a database per test and the real apps in process.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod db;
+
+pub use app::{Seen, TestApp, test_config};
+pub use db::TestDb;

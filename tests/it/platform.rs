@@ -1,0 +1,250 @@
+//! The HTTP platform both roles share: health and readiness, CORS, request ids, the JSON error
+//! envelope for actix's own errors, and each role's OpenAPI document.
+
+use crate::common::{TestApp, TestDb, test_config};
+use actix_web::http::header;
+use actix_web::{HttpResponse, test, web};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchboard::db::build_pool;
+use switchboard::platform::app::build_app;
+use switchboard::platform::clock::SystemClock;
+use switchboard::platform::role::Role;
+use switchboard::platform::state::Platform;
+use switchboard::platform::telemetry::RoleTag;
+
+fn compiled_roles() -> Vec<Role> {
+    [Role::Auth, Role::Connectors]
+        .into_iter()
+        .filter(|r| r.compiled_in())
+        .collect()
+}
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_on_every_role() {
+    let mut app = TestApp::new();
+    for role in compiled_roles() {
+        let health = app.get(role, "/healthz").await;
+        assert_eq!(health.status, 200);
+        assert_eq!(health.json(), json!({"status": "ok"}));
+        let ready = app.get(role, "/readyz").await;
+        assert_eq!(ready.status, 200, "{role}");
+        assert_eq!(ready.json(), json!({"status": "ready"}));
+    }
+}
+
+#[actix_web::test]
+async fn readyz_is_503_when_the_database_is_unreachable() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let config = test_config(&[
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere"),
+        ("SWITCHBOARD__DATABASE__CONNECT_TIMEOUT_SECS", "1"),
+    ]);
+    let mut app = TestApp::from_parts(TestDb::empty(), config);
+    for role in compiled_roles() {
+        let ready = app.get(role, "/readyz").await;
+        assert_eq!(ready.status, 503);
+        assert_eq!(ready.json()["code"], "DATABASE_UNAVAILABLE");
+        // The process itself is still up.
+        assert_eq!(app.get(role, "/healthz").await.status, 200);
+    }
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id() {
+    let mut app = TestApp::new();
+    let res = app.get(compiled_roles()[0], "/healthz").await;
+    let id = res.header("x-request-id").expect("x-request-id");
+    assert_eq!(id.len(), 36, "a uuid: {id}");
+    let again = app.get(compiled_roles()[0], "/healthz").await;
+    assert_ne!(again.header("x-request-id"), Some(id));
+}
+
+#[actix_web::test]
+async fn cors_preflight_allows_configured_origins_with_credentials() {
+    let mut app = TestApp::with_env(&[(
+        "CORS_ORIGINS",
+        "http://localhost:5173,https://app.example.com",
+    )]);
+    for role in compiled_roles() {
+        let res = app
+            .call(
+                role,
+                test::TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/healthz")
+                    .insert_header((header::ORIGIN, "https://app.example.com"))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST"))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{role}");
+        assert_eq!(
+            res.header("access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        assert_eq!(res.header("access-control-allow-credentials"), Some("true"));
+        let methods = res.header("access-control-allow-methods").unwrap();
+        assert!(methods.contains("POST"), "{methods}");
+        let headers = res
+            .header("access-control-allow-headers")
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(headers.contains("content-type"), "{headers}");
+    }
+}
+
+#[actix_web::test]
+async fn cors_withholds_headers_from_unknown_origins_and_exposes_set_auth_jwt() {
+    let mut app = TestApp::with_env(&[("CORS_ORIGINS", "https://app.example.com")]);
+    let role = compiled_roles()[0];
+    let evil = app
+        .call(
+            role,
+            test::TestRequest::get()
+                .uri("/healthz")
+                .insert_header((header::ORIGIN, "https://evil.example")),
+        )
+        .await;
+    assert_eq!(evil.status, 200);
+    assert_eq!(evil.header("access-control-allow-origin"), None);
+
+    let good = app
+        .call(
+            role,
+            test::TestRequest::get()
+                .uri("/healthz")
+                .insert_header((header::ORIGIN, "https://app.example.com")),
+        )
+        .await;
+    assert_eq!(
+        good.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let exposed = good.header("access-control-expose-headers").unwrap();
+    assert!(exposed.contains("set-auth-jwt"), "{exposed}");
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_get_json_errors() {
+    let mut app = TestApp::new();
+    for role in compiled_roles() {
+        let missing = app.get(role, "/no/such/route").await;
+        assert_eq!(missing.status, 404);
+        assert_eq!(missing.header("content-type"), Some("application/json"));
+        assert_eq!(
+            missing.json(),
+            json!({"code": "NOT_FOUND", "message": "Not found"})
+        );
+
+        let wrong = app
+            .call(role, test::TestRequest::delete().uri("/healthz"))
+            .await;
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.json()["code"], "METHOD_NOT_ALLOWED");
+    }
+}
+
+/// The platform's extractor settings, seen through a route of the test's own.
+async fn echo_app_call(req: test::TestRequest) -> crate::common::Seen {
+    let db = TestDb::new();
+    let config = test_config(&[
+        ("DATABASE_URL", db.url()),
+        ("SWITCHBOARD__SERVER__JSON_LIMIT_BYTES", "2048"),
+    ]);
+    let pool = build_pool(&config.database);
+    let platform = web::Data::new(Platform::new(Arc::new(config), pool, Arc::new(SystemClock)));
+    let app = test::init_service(build_app(platform, RoleTag("test"), |cfg| {
+        cfg.route(
+            "/echo",
+            web::post().to(|body: web::Json<Value>| async move {
+                HttpResponse::Ok().json(body.into_inner())
+            }),
+        );
+        cfg.route(
+            "/typed",
+            web::post().to(|body: web::Json<Typed>| async move {
+                HttpResponse::Ok().json(json!({"n": body.n}))
+            }),
+        );
+    }))
+    .await;
+    let res = test::call_service(&app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = test::read_body(res).await.to_vec();
+    crate::common::Seen {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Typed {
+    n: u32,
+}
+
+#[actix_web::test]
+async fn malformed_json_is_a_json_400() {
+    let res = echo_app_call(
+        test::TestRequest::post()
+            .uri("/echo")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload("{\"a\": "),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json(),
+        json!({"code": "BAD_REQUEST", "message": "Invalid JSON in request body"})
+    );
+}
+
+#[actix_web::test]
+async fn a_wrong_shape_is_a_validation_error() {
+    let res = echo_app_call(
+        test::TestRequest::post()
+            .uri("/typed")
+            .set_json(json!({"n": "seven"})),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.json()["code"], "VALIDATION_ERROR");
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_a_json_413() {
+    let big = json!({"pad": "x".repeat(4096)});
+    let res = echo_app_call(test::TestRequest::post().uri("/echo").set_json(big)).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.json()["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[actix_web::test]
+async fn a_wrong_content_type_is_a_json_415() {
+    let res = echo_app_call(
+        test::TestRequest::post()
+            .uri("/echo")
+            .insert_header((header::CONTENT_TYPE, "text/plain"))
+            .set_payload("{}"),
+    )
+    .await;
+    assert_eq!(res.status, 415);
+    assert_eq!(res.json()["code"], "UNSUPPORTED_MEDIA_TYPE");
+}
+
+#[actix_web::test]
+async fn each_role_publishes_its_openapi_document() {
+    let mut app = TestApp::new();
+    for role in compiled_roles() {
+        let res = app.get(role, "/openapi.json").await;
+        assert_eq!(res.status, 200);
+        let doc = res.json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["title"], format!("switchboard {role}"));
+        for path in ["/healthz", "/readyz"] {
+            assert!(doc["paths"][path]["get"].is_object(), "{role} lacks {path}");
+        }
+    }
+}
