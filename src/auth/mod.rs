@@ -1,46 +1,15 @@
-//! The auth role: Better Auth-compatible accounts, sessions and cookies, served under
-//! `/api/auth`. Everything in it is private but its state and `configure`.
+//! The auth role: Better Auth-compatible accounts, sessions and cookies under `/api/auth`.
+//! Everything in it is private but its state and `configure`.
 
-use crate::platform::openapi;
-use crate::platform::state::Platform;
-use actix_web::{HttpResponse, web};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+mod body;
+mod cookies;
+mod error;
+mod handlers;
+mod models;
+mod origin;
+mod password;
+mod state;
+mod store;
 
-/// What the auth role's handlers share.
-pub struct AuthState {
-    document: utoipa::openapi::OpenApi,
-}
-
-impl AuthState {
-    pub fn new(_platform: &Platform) -> anyhow::Result<Self> {
-        Ok(Self {
-            document: openapi::document(AuthApi::openapi(), "switchboard auth"),
-        })
-    }
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json))
-        .route("/api/auth/ok", web::get().to(ok));
-}
-
-#[derive(OpenApi)]
-#[openapi(paths(ok), components(schemas(OkBody)))]
-struct AuthApi;
-
-async fn openapi_json(state: web::Data<AuthState>) -> HttpResponse {
-    openapi::respond(&state.document)
-}
-
-#[derive(Serialize, ToSchema)]
-struct OkBody {
-    ok: bool,
-}
-
-/// Better Auth's liveness probe of the auth API.
-#[utoipa::path(get, path = "/api/auth/ok", tag = "auth",
-    responses((status = 200, description = "The auth API answers", body = OkBody)))]
-async fn ok() -> HttpResponse {
-    HttpResponse::Ok().json(OkBody { ok: true })
-}
+pub use handlers::configure;
+pub use state::AuthState;

@@ -142,6 +142,39 @@ pub struct AuthConfig {
     pub secure_cookies: Option<bool>,
     pub resend_api_key: Option<Secret>,
     pub github: OAuthClientConfig,
+    pub email_and_password: EmailAndPasswordConfig,
+    pub session: SessionConfig,
+    pub user: UserConfig,
+}
+
+/// Better Auth's `emailAndPassword` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailAndPasswordConfig {
+    pub enabled: bool,
+    pub disable_sign_up: bool,
+    pub min_password_length: usize,
+    pub max_password_length: usize,
+    pub require_email_verification: bool,
+    pub auto_sign_in: bool,
+}
+
+/// Better Auth's `session` options, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    pub expires_in_secs: i64,
+    pub update_age_secs: i64,
+    pub fresh_age_secs: i64,
+}
+
+/// Better Auth's `user` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub change_email_enabled: bool,
+    pub update_email_without_verification: bool,
+    pub delete_user_enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -340,6 +373,17 @@ impl Config {
             }
         }
         check_pair(problems, "GITHUB", &auth.github);
+        let ep = &auth.email_and_password;
+        if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
+            problems.push(
+                "auth.email_and_password: min_password_length must be between 1 and max_password_length"
+                    .to_owned(),
+            );
+        }
+        let s = &auth.session;
+        if s.expires_in_secs <= 0 || s.update_age_secs < 0 || s.fresh_age_secs < 0 {
+            problems.push("auth.session: durations must be positive".to_owned());
+        }
         if auth.trusted_origins.iter().any(|o| o.trim().is_empty()) {
             problems.push("BETTER_AUTH_TRUSTED_ORIGINS has an empty entry".to_owned());
         }

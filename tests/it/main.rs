@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth_sign;
 mod cli;
 mod config;
 mod migrations;

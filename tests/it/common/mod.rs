@@ -2,7 +2,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod auth;
 pub mod db;
+pub mod rows;
 
 pub use app::{Seen, TestApp, test_config};
 pub use db::TestDb;

@@ -1,0 +1,256 @@
+//! Request bodies the way Better Auth reads them (spec §1): JSON (or form-urlencoded where it
+//! allows), absent bodies as `{}`, zod-style `VALIDATION_ERROR` messages naming each field.
+
+use crate::auth::error::{AuthError, Code};
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use serde_json::{Map, Value};
+
+/// Which media types an endpoint takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    Json,
+    JsonOrForm,
+}
+
+/// Parses the raw body into a JSON value (`{}` when there is none).
+pub fn parse(req: &HttpRequest, bytes: &Bytes, accepts: Accepts) -> Result<Value, AuthError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let Some(content_type) = content_type.filter(|_| !bytes.is_empty()) else {
+        return Ok(Value::Object(Map::new()));
+    };
+    match content_type.as_str() {
+        "application/json" => {
+            serde_json::from_slice(bytes).map_err(|_| AuthError::bad_request(Code::BadRequest))
+        }
+        "application/x-www-form-urlencoded" if accepts == Accepts::JsonOrForm => {
+            let pairs: Vec<(String, String)> = serde_urlencoded_pairs(bytes);
+            Ok(Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ))
+        }
+        _ => Err(AuthError::Api(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::UnsupportedMediaType,
+        )),
+    }
+}
+
+fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn js_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Reads fields off a body, collecting every problem before failing, as zod does.
+pub struct Fields<'a> {
+    map: Option<&'a Map<String, Value>>,
+    errors: Vec<String>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(body: &'a Value) -> Self {
+        Self {
+            map: body.as_object(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map.and_then(|m| m.get(name))
+    }
+
+    fn wrong(&mut self, name: &str, expected: &str, got: Option<&Value>) {
+        let received = got.map(js_type).unwrap_or("undefined");
+        self.errors.push(format!(
+            "[body.{name}] Invalid input: expected {expected}, received {received}"
+        ));
+    }
+
+    /// PostgreSQL text cannot hold NUL, so a NUL anywhere is a validation error, not a 500.
+    fn checked(&mut self, name: &str, s: &str) -> Option<String> {
+        if s.contains('\0') {
+            self.errors.push(format!(
+                "[body.{name}] Invalid input: NUL characters are not allowed"
+            ));
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    pub fn string(&mut self, name: &str) -> Option<String> {
+        match self.get(name) {
+            Some(Value::String(s)) => self.checked(name, s),
+            other => {
+                self.wrong(name, "string", other);
+                None
+            }
+        }
+    }
+
+    /// A required string of at least one character.
+    pub fn non_empty(&mut self, name: &str) -> Option<String> {
+        let value = self.string(name)?;
+        if value.is_empty() {
+            self.errors.push(format!(
+                "[body.{name}] Too small: expected string to have >=1 characters"
+            ));
+            return None;
+        }
+        Some(value)
+    }
+
+    pub fn opt_string(&mut self, name: &str) -> Option<String> {
+        match self.get(name) {
+            None => None,
+            Some(Value::String(s)) => self.checked(name, s),
+            Some(other) => {
+                self.wrong(name, "string", Some(other));
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` for an explicit `null`.
+    pub fn opt_nullable_string(&mut self, name: &str) -> Option<Option<String>> {
+        match self.get(name) {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => self.checked(name, s).map(Some),
+            Some(other) => {
+                self.wrong(name, "string", Some(other));
+                None
+            }
+        }
+    }
+
+    pub fn opt_bool(&mut self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            // Form bodies carry booleans as text.
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            Some(other) => {
+                self.wrong(name, "boolean", Some(other));
+                None
+            }
+        }
+    }
+
+    /// A required string that passes zod's email check.
+    pub fn email(&mut self, name: &str) -> Option<String> {
+        let value = self.string(name)?;
+        if !is_email(&value) {
+            self.errors
+                .push(format!("[body.{name}] Invalid email address"));
+            return None;
+        }
+        Some(value)
+    }
+
+    /// Fails with every collected problem, joined by `; `.
+    pub fn finish(self) -> Result<(), AuthError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::Validation(self.errors.join("; ")))
+        }
+    }
+}
+
+/// zod v4's default email check (ASCII only):
+/// `^(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9\-]*\.)+[A-Za-z]{2,}$`
+pub fn is_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    let local_char = |c: u8| c.is_ascii_alphanumeric() || b"_'+-".contains(&c);
+    let local_ok = !local.is_empty()
+        && local
+            .split('.')
+            .all(|seg| !seg.is_empty() && seg.bytes().all(local_char))
+        && local.bytes().last().is_some_and(|c| c != b'\'');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels[..labels.len() - 1].iter().all(|l| {
+            l.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn zod_email_rules() {
+        for good in [
+            "a@b.co",
+            "alice@example.com",
+            "a.b+c@x-y.example.org",
+            "o'neil@ex.com",
+        ] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in [
+            "a@b",
+            "a..b@c.com",
+            "a@localhost",
+            ".a@b.com",
+            "a.@b.com",
+            "a'@b.com",
+            "é@b.com",
+            "a@b.c",
+            "a@-b.com",
+            "a@b@c.com",
+            "",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn collects_zod_style_messages() {
+        let body = json!({"email": "nope", "name": 5});
+        let mut f = Fields::new(&body);
+        f.string("name");
+        f.email("email");
+        f.string("password");
+        let err = f.finish().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "[body.name] Invalid input: expected string, received number; [body.email] Invalid email address; [body.password] Invalid input: expected string, received undefined"
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! `POST /sign-up/email`, `POST /sign-in/email`, `POST /sign-out` (spec §6.1–6.3).
+
+use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::handlers::with_cookies;
+use crate::auth::models::{CREDENTIAL, NewAccount, NewUser, User};
+use crate::auth::password::js_length;
+use crate::auth::state::AuthState;
+use crate::auth::store;
+use crate::crypto::random;
+use crate::db::DbError;
+use crate::platform::error::ErrorBody;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::Connection;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct SignUpBody {
+    name: String,
+    email: String,
+    password: String,
+    image: Option<String>,
+    #[schema(rename = "callbackURL")]
+    callback_url: Option<String>,
+    remember_me: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenAndUser {
+    /// The new session's token; `null` when no session was started.
+    token: Option<String>,
+    user: User,
+}
+
+/// Enforces the configured password length (JavaScript string length).
+pub(crate) fn check_password_length(state: &AuthState, password: &str) -> AuthResult<()> {
+    let rules = &state.auth().email_and_password;
+    let len = js_length(password);
+    if len < rules.min_password_length {
+        return Err(AuthError::bad_request(Code::PasswordTooShort));
+    }
+    if len > rules.max_password_length {
+        return Err(AuthError::bad_request(Code::PasswordTooLong));
+    }
+    Ok(())
+}
+
+/// Creates a user with an email-and-password account.
+#[utoipa::path(post, path = "/api/auth/sign-up/email", tag = "auth", request_body = SignUpBody,
+    responses(
+        (status = 200, description = "Signed up; a session cookie is set unless sign-up does not sign in", body = TokenAndUser),
+        (status = 400, description = "Validation error, password too short or too long, sign-up disabled", body = ErrorBody),
+        (status = 403, description = "Untrusted origin or callbackURL", body = ErrorBody),
+        (status = 415, description = "Not JSON or form-urlencoded", body = ErrorBody),
+        (status = 422, description = "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", body = ErrorBody)))]
+pub async fn sign_up(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    bytes: Bytes,
+) -> AuthResult<HttpResponse> {
+    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
+    let mut f = Fields::new(&body);
+    let name = f.string("name");
+    let email = f.email("email");
+    let password = f.non_empty("password");
+    let image = f.opt_string("image");
+    let callback_url = f.opt_string("callbackURL");
+    let remember = f.opt_bool("rememberMe").unwrap_or(true);
+    f.finish()?;
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        return Err(AuthError::Internal("validated fields missing".into()));
+    };
+    state
+        .origins
+        .check_url(callback_url.as_deref(), Code::InvalidCallbackUrl)?;
+
+    let rules = state.auth().email_and_password.clone();
+    if !rules.enabled || rules.disable_sign_up {
+        return Err(AuthError::bad_request(Code::EmailPasswordSignUpDisabled));
+    }
+    check_password_length(&state, &password)?;
+    let email = email.to_lowercase();
+    let quiet_duplicates = rules.require_email_verification || !rules.auto_sign_in;
+
+    let lookup = email.clone();
+    let existing = state
+        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
+        .await?;
+    let hash = state.hasher.hash(password).await?;
+    let now = state.now();
+    if existing.is_some() {
+        if quiet_duplicates {
+            // Answer as for a new user, so sign-up does not reveal who has an account.
+            let synthetic = User {
+                name,
+                email,
+                email_verified: false,
+                image,
+                created_at: now,
+                updated_at: now,
+                id: random::id(),
+            };
+            return Ok(HttpResponse::Ok().json(TokenAndUser {
+                token: None,
+                user: synthetic,
+            }));
+        }
+        return Err(AuthError::unprocessable(
+            Code::UserAlreadyExistsUseAnotherEmail,
+        ));
+    }
+
+    let created = state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let id = random::id();
+                let user = store::insert_user(
+                    conn,
+                    &NewUser {
+                        id: &id,
+                        name: &name,
+                        email: &email,
+                        email_verified: false,
+                        image: image.as_deref(),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                store::insert_account(
+                    conn,
+                    &NewAccount {
+                        id: &random::id(),
+                        account_id: &user.id,
+                        provider_id: CREDENTIAL,
+                        user_id: &user.id,
+                        password: Some(&hash),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                Ok::<_, diesel::result::Error>(user)
+            })
+            .map_err(DbError::from)
+        })
+        .await;
+    let user = match created {
+        Ok(user) => user,
+        // Two sign-ups raced for the same email: the loser sees what a later one would.
+        Err(AuthError::Db(DbError::Conflict(_))) => {
+            return Err(AuthError::unprocessable(
+                Code::UserAlreadyExistsUseAnotherEmail,
+            ));
+        }
+        Err(other) => return Err(other),
+    };
+
+    if quiet_duplicates {
+        return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
+    }
+    let session = state.create_session(&user.id, remember, &req).await?;
+    let cookies = state.session_cookies(&session.token, remember, &req);
+    Ok(with_cookies(
+        HttpResponse::Ok(),
+        cookies,
+        &TokenAndUser {
+            token: Some(session.token),
+            user,
+        },
+    ))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct SignInBody {
+    email: String,
+    password: String,
+    #[schema(rename = "callbackURL")]
+    callback_url: Option<String>,
+    remember_me: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignInResponse {
+    redirect: bool,
+    token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    user: User,
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/api/auth/sign-in/email", tag = "auth", request_body = SignInBody,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = SignInResponse),
+        (status = 400, description = "INVALID_EMAIL, PASSWORD_TOO_LONG, validation error", body = ErrorBody),
+        (status = 401, description = "INVALID_EMAIL_OR_PASSWORD", body = ErrorBody),
+        (status = 403, description = "EMAIL_NOT_VERIFIED, untrusted origin or callbackURL", body = ErrorBody)))]
+pub async fn sign_in(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    bytes: Bytes,
+) -> AuthResult<HttpResponse> {
+    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
+    let mut f = Fields::new(&body);
+    let email = f.string("email");
+    let password = f.string("password");
+    let callback_url = f.opt_string("callbackURL");
+    let remember = f.opt_bool("rememberMe").unwrap_or(true);
+    f.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(AuthError::Internal("validated fields missing".into()));
+    };
+    state
+        .origins
+        .check_url(callback_url.as_deref(), Code::InvalidCallbackUrl)?;
+    if !body::is_email(&email) {
+        return Err(AuthError::bad_request(Code::InvalidEmail));
+    }
+    let rules = state.auth().email_and_password.clone();
+    if !rules.enabled {
+        return Err(AuthError::bad_request(Code::EmailPasswordDisabled));
+    }
+    if js_length(&password) > rules.max_password_length {
+        return Err(AuthError::bad_request(Code::PasswordTooLong));
+    }
+
+    let email = email.to_lowercase();
+    let found = state
+        .db(move |conn| {
+            let Some(user) = store::user_by_email(conn, &email)? else {
+                return Ok(None);
+            };
+            let hash = store::credential_account(conn, &user.id)?.and_then(|a| a.password);
+            Ok(Some((user, hash)))
+        })
+        .await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    // Unknown emails and missing passwords still cost one full hash.
+    let valid = state.hasher.verify(password, hash).await?;
+    let Some(user) = user.filter(|_| valid) else {
+        return Err(AuthError::unauthorized(Code::InvalidEmailOrPassword));
+    };
+    if rules.require_email_verification && !user.email_verified {
+        return Err(AuthError::forbidden(Code::EmailNotVerified));
+    }
+
+    let session = state.create_session(&user.id, remember, &req).await?;
+    let cookies = state.session_cookies(&session.token, remember, &req);
+    let mut builder = HttpResponse::Ok();
+    if let Some(url) = &callback_url {
+        builder.insert_header((header::LOCATION, url.as_str()));
+    }
+    Ok(with_cookies(
+        builder,
+        cookies,
+        &SignInResponse {
+            redirect: callback_url.is_some(),
+            token: session.token,
+            url: callback_url,
+            user,
+        },
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SuccessBody {
+    success: bool,
+}
+
+/// Ends the session (if any) and always clears the session cookies.
+#[utoipa::path(post, path = "/api/auth/sign-out", tag = "auth",
+    responses((status = 200, description = "Signed out", body = SuccessBody)))]
+pub async fn sign_out(state: web::Data<AuthState>, req: HttpRequest) -> AuthResult<HttpResponse> {
+    if let Some(token) = state
+        .cookies
+        .read_signed(&req, &state.cookies.session_token)
+    {
+        state
+            .db(move |conn| store::delete_session_by_token(conn, &token).map_err(DbError::from))
+            .await?;
+    }
+    Ok(with_cookies(
+        HttpResponse::Ok(),
+        state.cookies.clear_session(),
+        &json!({"success": true}),
+    ))
+}

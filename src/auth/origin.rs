@@ -1,0 +1,342 @@
+//! Trusted origins and the CSRF checks Better Auth makes (spec §5): the Origin/Referer check on
+//! cookie-bearing writes, the stricter form-CSRF check on sign-in and sign-up, and the check of
+//! every redirect target a client hands us (no open redirects).
+
+use crate::auth::cookies::has_cookie_header;
+use crate::auth::error::{AuthError, Code};
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct TrustedOrigins {
+    base_origin: String,
+    patterns: Vec<String>,
+}
+
+/// The origin of a URL string: `scheme://host[:port]` (custom schemes keep `scheme://host`).
+pub fn origin_of(value: &str) -> Option<String> {
+    let url = Url::parse(value).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()),
+        scheme => Some(format!("{scheme}://{}", url.host_str().unwrap_or(""))),
+    }
+}
+
+/// `*` matches any run of characters, `?` one character.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl TrustedOrigins {
+    /// The origin of `BETTER_AUTH_URL`, plus `CORS_ORIGINS` and `BETTER_AUTH_TRUSTED_ORIGINS`.
+    pub fn new(base_url: &str, extra: impl IntoIterator<Item = String>) -> Self {
+        let base_origin = origin_of(base_url).unwrap_or_else(|| base_url.to_owned());
+        let mut patterns = vec![base_origin.clone()];
+        for entry in extra {
+            let entry = entry.trim().trim_end_matches('/').to_owned();
+            if entry.is_empty() {
+                continue;
+            }
+            if entry.contains('*') || entry.contains('?') {
+                patterns.push(entry);
+            } else {
+                patterns.push(origin_of(&entry).unwrap_or(entry));
+            }
+        }
+        Self {
+            base_origin,
+            patterns,
+        }
+    }
+
+    pub fn base_origin(&self) -> &str {
+        &self.base_origin
+    }
+
+    /// Whether `url` (a full URL or an origin) belongs to a trusted origin.
+    pub fn is_trusted(&self, url: &str) -> bool {
+        let Some(origin) = origin_of(url) else {
+            return false;
+        };
+        let host = Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        self.patterns.iter().any(|pattern| {
+            if pattern.contains('*') || pattern.contains('?') {
+                if pattern.contains("://") {
+                    wildcard_match(pattern, &origin)
+                } else {
+                    host.as_deref().is_some_and(|h| {
+                        let digits_only = pattern
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || "*.?".contains(c));
+                        (!digits_only || h.parse::<std::net::Ipv4Addr>().is_ok())
+                            && wildcard_match(pattern, h)
+                    })
+                }
+            } else {
+                *pattern == origin
+            }
+        })
+    }
+
+    /// A redirect target a client supplied: a safe relative path or a URL on a trusted origin.
+    pub fn allows_redirect(&self, target: &str) -> bool {
+        if target.starts_with('/') {
+            return is_safe_relative_path(target);
+        }
+        self.is_trusted(target)
+    }
+
+    /// Checks one client-supplied URL field; `code` names which field failed.
+    pub fn check_url(&self, value: Option<&str>, code: Code) -> Result<(), AuthError> {
+        match value {
+            Some(v) if !v.is_empty() && !self.allows_redirect(v) => Err(AuthError::forbidden(code)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The Origin check (spec §5 A.1) for a request that must prove where it comes from.
+    fn check_request_origin(&self, req: &HttpRequest) -> Result<(), AuthError> {
+        let headers = req.headers();
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let candidate = match origin {
+            Some("null") => {
+                let same_origin = headers
+                    .get("sec-fetch-site")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v == "same-origin");
+                if same_origin {
+                    return Ok(());
+                }
+                None
+            }
+            Some(o) => Some(o.to_owned()),
+            None => headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(origin_of),
+        };
+        match candidate {
+            None => Err(AuthError::forbidden(Code::MissingOrNullOrigin)),
+            Some(c) if c == "null" => Err(AuthError::forbidden(Code::MissingOrNullOrigin)),
+            Some(c) if self.is_trusted(&c) => Ok(()),
+            Some(_) => Err(AuthError::forbidden(Code::InvalidOrigin)),
+        }
+    }
+
+    /// The check every state-changing request goes through: with a cookie, the request must
+    /// come from a trusted origin (GET/HEAD/OPTIONS are exempt).
+    pub fn check_write(&self, req: &HttpRequest) -> Result<(), AuthError> {
+        if is_safe_method(req) || !has_cookie_header(req) {
+            return Ok(());
+        }
+        self.check_request_origin(req)
+    }
+
+    /// The form-CSRF check of sign-in and sign-up (spec §5 B): enforced even without cookies
+    /// whenever a browser says where the request comes from.
+    pub fn check_login(&self, req: &HttpRequest) -> Result<(), AuthError> {
+        if has_cookie_header(req) {
+            return self.check_request_origin(req);
+        }
+        let headers = req.headers();
+        let fetch = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let (site, mode, dest) = (
+            fetch("sec-fetch-site"),
+            fetch("sec-fetch-mode"),
+            fetch("sec-fetch-dest"),
+        );
+        if site.is_some() || mode.is_some() || dest.is_some() {
+            if site == Some("cross-site") && mode == Some("navigate") {
+                return Err(AuthError::forbidden(Code::CrossSiteNavigationLoginBlocked));
+            }
+            return self.check_request_origin(req);
+        }
+        if headers.contains_key(header::ORIGIN) || headers.contains_key(header::REFERER) {
+            return self.check_request_origin(req);
+        }
+        Ok(())
+    }
+}
+
+fn is_safe_method(req: &HttpRequest) -> bool {
+    use actix_web::http::Method;
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A relative path that cannot be read as another host: one leading `/`, no backslash, no
+/// control characters, no encoded slash or backslash.
+pub fn is_safe_relative_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    !path.contains('\\')
+        && !path.chars().any(|c| c.is_control())
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn trusted() -> TrustedOrigins {
+        TrustedOrigins::new(
+            "http://127.0.0.1:3111/api/auth",
+            vec![
+                "http://localhost:5173".to_owned(),
+                "https://*.example.com".to_owned(),
+                "myapp://".to_owned(),
+                "*.preview.dev".to_owned(),
+            ],
+        )
+    }
+
+    #[test]
+    fn matches_exact_origins_and_patterns() {
+        let t = trusted();
+        assert!(t.is_trusted("http://127.0.0.1:3111"));
+        assert!(t.is_trusted("http://localhost:5173/some/path?x=1"));
+        assert!(!t.is_trusted("http://localhost:5174"));
+        assert!(t.is_trusted("https://app.example.com"));
+        assert!(!t.is_trusted("http://app.example.com"));
+        assert!(!t.is_trusted("https://example.com.evil.test"));
+        assert!(t.is_trusted("https://pr-1.preview.dev"));
+        assert!(!t.is_trusted("not a url"));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let t = trusted();
+        assert!(t.allows_redirect("/dashboard"));
+        assert!(t.allows_redirect("http://localhost:5173/dash"));
+        for bad in [
+            "//evil.example/x",
+            "/\\evil.example",
+            "/%2F%2Fevil.example",
+            "/a%5cb",
+            "/a\nb",
+            "https://evil.example/x",
+            "javascript:alert(1)",
+        ] {
+            assert!(!t.allows_redirect(bad), "{bad:?} allowed");
+        }
+        assert!(
+            t.check_url(Some("https://evil.example"), Code::InvalidCallbackUrl)
+                .is_err()
+        );
+        assert!(t.check_url(None, Code::InvalidCallbackUrl).is_ok());
+    }
+
+    #[test]
+    fn cookie_writes_need_a_trusted_origin() {
+        let t = trusted();
+        let with_cookie = |origin: Option<&str>, referer: Option<&str>| {
+            let mut r = TestRequest::post().insert_header((header::COOKIE, "a=b"));
+            if let Some(o) = origin {
+                r = r.insert_header((header::ORIGIN, o));
+            }
+            if let Some(re) = referer {
+                r = r.insert_header((header::REFERER, re));
+            }
+            t.check_write(&r.to_http_request())
+        };
+        assert!(with_cookie(Some("http://localhost:5173"), None).is_ok());
+        assert!(with_cookie(None, Some("http://localhost:5173/page")).is_ok());
+        assert!(matches!(
+            with_cookie(None, None),
+            Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+        ));
+        assert!(matches!(
+            with_cookie(Some("null"), None),
+            Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+        ));
+        assert!(matches!(
+            with_cookie(Some("https://evil.example"), None),
+            Err(AuthError::Api(_, Code::InvalidOrigin))
+        ));
+        // No cookie: not a CSRF vector.
+        assert!(
+            t.check_write(
+                &TestRequest::post()
+                    .insert_header((header::ORIGIN, "https://evil.example"))
+                    .to_http_request()
+            )
+            .is_ok()
+        );
+        // Reads are exempt.
+        assert!(
+            t.check_write(
+                &TestRequest::get()
+                    .insert_header((header::COOKIE, "a=b"))
+                    .to_http_request()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn login_csrf_rules() {
+        let t = trusted();
+        let login = |headers: &[(&str, &str)]| {
+            let mut r = TestRequest::post();
+            for (k, v) in headers {
+                r = r.insert_header((*k, *v));
+            }
+            t.check_login(&r.to_http_request())
+        };
+        assert!(login(&[]).is_ok(), "server-to-server calls pass");
+        assert!(matches!(
+            login(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate")
+            ]),
+            Err(AuthError::Api(_, Code::CrossSiteNavigationLoginBlocked))
+        ));
+        assert!(matches!(
+            login(&[("sec-fetch-mode", "cors")]),
+            Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+        ));
+        assert!(
+            login(&[
+                ("sec-fetch-mode", "cors"),
+                ("origin", "http://localhost:5173")
+            ])
+            .is_ok()
+        );
+        assert!(matches!(
+            login(&[("origin", "http://evil.example")]),
+            Err(AuthError::Api(_, Code::InvalidOrigin))
+        ));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*.a.com", "x.a.com"));
+        assert!(wildcard_match("a?c", "abc"));
+        assert!(!wildcard_match("*.a.com", "a.com"));
+        assert!(wildcard_match("*", ""));
+    }
+}

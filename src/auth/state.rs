@@ -1,0 +1,216 @@
+//! The auth role's shared state and the session machinery every handler uses: creating a
+//! session, finding the caller's session from the signed cookie, the cookies that go with it.
+
+use crate::auth::cookies::Cookies;
+use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::models::{NewSession, Session, User};
+use crate::auth::origin::TrustedOrigins;
+use crate::auth::password::Hasher;
+use crate::auth::store;
+use crate::crypto::random;
+use crate::db::{self, DbError, DbPool};
+use crate::platform::clock::SharedClock;
+use crate::platform::config::{AppEnv, AuthConfig, Config};
+use crate::platform::state::Platform;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use chrono::{DateTime, Duration, Utc};
+use futures_util::future::LocalBoxFuture;
+use std::sync::Arc;
+
+pub struct AuthState {
+    pub(crate) pool: DbPool,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: Arc<Config>,
+    pub(crate) cookies: Cookies,
+    pub(crate) origins: TrustedOrigins,
+    pub(crate) hasher: Hasher,
+    pub(crate) document: utoipa::openapi::OpenApi,
+}
+
+impl AuthState {
+    pub fn new(platform: &Platform) -> anyhow::Result<Self> {
+        let config = platform.config.clone();
+        let auth = &config.auth;
+        let origins = TrustedOrigins::new(
+            &auth.base_url,
+            config
+                .server
+                .cors_origins
+                .iter()
+                .chain(auth.trusted_origins.iter())
+                .cloned(),
+        );
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            pool: platform.pool.clone(),
+            clock: platform.clock.clone(),
+            cookies: Cookies::new(auth.secret.expose(), config.secure_cookies()),
+            origins,
+            hasher: Hasher::new(cores),
+            document: crate::auth::handlers::document(),
+            config,
+        })
+    }
+
+    pub fn auth(&self) -> &AuthConfig {
+        &self.config.auth
+    }
+
+    pub fn production(&self) -> bool {
+        self.config.app_env == AppEnv::Production
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `BETTER_AUTH_URL` origin + `/api/auth`: the base of emailed links and redirects.
+    pub fn base_api_url(&self) -> String {
+        format!("{}/api/auth", self.origins.base_origin())
+    }
+
+    /// Runs diesel work on the blocking pool.
+    pub async fn db<T, F>(&self, f: F) -> AuthResult<T>
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run(&self.pool, f).await.map_err(AuthError::from)
+    }
+
+    /// Creates a session row: 7 days (config), or 1 day when the user did not ask to be remembered.
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        remember: bool,
+        req: &HttpRequest,
+    ) -> AuthResult<Session> {
+        let now = self.now();
+        let lifetime = if remember {
+            Duration::seconds(self.auth().session.expires_in_secs)
+        } else {
+            Duration::days(1)
+        };
+        let id = random::id();
+        let token = random::id();
+        let user_id = user_id.to_owned();
+        let ip = client_ip(req);
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        self.db(move |conn| {
+            store::insert_session(
+                conn,
+                &NewSession {
+                    id: &id,
+                    token: &token,
+                    expires_at: now + lifetime,
+                    created_at: now,
+                    updated_at: now,
+                    ip_address: Some(&ip),
+                    user_agent: Some(&user_agent),
+                    user_id: &user_id,
+                },
+            )
+            .map_err(DbError::from)
+        })
+        .await
+    }
+
+    /// The `Set-Cookie` values that sign a browser in with `token`.
+    pub fn session_cookies(&self, token: &str, remember: bool, req: &HttpRequest) -> Vec<String> {
+        let c = &self.cookies;
+        if remember {
+            let mut out = vec![c.set(
+                &c.session_token,
+                token,
+                Some(self.auth().session.expires_in_secs),
+            )];
+            // Asked to be remembered now: forget an earlier "don't remember me".
+            if c.read_signed(req, &c.dont_remember).is_some() {
+                out.push(c.expire(&c.dont_remember));
+            }
+            out
+        } else {
+            vec![
+                c.set(&c.session_token, token, None),
+                c.set(&c.dont_remember, "true", None),
+            ]
+        }
+    }
+
+    /// Re-issues the current session cookie (after update-user and friends), keeping the
+    /// browser-session lifetime when the user asked not to be remembered.
+    pub fn reissue_cookie(&self, session: &SignedIn) -> String {
+        let c = &self.cookies;
+        let max_age = (!session.dont_remember).then_some(self.auth().session.expires_in_secs);
+        c.set(&c.session_token, &session.session.token, max_age)
+    }
+
+    /// The caller's session from the signed cookie, if it exists and has not expired.
+    pub async fn current_session(&self, req: &HttpRequest) -> AuthResult<Option<SignedIn>> {
+        let Some(token) = self.cookies.read_signed(req, &self.cookies.session_token) else {
+            return Ok(None);
+        };
+        let found = self
+            .db(move |conn| store::session_with_user(conn, &token).map_err(DbError::from))
+            .await?;
+        let now = self.now();
+        Ok(found
+            .filter(|(session, _)| session.expires_at > now)
+            .map(|(session, user)| {
+                crate::platform::telemetry::record_user_id(req, &user.id);
+                SignedIn {
+                    dont_remember: self
+                        .cookies
+                        .read_signed(req, &self.cookies.dont_remember)
+                        .is_some(),
+                    session,
+                    user,
+                }
+            }))
+    }
+
+    /// Whether the session is younger than `fresh_age` (Better Auth checks `createdAt`).
+    pub fn is_fresh(&self, session: &Session) -> bool {
+        self.now() - session.created_at < Duration::seconds(self.auth().session.fresh_age_secs)
+    }
+}
+
+/// A signed-in caller: the handler's signature says it needs one (401 `UNAUTHORIZED` otherwise).
+pub struct SignedIn {
+    pub session: Session,
+    pub user: User,
+    /// The browser holds a valid `dont_remember` cookie.
+    pub dont_remember: bool,
+}
+
+impl FromRequest for SignedIn {
+    type Error = AuthError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AuthState>>()
+                .ok_or_else(|| AuthError::Internal("auth state missing".into()))?
+                .clone();
+            state
+                .current_session(&req)
+                .await?
+                .ok_or(AuthError::unauthorized(Code::Unauthorized))
+        })
+    }
+}
+
+/// The client's address as stored on sessions: the TCP peer.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,194 @@
+//! Queries on the auth tables. Each takes `&mut PgConnection`, so a service can compose several
+//! inside one transaction.
+
+use crate::auth::models::*;
+use crate::db::schema::{account, session, user};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+pub fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+    user::table
+        .filter(user::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The user's email-and-password account: `providerId = "credential"`, `accountId = user.id`.
+pub fn credential_account(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<Account>> {
+    account::table
+        .filter(account::user_id.eq(user_id))
+        .filter(account::provider_id.eq(CREDENTIAL))
+        .filter(account::account_id.eq(user_id))
+        .select(Account::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_user(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(user::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+}
+
+pub fn insert_account(conn: &mut PgConnection, new: &NewAccount<'_>) -> QueryResult<usize> {
+    diesel::insert_into(account::table)
+        .values(new)
+        .execute(conn)
+}
+
+pub fn set_password(
+    conn: &mut PgConnection,
+    account_id: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(account::table.find(account_id))
+        .set((account::password.eq(hash), account::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn insert_session(conn: &mut PgConnection, new: &NewSession<'_>) -> QueryResult<Session> {
+    diesel::insert_into(session::table)
+        .values(new)
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+/// The session with this token and its user, in one indexed query.
+pub fn session_with_user(
+    conn: &mut PgConnection,
+    token: &str,
+) -> QueryResult<Option<(Session, User)>> {
+    session::table
+        .inner_join(user::table)
+        .filter(session::token.eq(token))
+        .select((Session::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub fn extend_session(
+    conn: &mut PgConnection,
+    id: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<Session> {
+    diesel::update(session::table.find(id))
+        .set((
+            session::expires_at.eq(expires_at),
+            session::updated_at.eq(now),
+        ))
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+pub fn delete_session_by_token(conn: &mut PgConnection, token: &str) -> QueryResult<usize> {
+    diesel::delete(session::table.filter(session::token.eq(token))).execute(conn)
+}
+
+/// Deletes the session with `token` only if it belongs to `user_id`.
+pub fn delete_own_session(
+    conn: &mut PgConnection,
+    user_id: &str,
+    token: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        session::table
+            .filter(session::token.eq(token))
+            .filter(session::user_id.eq(user_id)),
+    )
+    .execute(conn)
+}
+
+pub fn delete_sessions_of(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(session::table.filter(session::user_id.eq(user_id))).execute(conn)
+}
+
+pub fn delete_other_sessions(
+    conn: &mut PgConnection,
+    user_id: &str,
+    keep_token: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(
+        session::table
+            .filter(session::user_id.eq(user_id))
+            .filter(session::token.ne(keep_token))
+            .filter(session::expires_at.gt(now)),
+    )
+    .execute(conn)
+}
+
+pub fn active_sessions(
+    conn: &mut PgConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Session>> {
+    session::table
+        .filter(session::user_id.eq(user_id))
+        .filter(session::expires_at.gt(now))
+        .select(Session::as_select())
+        .order(session::created_at.asc())
+        .load(conn)
+}
+
+pub fn update_profile(
+    conn: &mut PgConnection,
+    user_id: &str,
+    name: Option<&str>,
+    image: Option<Option<&str>>,
+    now: DateTime<Utc>,
+) -> QueryResult<User> {
+    let target = user::table.find(user_id);
+    match (name, image) {
+        (Some(n), Some(i)) => diesel::update(target)
+            .set((
+                user::name.eq(n),
+                user::image.eq(i),
+                user::updated_at.eq(now),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn),
+        (Some(n), None) => diesel::update(target)
+            .set((user::name.eq(n), user::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(conn),
+        (None, Some(i)) => diesel::update(target)
+            .set((user::image.eq(i), user::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(conn),
+        (None, None) => user::table
+            .find(user_id)
+            .select(User::as_select())
+            .first(conn),
+    }
+}
+
+pub fn update_email(
+    conn: &mut PgConnection,
+    user_id: &str,
+    email: &str,
+    verified: bool,
+    now: DateTime<Utc>,
+) -> QueryResult<User> {
+    diesel::update(user::table.find(user_id))
+        .set((
+            user::email.eq(email),
+            user::email_verified.eq(verified),
+            user::updated_at.eq(now),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+}
+
+/// Deletes the user; sessions and accounts go with it (ON DELETE CASCADE, and explicitly first,
+/// as Better Auth does, so an adopted database without the cascade behaves the same).
+pub fn delete_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        diesel::delete(session::table.filter(session::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(account::table.filter(account::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(user::table.find(user_id)).execute(conn)
+    })
+}

@@ -1,0 +1,5 @@
+//! Cryptographic building blocks both roles share: random identifiers and tokens, HMAC signing
+//! with constant-time verification.
+
+pub mod hmac;
+pub mod random;
