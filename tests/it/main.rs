@@ -3,6 +3,8 @@
 
 mod common;
 
+mod auth_account;
+mod auth_session;
 mod auth_sign;
 mod cli;
 mod config;

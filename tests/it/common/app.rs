@@ -118,6 +118,11 @@ impl TestApp {
         }
     }
 
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use switchboard::platform::clock::Clock;
+        self.clock.now()
+    }
+
     pub async fn get(&mut self, role: Role, path: &str) -> Seen {
         self.call(role, test::TestRequest::get().uri(path)).await
     }
