@@ -248,3 +248,29 @@ async fn each_role_publishes_its_openapi_document() {
         }
     }
 }
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn the_auth_document_lists_every_auth_endpoint() {
+    let mut app = TestApp::new();
+    let doc = app.get(Role::Auth, "/openapi.json").await.json();
+    let expected = [
+        ("get", "/api/auth/ok"),
+        ("get", "/api/auth/error"),
+        ("post", "/api/auth/sign-up/email"),
+        ("post", "/api/auth/sign-in/email"),
+        ("post", "/api/auth/sign-out"),
+        ("get", "/api/auth/get-session"),
+        ("get", "/api/auth/list-sessions"),
+        ("post", "/api/auth/revoke-session"),
+        ("post", "/api/auth/revoke-sessions"),
+        ("post", "/api/auth/revoke-other-sessions"),
+        ("post", "/api/auth/update-user"),
+        ("post", "/api/auth/change-password"),
+        ("post", "/api/auth/change-email"),
+        ("post", "/api/auth/delete-user"),
+    ];
+    for (method, path) in expected {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
+}

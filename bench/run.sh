@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Loads a release build of `switchboard serve --role all` with wrk from the same machine and
+# prints requests/s, latency percentiles and the server's RSS. Results go to bench/out/.
+#
+#   bench/run.sh                 # every scenario
+#   bench/run.sh get-session     # one or more of: idle get-session sign-in mixed
+#
+# Needs: wrk (apt-get install wrk), PostgreSQL on 127.0.0.1:5432. Uses its own database
+# (switchboard_bench), dropped and recreated each run. Rate limits are off for the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session sign-in mixed)
+DURATION="${DURATION:-15s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+out=bench/out
+mkdir -p "$out"
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --quiet
+
+server="postgres://postgres@127.0.0.1:5432"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS switchboard_bench WITH (FORCE)" >/dev/null
+export DATABASE_URL="$server/switchboard_bench" APP_ENV=development RUST_LOG=warn
+export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false
+target/release/switchboard serve --role all >"$out/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:5001/healthz >/dev/null && break; sleep 0.2; done
+
+rss() { awk -v k="$1" '$1 == k":" { printf "%.1f MB", $2 / 1024 }' "/proc/$pid/status"; }
+summary() { # name file
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$2")
+  p50=$(awk '$1 == "50%" {print $2}' "$2")
+  p99=$(awk '$1 == "99%" {print $2}' "$2")
+  printf '%-28s %10s req/s   p50 %-9s p99 %-9s\n' "$1" "$rps" "$p50" "$p99"
+}
+
+origin=http://localhost:5001
+curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
+  -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
+  http://127.0.0.1:5001/api/auth/sign-up/email
+cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench-password-123"}' \
+  http://127.0.0.1:5001/api/auth/sign-in/email | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
+[ -n "$cookie" ] || { echo "could not sign in the bench user" >&2; exit 1; }
+
+for scenario in "${scenarios[@]}"; do
+  case "$scenario" in
+    idle)
+      sleep 2
+      echo "idle RSS (serve --role all, after start-up and one sign-in): $(rss VmRSS)" | tee "$out/idle.txt"
+      ;;
+    get-session)
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
+        http://127.0.0.1:5001/api/auth/get-session >"$out/get-session.txt"
+      summary "GET /api/auth/get-session" "$out/get-session.txt"
+      ;;
+    sign-in)
+      # One connection first: the time of one sign-in is (about) the time of one hash.
+      wrk -t1 -c1 -d"$DURATION" --latency -s bench/sign-in.lua \
+        http://127.0.0.1:5001/api/auth/sign-in/email >"$out/sign-in-c1.txt"
+      summary "POST sign-in/email (c=1)" "$out/sign-in-c1.txt"
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/sign-in.lua \
+        http://127.0.0.1:5001/api/auth/sign-in/email >"$out/sign-in.txt"
+      summary "POST sign-in/email (c=$CONNECTIONS)" "$out/sign-in.txt"
+      ;;
+    mixed)
+      # get-session while sign-ins saturate the hash pool.
+      wrk -t1 -c16 -d"$DURATION" -s bench/sign-in.lua \
+        http://127.0.0.1:5001/api/auth/sign-in/email >"$out/mixed-sign-in.txt" &
+      load=$!
+      sleep 1
+      wrk -t1 -c8 -d10s --latency -H "Cookie: $cookie" \
+        http://127.0.0.1:5001/api/auth/get-session >"$out/mixed-get-session.txt"
+      wait $load
+      summary "get-session under sign-in load" "$out/mixed-get-session.txt"
+      summary "  (the sign-in load)" "$out/mixed-sign-in.txt"
+      ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+done
+echo "peak RSS: $(rss VmHWM)" | tee "$out/peak.txt"
