@@ -5,5 +5,7 @@ mod common;
 
 mod cli;
 mod config;
+#[cfg(feature = "auth")]
+mod interop;
 mod migrations;
 mod platform;
