@@ -8,5 +8,7 @@ mod auth_session;
 mod auth_sign;
 mod cli;
 mod config;
+#[cfg(feature = "auth")]
+mod interop;
 mod migrations;
 mod platform;

@@ -4,7 +4,9 @@
 pub mod app;
 pub mod auth;
 pub mod db;
+pub mod http;
 pub mod rows;
 
 pub use app::{Seen, TestApp, test_config};
 pub use db::TestDb;
+pub use http::LiveServer;
