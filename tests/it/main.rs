@@ -7,3 +7,5 @@ mod cli;
 mod config;
 mod migrations;
 mod platform;
+#[cfg(feature = "auth")]
+mod rate_limit;
