@@ -29,6 +29,8 @@ use std::sync::{Mutex, PoisonError};
 pub const RETRY_AFTER_HEADER: &str = "x-retry-after";
 /// The bucket for requests with no usable client IP (Better Auth: `no-trusted-ip`).
 const NO_IP: &str = "no-ip";
+/// Paths no route serves share a bucket per client and rule.
+const UNROUTED: &str = "<unrouted>";
 /// Shards of the memory store, so concurrent workers rarely wait on the same mutex.
 const SHARDS: usize = 16;
 /// A shard drops its expired entries once every this many requests it sees.
@@ -263,21 +265,23 @@ impl RateLimiter {
 
     /// The rule for `path` (after `/api/auth`): custom rules first, then Better Auth's special
     /// rules, then the general one. `None`: not limited.
-    pub fn rule_for(&self, path: &str) -> Option<Rule> {
+    /// With the rule comes the pattern that chose it ("" for the general rule).
+    pub fn rule_for<'s>(&'s self, path: &'s str) -> Option<(Rule, &'s str)> {
         let hit = |c: &&CustomRule| path == c.path || (c.prefix && path.starts_with(&c.path));
         if let Some(custom) = self.custom.iter().find(hit) {
-            return custom.rule;
+            return custom.rule.map(|rule| (rule, custom.path.as_str()));
         }
         const TIGHT: [&str; 4] = ["/sign-in", "/sign-up", "/change-password", "/change-email"];
-        if TIGHT.iter().any(|p| path.starts_with(p)) {
-            return Some(Rule::new(10, 3));
+        if let Some(prefix) = TIGHT.iter().find(|p| path.starts_with(*p)) {
+            return Some((Rule::new(10, 3), prefix));
         }
-        if matches!(path, "/request-password-reset" | "/send-verification-email")
-            || path.starts_with("/forget-password")
-        {
-            return Some(Rule::new(60, 3));
+        if matches!(path, "/request-password-reset" | "/send-verification-email") {
+            return Some((Rule::new(60, 3), path));
         }
-        Some(self.general)
+        if path.starts_with("/forget-password") {
+            return Some((Rule::new(60, 3), "/forget-password"));
+        }
+        Some((self.general, ""))
     }
 
     fn trusted(&self, ip: IpAddr) -> bool {
@@ -311,18 +315,27 @@ impl RateLimiter {
         Some(client)
     }
 
-    /// Counts the request and decides it. `path` is the path after `/api/auth`.
+    /// Counts the request and decides it. `path` is the path after `/api/auth`; `route` is the
+    /// pattern of the route that serves it, if any. Keying on the route pattern rather than the
+    /// path (they differ only in dynamic segments), and keying unrouted paths on the rule pattern,
+    /// bounds the entries one client can make: made-up paths cannot flood the store and so evict
+    /// the client's own sign-in bucket.
     pub async fn check<'h>(
         &self,
         peer: Option<IpAddr>,
         forwarded_for: impl Iterator<Item = &'h str>,
         path: &str,
+        route: Option<&str>,
     ) -> Decision {
-        let Some(rule) = self.rule_for(path) else {
+        let Some((rule, pattern)) = self.rule_for(path) else {
             return Decision::Allowed;
         };
+        let (route, pattern) = match route {
+            Some(route) => (route, ""),
+            None => (UNROUTED, pattern),
+        };
         let key = match self.client_ip(peer, forwarded_for) {
-            Some(ip) => format!("{}|{path}", bucket(ip)),
+            Some(ip) => format!("{}|{route}{pattern}", bucket(ip)),
             None => {
                 if !self.warned_no_ip.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -330,7 +343,7 @@ impl RateLimiter {
                          bucket per path (check auth.rate_limit.trusted_proxies)"
                     );
                 }
-                format!("{NO_IP}|{path}")
+                format!("{NO_IP}|{route}{pattern}")
             }
         };
         let now_ms = self.clock.now().timestamp_millis();
@@ -378,10 +391,13 @@ pub async fn enforce(
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok());
-        // The decoded path after the scope prefix, so `%65mail` cannot dodge `/sign-in/email`.
-        let path = req.match_info().unprocessed();
+        // Decoded paths, so `%65mail` cannot dodge `/sign-in/email`; `path` is after the scope.
+        let (full, path) = (req.match_info().as_str(), req.match_info().unprocessed());
+        let base = &full[..full.len() - path.len()];
+        let route = req.resource_map().match_pattern(full);
+        let route = route.as_deref().map(|r| r.strip_prefix(base).unwrap_or(r));
         if let Decision::Limited { retry_after_secs } =
-            limiter.check(peer, forwarded_for, path).await
+            limiter.check(peer, forwarded_for, path, route).await
         {
             // A response, not an `Err`, so CORS still decorates it and browsers can read it.
             let res = RateLimitError::TooManyRequests { retry_after_secs }.error_response();
@@ -494,9 +510,10 @@ mod tests {
             ("/admin/list-users", Rule::new(10, 7)),
         ];
         for (path, expected) in cases {
-            assert_eq!(l.rule_for(path), Some(expected), "{path}");
+            assert_eq!(l.rule_for(path).map(|r| r.0), Some(expected), "{path}");
         }
         assert_eq!(l.rule_for("/get-session"), None);
+        assert_eq!(l.rule_for("/sign-in/x").map(|r| r.1), Some("/sign-in"));
     }
 
     #[test]

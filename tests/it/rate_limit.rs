@@ -256,3 +256,18 @@ fn bad_trusted_proxies_are_reported_with_the_other_problems() {
         ]
     );
 }
+
+#[actix_web::test]
+async fn made_up_paths_share_one_bucket_per_client() {
+    let mut app = TestApp::with_env(&[ON]);
+    for i in 0..100 {
+        let res = post(&mut app, &format!("/no-such-route-{i}"), "203.0.113.1").await;
+        assert_eq!(res.status, 404);
+    }
+    assert_limited(
+        &post(&mut app, "/no-such-route-x", "203.0.113.1").await,
+        "10",
+    );
+    // Served routes keep their own buckets.
+    assert_eq!(ok_from(&mut app, "203.0.113.1", None).await.status, 200);
+}
