@@ -8,6 +8,7 @@ mod handlers;
 mod models;
 mod origin;
 mod password;
+mod rate_limit;
 mod state;
 mod store;
 

@@ -6,6 +6,7 @@ use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::models::{NewSession, Session, User};
 use crate::auth::origin::TrustedOrigins;
 use crate::auth::password::Hasher;
+use crate::auth::rate_limit::{MemoryStore, RateLimiter};
 use crate::auth::store;
 use crate::crypto::random;
 use crate::db::{self, DbError, DbPool};
@@ -25,6 +26,8 @@ pub struct AuthState {
     pub(crate) cookies: Cookies,
     pub(crate) origins: TrustedOrigins,
     pub(crate) hasher: Hasher,
+    /// Read by the `rate_limit::enforce` middleware; also knows which proxies to believe.
+    pub(crate) rate_limiter: RateLimiter,
     pub(crate) document: utoipa::openapi::OpenApi,
 }
 
@@ -48,6 +51,12 @@ impl AuthState {
             cookies: Cookies::new(auth.secret.expose(), config.secure_cookies()),
             origins,
             hasher: Hasher::new(cores),
+            rate_limiter: RateLimiter::new(
+                &auth.rate_limit,
+                config.app_env,
+                platform.clock.clone(),
+                Box::new(MemoryStore::new(auth.rate_limit.max_entries)),
+            )?,
             document: crate::auth::handlers::document(),
             config,
         })
@@ -95,7 +104,7 @@ impl AuthState {
         let id = random::id();
         let token = random::id();
         let user_id = user_id.to_owned();
-        let ip = client_ip(req);
+        let ip = self.client_ip(req);
         let user_agent = req
             .headers()
             .get(actix_web::http::header::USER_AGENT)
@@ -175,6 +184,19 @@ impl AuthState {
             }))
     }
 
+    /// The client's address as stored on sessions: the TCP peer, or the forwarded address when
+    /// the peer is a configured trusted proxy (never a header anyone can write).
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok());
+        self.rate_limiter
+            .client_ip(req.peer_addr().map(|a| a.ip()), forwarded)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
+    }
+
     /// Whether the session is younger than `fresh_age` (Better Auth checks `createdAt`).
     pub fn is_fresh(&self, session: &Session) -> bool {
         self.now() - session.created_at < Duration::seconds(self.auth().session.fresh_age_secs)
@@ -206,11 +228,4 @@ impl FromRequest for SignedIn {
                 .ok_or(AuthError::unauthorized(Code::Unauthorized))
         })
     }
-}
-
-/// The client's address as stored on sessions: the TCP peer.
-pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
 }

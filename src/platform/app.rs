@@ -15,7 +15,11 @@ use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
 /// Response headers a browser client may read cross-origin.
-pub const EXPOSED_HEADERS: &[&str] = &["set-auth-jwt", telemetry::REQUEST_ID_HEADER];
+pub const EXPOSED_HEADERS: &[&str] = &[
+    "set-auth-jwt",
+    "x-retry-after",
+    telemetry::REQUEST_ID_HEADER,
+];
 
 pub fn build_app<F>(
     platform: web::Data<Platform>,

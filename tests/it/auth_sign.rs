@@ -507,3 +507,46 @@ async fn secure_deployments_use_the_secure_prefix() {
     );
     let _ = (ORIGIN, set_cookies(&res), cookie_header(&res));
 }
+
+#[actix_web::test]
+async fn the_session_records_the_client_address_not_a_spoofed_header() {
+    let mut app = TestApp::with_env(&[(
+        "SWITCHBOARD__AUTH__RATE_LIMIT__TRUSTED_PROXIES",
+        "10.0.0.0/8",
+    )]);
+    app.sign_up("ip@example.com").await;
+    let sign_in = |peer: &str| {
+        TestRequest::post()
+            .uri("/api/auth/sign-in/email")
+            .peer_addr(peer.parse().unwrap())
+            .insert_header(("x-forwarded-for", "6.6.6.6, 198.51.100.7"))
+            .set_json(json!({"email": "ip@example.com", "password": PASSWORD}))
+    };
+    let direct = app.auth(sign_in("203.0.113.9:5555")).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proxied = app.auth(sign_in("10.1.2.3:443")).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conn = &mut app.db.conn();
+    assert_eq!(
+        text(
+            conn,
+            &format!("SELECT ip_address FROM session WHERE token = '{direct}'")
+        )
+        .as_deref(),
+        Some("203.0.113.9"),
+        "an untrusted peer's X-Forwarded-For is ignored"
+    );
+    assert_eq!(
+        text(
+            conn,
+            &format!("SELECT ip_address FROM session WHERE token = '{proxied}'")
+        )
+        .as_deref(),
+        Some("198.51.100.7"),
+        "behind a trusted proxy, the nearest untrusted hop"
+    );
+}

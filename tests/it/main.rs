@@ -12,3 +12,5 @@ mod config;
 mod interop;
 mod migrations;
 mod platform;
+#[cfg(feature = "auth")]
+mod rate_limit;

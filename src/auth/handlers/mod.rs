@@ -21,7 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .service(
             web::scope("/api/auth")
+                // The last wrap runs first: rate limits before origin checks before handlers.
                 .wrap(from_fn(origin_guard))
+                .wrap(from_fn(crate::auth::rate_limit::enforce))
                 .route("/ok", web::get().to(misc::ok))
                 .route("/error", web::get().to(misc::error_page))
                 .route("/sign-up/email", web::post().to(sign::sign_up))
