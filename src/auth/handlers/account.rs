@@ -2,9 +2,8 @@
 
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::sign::check_password_length;
+use crate::auth::handlers::sign::{TokenAndUser, check_password_length};
 use crate::auth::handlers::with_cookies;
-use crate::auth::models::User;
 use crate::auth::password::js_length;
 use crate::auth::state::{AuthState, SignedIn};
 use crate::auth::store;
@@ -12,7 +11,6 @@ use crate::db::DbError;
 use crate::platform::error::ErrorBody;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -78,12 +76,6 @@ pub struct ChangePasswordBody {
     new_password: String,
     current_password: String,
     revoke_other_sessions: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TokenAndUser {
-    token: Option<String>,
-    user: User,
 }
 
 /// Verifies `password` against the user's credential account (400s as Better Auth answers).

@@ -34,8 +34,8 @@ pub struct SignUpBody {
 #[derive(Serialize, ToSchema)]
 pub struct TokenAndUser {
     /// The new session's token; `null` when no session was started.
-    token: Option<String>,
-    user: User,
+    pub token: Option<String>,
+    pub user: User,
 }
 
 /// Enforces the configured password length (JavaScript string length).
