@@ -9,3 +9,5 @@ pub mod connectors;
 pub mod db;
 pub mod platform;
 pub mod server;
+#[cfg(feature = "connectors")]
+pub mod trust;
