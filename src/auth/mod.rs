@@ -1,6 +1,8 @@
 //! The auth role: Better Auth-compatible accounts, sessions and cookies, served under
 //! `/api/auth`. Everything in it is private but its state and `configure`.
 
+pub mod jwt;
+
 use crate::platform::openapi;
 use crate::platform::state::Platform;
 use actix_web::{HttpResponse, web};
@@ -10,12 +12,18 @@ use utoipa::{OpenApi, ToSchema};
 /// What the auth role's handlers share.
 pub struct AuthState {
     document: utoipa::openapi::OpenApi,
+    /// Signing keys and the JWKS; `jwt.sign_for_user(..)` mints the tokens.
+    pub jwt: std::sync::Arc<jwt::KeyStore>,
 }
 
 impl AuthState {
-    pub fn new(_platform: &Platform) -> anyhow::Result<Self> {
+    pub fn new(platform: &Platform) -> anyhow::Result<Self> {
         Ok(Self {
-            document: openapi::document(AuthApi::openapi(), "switchboard auth"),
+            document: openapi::document(
+                AuthApi::openapi().merge_from(jwt::JwtApi::openapi()),
+                "switchboard auth",
+            ),
+            jwt: jwt::KeyStore::start(platform)?,
         })
     }
 }
@@ -23,6 +31,7 @@ impl AuthState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .route("/api/auth/ok", web::get().to(ok));
+    jwt::configure(cfg);
 }
 
 #[derive(OpenApi)]

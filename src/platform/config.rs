@@ -489,6 +489,17 @@ fn url_origin(value: &str) -> String {
 }
 
 fn validate_jwt(problems: &mut Vec<String>, jwt: &JwtConfig) {
+    const TEN_YEARS: u64 = 315_360_000;
+    for (name, value) in [
+        ("expires_in_secs", Some(jwt.expires_in_secs)),
+        ("grace_period_secs", Some(jwt.grace_period_secs)),
+        ("activation_delay_secs", Some(jwt.activation_delay_secs)),
+        ("rotation_interval_secs", jwt.rotation_interval_secs),
+    ] {
+        if value.is_some_and(|v| v > TEN_YEARS) {
+            problems.push(format!("auth.jwt.{name} must be at most ten years"));
+        }
+    }
     if jwt.expires_in_secs < 10 {
         problems.push("auth.jwt.expires_in_secs must be at least 10".to_owned());
     }
