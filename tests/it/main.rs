@@ -5,5 +5,9 @@ mod common;
 
 mod cli;
 mod config;
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod jwt;
 mod migrations;
 mod platform;
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod trust;

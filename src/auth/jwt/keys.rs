@@ -68,19 +68,21 @@ pub trait KeyFacts {
     }
 }
 
-/// The key that signs at `now`: among live keys, an active one (published for at least the
-/// activation delay) before a pending one, then Better Auth's rule: the configured algorithm
-/// before others, then the newest.
+/// The key that signs at `now`. Among live keys that have been published for the activation
+/// delay, Better Auth's rule: the configured algorithm first, then the newest. While no key has
+/// been published that long (a fresh deployment, or a rotation right after one), the key
+/// published longest signs.
 pub fn choose_signing<'a, K: KeyFacts>(
     keys: &'a [K],
     policy: &KeyPolicy,
     now: DateTime<Utc>,
 ) -> Option<&'a K> {
     let wanted = policy.alg.jose_name();
-    keys.iter().filter(|k| k.is_live(now)).max_by_key(|k| {
-        let active = k.created_at() + policy.activation_delay <= now;
-        (active, k.alg() == wanted, k.created_at())
-    })
+    let live = || keys.iter().filter(move |k| k.is_live(now));
+    live()
+        .filter(|k| k.created_at() + policy.activation_delay <= now)
+        .max_by_key(|k| (k.alg() == wanted, k.created_at()))
+        .or_else(|| live().max_by_key(|k| (k.alg() == wanted, std::cmp::Reverse(k.created_at()))))
 }
 
 /// The algorithm a row signs with: its `alg` column, else what its key type implies (rows from

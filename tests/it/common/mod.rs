@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod db;
+pub mod server;
 
 pub use app::{Seen, TestApp, test_config};
 pub use db::TestDb;
+pub use server::LiveServer;
