@@ -457,3 +457,40 @@ async fn the_key_list_names_the_signing_key_and_never_a_private_key() {
     assert!(list[0].signing && list[0].kid == rotated.kid);
     assert!(!list[1].signing && list[1].published);
 }
+
+#[test]
+fn the_keys_commands_rotate_and_list_without_showing_a_private_key() {
+    let db = crate::common::TestDb::new();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", db.url())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let rotated = run(&["keys", "rotate", "--now"]);
+    assert!(rotated.starts_with("new signing key "), "{rotated}");
+    let kid = rotated.split_whitespace().nth(3).unwrap().to_owned();
+    let again = run(&["keys", "rotate"]);
+    let listed = run(&["keys", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("KID"), "{listed}");
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[2].starts_with(&kid) && lines[2].ends_with("signing"),
+        "{listed}"
+    );
+    assert!(lines[1].ends_with("pending"), "{listed}");
+    assert!(again.contains("it signs from"));
+    assert!(!listed.contains("$sb1$") && !listed.contains("\"d\""));
+}
