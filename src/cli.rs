@@ -1,4 +1,4 @@
-//! The command line: `serve --role …`, `migrate`, `check-config --role …`.
+//! The command line: `serve --role …`, `migrate`, `check-config --role …`, `keys rotate|list`.
 
 use crate::platform::role::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,6 +23,24 @@ pub enum Command {
     Migrate,
     /// Load and validate the configuration for the chosen roles, serve nothing.
     CheckConfig(RoleArgs),
+    /// Manage the JWT signing keys in the `jwks` table.
+    #[cfg(feature = "auth")]
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key and retire the current one (it stays in the JWKS for the grace
+    /// period). The new key signs after `auth.jwt.activation_delay_secs`, once caches have it.
+    Rotate {
+        /// Sign with the new key at once (e.g. the old one leaked); verifiers that cached the
+        /// JWKS refetch it on the unknown kid.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Every key: kid, alg, created, expires, state. Never a private key.
+    List,
 }
 
 #[derive(Debug, Clone, Default, Args)]

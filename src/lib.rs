@@ -10,3 +10,5 @@ pub mod crypto;
 pub mod db;
 pub mod platform;
 pub mod server;
+#[cfg(feature = "connectors")]
+pub mod trust;

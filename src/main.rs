@@ -64,6 +64,19 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        #[cfg(feature = "auth")]
+        Command::Keys(keys) => {
+            if let Err(err) = config.validate(&[Role::Auth]) {
+                return fail(&err.to_string());
+            }
+            match switchboard::auth::jwt::admin::run(&config, &keys) {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&format!("{err:#}")),
+            }
+        }
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());

@@ -31,6 +31,7 @@ pub fn mount(role: Role, platform: &Platform) -> anyhow::Result<Mount> {
             let state = web::Data::new(crate::connectors::ConnectorsState::new(platform)?);
             Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
                 cfg.app_data(state.clone());
+                cfg.app_data(state.verifier());
                 crate::connectors::configure(cfg);
             }))
         }

@@ -74,6 +74,8 @@ pub enum AuthError {
     Db(#[from] DbError),
     #[error(transparent)]
     Password(#[from] crate::auth::password::PasswordError),
+    #[error(transparent)]
+    Jwt(#[from] crate::auth::jwt::JwtError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -106,6 +108,7 @@ impl ResponseError for AuthError {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Db(DbError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(DbError::NotFound) => StatusCode::NOT_FOUND,
+            Self::Jwt(e) => e.status_code(),
             Self::Db(_) | Self::Password(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -129,6 +132,7 @@ impl ResponseError for AuthError {
                 )
             }
             Self::Db(DbError::NotFound) => render(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
+            Self::Jwt(e) => e.error_response(),
             other => {
                 // The detail goes to the log (with the request id from the span), never to the client.
                 tracing::error!(error = %other, "unexpected error in the auth role");

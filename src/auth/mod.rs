@@ -5,6 +5,7 @@ mod body;
 mod cookies;
 mod error;
 mod handlers;
+pub mod jwt;
 mod models;
 mod origin;
 mod password;

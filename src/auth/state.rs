@@ -28,6 +28,8 @@ pub struct AuthState {
     pub(crate) hasher: Hasher,
     /// Read by the `rate_limit::enforce` middleware; also knows which proxies to believe.
     pub(crate) rate_limiter: RateLimiter,
+    /// Signing keys and the JWKS; `jwt.sign_for_user(..)` mints the tokens.
+    pub jwt: Arc<crate::auth::jwt::KeyStore>,
     pub(crate) document: utoipa::openapi::OpenApi,
 }
 
@@ -57,6 +59,7 @@ impl AuthState {
                 platform.clock.clone(),
                 Box::new(MemoryStore::new(auth.rate_limit.max_entries)),
             )?,
+            jwt: crate::auth::jwt::KeyStore::start(platform)?,
             document: crate::auth::handlers::document(),
             config,
         })
@@ -195,6 +198,12 @@ impl AuthState {
             .client_ip(req.peer_addr().map(|a| a.ip()), forwarded)
             .map(|ip| ip.to_string())
             .unwrap_or_default()
+    }
+
+    /// A JWT for `user` (the user object exactly as get-session returns it).
+    pub async fn jwt_for(&self, user: &User, now: DateTime<Utc>) -> AuthResult<String> {
+        let claims = serde_json::to_value(user).map_err(|e| AuthError::Internal(e.to_string()))?;
+        Ok(self.jwt.sign_for_user(&claims, now).await?)
     }
 
     /// Whether the session is younger than `fresh_age` (Better Auth checks `createdAt`).

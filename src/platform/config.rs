@@ -150,6 +150,7 @@ pub struct AuthConfig {
     pub session: SessionConfig,
     pub user: UserConfig,
     pub rate_limit: RateLimitConfig,
+    pub jwt: JwtConfig,
 }
 
 /// Better Auth's `emailAndPassword` options.
@@ -272,6 +273,48 @@ impl RateLimitConfig {
     }
 }
 
+/// The JWT plugin: signing keys in the `jwks` table and the tokens signed with them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Algorithm of newly generated keys.
+    pub alg: JwtAlgorithm,
+    /// `iss`; `None` = the `BETTER_AUTH_URL` origin (Better Auth's default).
+    pub issuer: Option<String>,
+    /// `aud`; `None` = the `BETTER_AUTH_URL` origin.
+    pub audience: Option<String>,
+    /// `exp - iat`.
+    pub expires_in_secs: u64,
+    /// Rotate automatically when the signing key is this old; `None` = only `keys rotate`.
+    pub rotation_interval_secs: Option<u64>,
+    /// How long a retired key stays in the JWKS after it stops signing.
+    pub grace_period_secs: u64,
+    /// How long a rotated-in key is published before it signs, so every JWKS cache that honours
+    /// `Cache-Control` (and every auth process) has it before the first token naming it arrives.
+    pub activation_delay_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JwtAlgorithm {
+    Eddsa,
+    Es256,
+    Rs256,
+    Ps256,
+}
+
+impl JwtAlgorithm {
+    /// The JOSE `alg` name.
+    pub fn jose_name(self) -> &'static str {
+        match self {
+            Self::Eddsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthClientConfig {
@@ -288,6 +331,11 @@ pub struct ConnectorsConfig {
     pub encryption_key: Secret,
     pub anthropic_api_key: Option<Secret>,
     pub providers: ProvidersConfig,
+    /// The `iss` a caller's JWT must carry; `None` = the `BETTER_AUTH_URL` origin, which is
+    /// what the auth role writes unless `auth.jwt.issuer` overrides it.
+    pub jwt_issuer: Option<String>,
+    /// The `aud` a caller's JWT must carry; `None` = the same origin.
+    pub jwt_audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -479,6 +527,7 @@ impl Config {
         if s.expires_in_secs <= 0 || s.update_age_secs < 0 || s.fresh_age_secs < 0 {
             problems.push("auth.session: durations must be positive".to_owned());
         }
+        validate_jwt(problems, &auth.jwt);
         if auth.trusted_origins.iter().any(|o| o.trim().is_empty()) {
             problems.push("BETTER_AUTH_TRUSTED_ORIGINS has an empty entry".to_owned());
         }
@@ -510,6 +559,57 @@ impl Config {
             );
         }
         check_pair(problems, "LINEAR", &c.providers.linear);
+        for (name, value) in [
+            ("connectors.jwt_issuer", &c.jwt_issuer),
+            ("connectors.jwt_audience", &c.jwt_audience),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(format!("{name} must not be empty when set"));
+            }
+        }
+        if c.jwt_issuer.is_none() || c.jwt_audience.is_none() {
+            // The default comes from BETTER_AUTH_URL, so it must be a URL even without the auth role.
+            if let Err(why) = base_url(&self.auth.base_url) {
+                problems.push(format!(
+                    "BETTER_AUTH_URL {why} (connectors derive the expected JWT issuer/audience from it; \
+                     or set connectors.jwt_issuer and connectors.jwt_audience)"
+                ));
+            }
+        }
+    }
+
+    /// The `iss` the auth role writes into its JWTs.
+    pub fn auth_jwt_issuer(&self) -> String {
+        self.auth
+            .jwt
+            .issuer
+            .clone()
+            .unwrap_or_else(|| url_origin(&self.auth.base_url))
+    }
+
+    /// The `aud` the auth role writes into its JWTs.
+    pub fn auth_jwt_audience(&self) -> String {
+        self.auth
+            .jwt
+            .audience
+            .clone()
+            .unwrap_or_else(|| url_origin(&self.auth.base_url))
+    }
+
+    /// The `iss` the connectors role requires.
+    pub fn connectors_jwt_issuer(&self) -> String {
+        self.connectors
+            .jwt_issuer
+            .clone()
+            .unwrap_or_else(|| url_origin(&self.auth.base_url))
+    }
+
+    /// The `aud` the connectors role requires.
+    pub fn connectors_jwt_audience(&self) -> String {
+        self.connectors
+            .jwt_audience
+            .clone()
+            .unwrap_or_else(|| url_origin(&self.auth.base_url))
     }
 
     /// Whether auth cookies carry `Secure` and the `__Secure-` prefix (Better Auth's rule).
@@ -517,6 +617,55 @@ impl Config {
         self.auth
             .secure_cookies
             .unwrap_or_else(|| self.auth.base_url.starts_with("https://"))
+    }
+}
+
+/// `scheme://host[:port]` of a URL (Better Auth's `options.baseURL`); the input itself when it
+/// does not parse, which validation reports.
+fn url_origin(value: &str) -> String {
+    Url::parse(value)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| value.to_owned())
+}
+
+fn validate_jwt(problems: &mut Vec<String>, jwt: &JwtConfig) {
+    const TEN_YEARS: u64 = 315_360_000;
+    for (name, value) in [
+        ("expires_in_secs", Some(jwt.expires_in_secs)),
+        ("grace_period_secs", Some(jwt.grace_period_secs)),
+        ("activation_delay_secs", Some(jwt.activation_delay_secs)),
+        ("rotation_interval_secs", jwt.rotation_interval_secs),
+    ] {
+        if value.is_some_and(|v| v > TEN_YEARS) {
+            problems.push(format!("auth.jwt.{name} must be at most ten years"));
+        }
+    }
+    if jwt.expires_in_secs < 10 {
+        problems.push("auth.jwt.expires_in_secs must be at least 10".to_owned());
+    }
+    if jwt.grace_period_secs < jwt.expires_in_secs {
+        problems.push(
+            "auth.jwt.grace_period_secs must be at least auth.jwt.expires_in_secs, or tokens \
+             outlive their key in the JWKS"
+                .to_owned(),
+        );
+    }
+    if let Some(interval) = jwt.rotation_interval_secs
+        && interval <= jwt.activation_delay_secs.max(jwt.expires_in_secs)
+    {
+        problems.push(
+            "auth.jwt.rotation_interval_secs must exceed both auth.jwt.activation_delay_secs and \
+             auth.jwt.expires_in_secs"
+                .to_owned(),
+        );
+    }
+    for (name, value) in [
+        ("auth.jwt.issuer", &jwt.issuer),
+        ("auth.jwt.audience", &jwt.audience),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push(format!("{name} must not be empty when set"));
+        }
     }
 }
 

@@ -107,7 +107,6 @@ fn interop_official_client_account_flow() {
 }
 
 #[test]
-#[ignore = "enable when the JWT plugin endpoints land"]
 fn interop_official_client_account_flow_with_jwt() {
     run_client(true);
 }

@@ -10,7 +10,11 @@ mod cli;
 mod config;
 #[cfg(feature = "auth")]
 mod interop;
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod jwt;
 mod migrations;
 mod platform;
 #[cfg(feature = "auth")]
 mod rate_limit;
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod trust;

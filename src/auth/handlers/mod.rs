@@ -18,6 +18,10 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The JWKS routes come first (the scope below would answer 404 for them). They are public,
+    // served from memory and read by every downstream verifier, so they sit outside the
+    // per-client rate limits.
+    crate::auth::jwt::configure(cfg);
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .service(
             web::scope("/api/auth")
@@ -32,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/get-session", web::get().to(session::get_session))
                 .route("/get-session", web::post().to(session::post_get_session))
                 .route("/list-sessions", web::get().to(session::list_sessions))
+                .route("/token", web::get().to(session::token))
                 .route("/revoke-session", web::post().to(session::revoke_session))
                 .route("/revoke-sessions", web::post().to(session::revoke_sessions))
                 .route(
@@ -50,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         misc::ok, misc::error_page,
         sign::sign_up, sign::sign_in, sign::sign_out,
-        session::get_session, session::list_sessions, session::revoke_session,
+        session::get_session, session::list_sessions, session::token, session::revoke_session,
         session::revoke_sessions, session::revoke_other_sessions,
         account::update_user, account::change_password, account::change_email, account::delete_user,
     ),
@@ -60,7 +65,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct AuthApi;
 
 pub fn document() -> utoipa::openapi::OpenApi {
-    openapi::document(AuthApi::openapi(), "switchboard auth")
+    openapi::document(
+        AuthApi::openapi().merge_from(crate::auth::jwt::JwtApi::openapi()),
+        "switchboard auth",
+    )
 }
 
 async fn openapi_json(state: web::Data<AuthState>) -> HttpResponse {

@@ -75,6 +75,7 @@ pub async fn get_session(
     let policy = &state.auth().session;
     let expires_in = Duration::seconds(policy.expires_in_secs);
     let due = session.expires_at - expires_in + Duration::seconds(policy.update_age_secs) <= now;
+    res.insert_header((SET_AUTH_JWT, state.jwt_for(&user, now).await?));
     if dont_remember || disable_refresh || !due {
         return Ok(res.json(SessionWithUser { session, user }));
     }
@@ -94,6 +95,25 @@ pub async fn get_session(
         [cookie],
         &SessionWithUser { session, user },
     ))
+}
+
+/// The JWT plugin's header on every get-session that returns a session.
+const SET_AUTH_JWT: &str = "set-auth-jwt";
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenBody {
+    /// A JWT for the caller, verifiable with the JWKS.
+    token: String,
+}
+
+/// A fresh JWT for the signed-in caller (Better Auth's JWT plugin).
+#[utoipa::path(get, path = "/api/auth/token", tag = "auth",
+    responses(
+        (status = 200, description = "A JWT signed with the current key", body = TokenBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody)))]
+pub async fn token(state: web::Data<AuthState>, signed_in: SignedIn) -> AuthResult<HttpResponse> {
+    let token = state.jwt_for(&signed_in.user, state.now()).await?;
+    Ok(HttpResponse::Ok().json(TokenBody { token }))
 }
 
 /// Better Auth answers POST only with `deferSessionRefresh`, which switchboard does not offer.

@@ -4,9 +4,12 @@
 pub mod app;
 pub mod auth;
 pub mod db;
+/// A server on its own thread, for tests that block (running node).
 pub mod http;
 pub mod rows;
+/// A server on the test's runtime, sharing its clock and database.
+pub mod server;
 
 pub use app::{Seen, TestApp, test_config};
 pub use db::TestDb;
-pub use http::LiveServer;
+pub use server::LiveServer;
