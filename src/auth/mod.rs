@@ -8,6 +8,7 @@ mod handlers;
 mod models;
 mod origin;
 mod password;
+mod social;
 mod state;
 mod store;
 

@@ -26,6 +26,7 @@ pub struct AuthState {
     pub(crate) origins: TrustedOrigins,
     pub(crate) hasher: Hasher,
     pub(crate) document: utoipa::openapi::OpenApi,
+    pub(crate) social: crate::auth::social::Social,
 }
 
 impl AuthState {
@@ -42,6 +43,8 @@ impl AuthState {
                 .cloned(),
         );
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let social =
+            crate::auth::social::Social::new(auth, &format!("{}/api/auth", origins.base_origin()))?;
         Ok(Self {
             pool: platform.pool.clone(),
             clock: platform.clock.clone(),
@@ -49,6 +52,7 @@ impl AuthState {
             origins,
             hasher: Hasher::new(cores),
             document: crate::auth::handlers::document(),
+            social,
             config,
         })
     }

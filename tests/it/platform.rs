@@ -271,6 +271,9 @@ async fn the_auth_document_lists_every_auth_endpoint() {
         ("post", "/api/auth/delete-user"),
     ];
     for (method, path) in expected {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
     }
 }
