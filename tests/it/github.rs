@@ -1030,3 +1030,40 @@ async fn link_social_refusals() {
     let mut conn = app.db.conn();
     assert_eq!(count(&mut conn, "account WHERE account_id = '43'"), 0);
 }
+
+#[test]
+fn github_and_account_linking_configuration() {
+    use crate::common::test_config;
+    use switchboard::platform::role::Role;
+
+    let config = test_config(&[]);
+    let gh = &config.auth.github;
+    assert!(!gh.is_configured());
+    assert_eq!(gh.authorize_url, "https://github.com/login/oauth/authorize");
+    assert_eq!(gh.token_url, "https://github.com/login/oauth/access_token");
+    assert_eq!(gh.api_url, "https://api.github.com");
+    let linking = &config.auth.account_linking;
+    assert!(linking.enabled && !linking.allow_different_emails && !linking.allow_unlinking_all);
+    assert!(linking.trusted_providers.is_empty());
+
+    let config = test_config(&[
+        ("GITHUB_CLIENT_ID", "id"),
+        ("GITHUB_CLIENT_SECRET", "secret"),
+        ("SWITCHBOARD__AUTH__GITHUB__SCOPES", "repo,gist"),
+        (
+            "SWITCHBOARD__AUTH__ACCOUNT_LINKING__TRUSTED_PROVIDERS",
+            "github",
+        ),
+        ("SWITCHBOARD__AUTH__GITHUB__TOKEN_URL", "not a url"),
+    ]);
+    assert!(config.auth.github.is_configured());
+    assert_eq!(config.auth.github.scopes, ["repo", "gist"]);
+    assert_eq!(config.auth.account_linking.trusted_providers, ["github"]);
+    let problems = config.validate(&[Role::Auth]).unwrap_err().problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("auth.github.token_url ")),
+        "{problems:?}"
+    );
+}

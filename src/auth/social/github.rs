@@ -162,7 +162,7 @@ impl Github {
             oauth,
             http,
             api_url: config.api_url.trim_end_matches('/').to_owned(),
-            extra_scopes: config.scopes.clone(),
+            extra_scopes: config.scopes.iter().map(|s| s.trim().to_owned()).collect(),
         }))
     }
 
