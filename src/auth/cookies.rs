@@ -19,6 +19,8 @@ pub struct Cookies {
     pub session_token: String,
     pub session_data: String,
     pub dont_remember: String,
+    /// The signed OAuth `state` between sign-in/social (or link-social) and the callback.
+    pub state: String,
 }
 
 impl Cookies {
@@ -36,6 +38,7 @@ impl Cookies {
             session_token: name("session_token"),
             session_data: name("session_data"),
             dont_remember: name("dont_remember"),
+            state: name("state"),
         }
     }
 

@@ -36,6 +36,10 @@ codes! {
     PasswordTooShort => "PASSWORD_TOO_SHORT", "Password too short";
     PasswordTooLong => "PASSWORD_TOO_LONG", "Password too long";
     UserAlreadyExistsUseAnotherEmail => "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "User already exists. Use another email.";
+    ProviderNotFound => "PROVIDER_NOT_FOUND", "Provider not found";
+    IdTokenNotSupported => "ID_TOKEN_NOT_SUPPORTED", "id_token not supported";
+    FailedToUnlinkLastAccount => "FAILED_TO_UNLINK_LAST_ACCOUNT", "You can't unlink your last account";
+    AccountNotFound => "ACCOUNT_NOT_FOUND", "Account not found";
     EmailCanNotBeUpdated => "EMAIL_CAN_NOT_BE_UPDATED", "Email can not be updated";
     ChangeEmailDisabled => "CHANGE_EMAIL_DISABLED", "Change email is disabled";
     CredentialAccountNotFound => "CREDENTIAL_ACCOUNT_NOT_FOUND", "Credential account not found";

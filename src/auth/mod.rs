@@ -10,6 +10,7 @@ mod models;
 mod origin;
 mod password;
 mod rate_limit;
+mod social;
 mod state;
 mod store;
 

@@ -31,6 +31,7 @@ pub struct AuthState {
     /// Signing keys and the JWKS; `jwt.sign_for_user(..)` mints the tokens.
     pub jwt: Arc<crate::auth::jwt::KeyStore>,
     pub(crate) document: utoipa::openapi::OpenApi,
+    pub(crate) social: crate::auth::social::Social,
 }
 
 impl AuthState {
@@ -47,6 +48,8 @@ impl AuthState {
                 .cloned(),
         );
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let social =
+            crate::auth::social::Social::new(auth, &format!("{}/api/auth", origins.base_origin()))?;
         Ok(Self {
             pool: platform.pool.clone(),
             clock: platform.clock.clone(),
@@ -61,6 +64,7 @@ impl AuthState {
             )?,
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
             document: crate::auth::handlers::document(),
+            social,
             config,
         })
     }

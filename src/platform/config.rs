@@ -52,6 +52,8 @@ const LIST_KEYS: &[&str] = &[
     "server.cors_origins",
     "auth.trusted_origins",
     "auth.rate_limit.trusted_proxies",
+    "auth.github.scopes",
+    "auth.account_linking.trusted_providers",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -145,12 +147,48 @@ pub struct AuthConfig {
     /// `None` follows Better Auth: secure exactly when `base_url` is https.
     pub secure_cookies: Option<bool>,
     pub resend_api_key: Option<Secret>,
-    pub github: OAuthClientConfig,
+    pub github: GithubConfig,
     pub email_and_password: EmailAndPasswordConfig,
     pub session: SessionConfig,
     pub user: UserConfig,
     pub rate_limit: RateLimitConfig,
     pub jwt: JwtConfig,
+    pub account_linking: AccountLinkingConfig,
+}
+
+/// GitHub sign-in: the OAuth app's credentials and every GitHub URL, so tests (and GitHub
+/// Enterprise) can point them elsewhere. Configured when both credentials are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_url: String,
+    /// Asked for on top of `read:user user:email`.
+    pub scopes: Vec<String>,
+}
+
+impl GithubConfig {
+    pub fn is_configured(&self) -> bool {
+        self.client_id.as_deref().is_some_and(|s| !s.is_empty())
+            && self.client_secret.as_ref().is_some_and(|s| !s.is_empty())
+    }
+}
+
+/// Better Auth's `account.accountLinking` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLinkingConfig {
+    /// Implicit linking on sign-in (same email) and `link-social`.
+    pub enabled: bool,
+    /// Providers whose emails count as verified even when the provider says otherwise.
+    pub trusted_providers: Vec<String>,
+    /// `link-social` may link an account whose email differs from the user's.
+    pub allow_different_emails: bool,
+    /// `unlink-account` may remove a user's last account.
+    pub allow_unlinking_all: bool,
 }
 
 /// Better Auth's `emailAndPassword` options.
@@ -515,7 +553,33 @@ impl Config {
                 problems.push("auth.secure_cookies cannot be false in production".to_owned());
             }
         }
-        check_pair(problems, "GITHUB", &auth.github);
+        let gh = &auth.github;
+        check_pair(
+            problems,
+            "GITHUB",
+            gh.client_id.as_deref(),
+            gh.client_secret.as_ref(),
+        );
+        for (key, value) in [
+            ("auth.github.authorize_url", &gh.authorize_url),
+            ("auth.github.token_url", &gh.token_url),
+            ("auth.github.api_url", &gh.api_url),
+        ] {
+            match base_url(value) {
+                Err(why) => problems.push(format!("{key} {why}")),
+                Ok(url) if production && url.scheme() != "https" => {
+                    problems.push(format!("{key} must be https in production"))
+                }
+                Ok(_) => {}
+            }
+        }
+        if gh
+            .scopes
+            .iter()
+            .any(|s| s.trim().is_empty() || s.contains(' '))
+        {
+            problems.push("auth.github.scopes: each scope must be one non-empty word".to_owned());
+        }
         let ep = &auth.email_and_password;
         if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
             problems.push(
@@ -558,7 +622,13 @@ impl Config {
                     .to_owned(),
             );
         }
-        check_pair(problems, "LINEAR", &c.providers.linear);
+        let linear = &c.providers.linear;
+        check_pair(
+            problems,
+            "LINEAR",
+            linear.client_id.as_deref(),
+            linear.client_secret.as_ref(),
+        );
         for (name, value) in [
             ("connectors.jwt_issuer", &c.jwt_issuer),
             ("connectors.jwt_audience", &c.jwt_audience),
@@ -695,9 +765,14 @@ fn check_listen(problems: &mut Vec<String>, name: &str, value: &str) -> Option<S
     }
 }
 
-fn check_pair(problems: &mut Vec<String>, prefix: &str, client: &OAuthClientConfig) {
-    let has_id = client.client_id.as_deref().is_some_and(|s| !s.is_empty());
-    let has_secret = client.client_secret.as_ref().is_some_and(|s| !s.is_empty());
+fn check_pair(
+    problems: &mut Vec<String>,
+    prefix: &str,
+    client_id: Option<&str>,
+    client_secret: Option<&Secret>,
+) {
+    let has_id = client_id.is_some_and(|s| !s.is_empty());
+    let has_secret = client_secret.is_some_and(|s| !s.is_empty());
     if has_id != has_secret {
         problems.push(format!(
             "{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"

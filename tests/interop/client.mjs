@@ -8,6 +8,8 @@
 //      WITH_JWT  "1" adds the JWT plugin steps (token(), jwks(), set-auth-jwt, jose verification)
 //      JWKS_URL  where an independent verifier fetches keys (default AUTH_URL/api/auth/jwks)
 //      TRACE     "1" prints every request and response on the wire (bodies cut at 300 chars)
+//      WITH_GITHUB  "1" adds signIn.social({provider: "github"}); needs GITHUB_AUTHORIZE_URL and
+//                GITHUB_CLIENT_ID, the server's configured values (no GitHub traffic is made)
 //
 // Node's fetch keeps no cookies and enforces no CORS, a browser does both; `browserFetch` below
 // plays that part, so what passes here is what a browser-hosted web app would see.
@@ -565,6 +567,34 @@ await step("signIn.email after deleteUser fails", async () => {
     "signIn.email (deleted user)",
   );
 });
+
+if (process.env.WITH_GITHUB === "1") {
+  const authorizeUrl = required("GITHUB_AUTHORIZE_URL");
+  const clientId = required("GITHUB_CLIENT_ID");
+
+  await step("signIn.social({provider: github}) returns the authorize URL with PKCE", async () => {
+    const { client: fresh, jar: freshJar } = newClient();
+    const callbackURL = `${ORIGIN}/dash`;
+    const data = ok(
+      await fresh.signIn.social({ provider: "github", callbackURL, disableRedirect: true }),
+      "signIn.social",
+    );
+    keys(data, ["url", "redirect"], "signIn.social data");
+    eq(data.redirect, false, "signIn.social data.redirect");
+    const url = new URL(data.url);
+    eq(`${url.origin}${url.pathname}`, authorizeUrl, "authorize URL");
+    const q = url.searchParams;
+    eq(q.get("response_type"), "code", "response_type");
+    eq(q.get("client_id"), clientId, "client_id");
+    eq(q.get("scope"), "read:user user:email", "scope");
+    eq(q.get("redirect_uri"), `${AUTH_ORIGIN}/api/auth/callback/github`, "redirect_uri");
+    eq(q.get("code_challenge_method"), "S256", "code_challenge_method");
+    check(/^[A-Za-z0-9_-]{43}$/.test(q.get("code_challenge") || ""), `code_challenge: ${q.get("code_challenge")}`);
+    check(/^[A-Za-z0-9_-]{32}$/.test(q.get("state") || ""), `state: ${q.get("state")}`);
+    check(freshJar.names().includes("better-auth.state"), `state cookie not stored: ${freshJar.names()}`);
+    return `state ${q.get("state").slice(0, 6)}…`;
+  });
+}
 
 // Skipped steps count as failed: the flow did not get through them.
 const note = skipped ? ` (${skipped} skipped after the first failure)` : "";

@@ -70,8 +70,15 @@ fn ensure_node_modules() {
 /// Runs `client.mjs` against a live auth role and fails with its output unless every step
 /// passed.
 fn run_client(with_jwt: bool) {
+    run_client_with(with_jwt, &[], &[]);
+}
+
+/// [`run_client`] with more server configuration and more environment for `client.mjs`.
+fn run_client_with(with_jwt: bool, server_env: &[(&str, &str)], client_env: &[(&str, &str)]) {
     ensure_node_modules();
-    let server = LiveServer::start(Role::Auth, AUTH_ROLE_ENV);
+    let mut env = AUTH_ROLE_ENV.to_vec();
+    env.extend_from_slice(server_env);
+    let server = LiveServer::start(Role::Auth, &env);
     let output = Command::new("node")
         .arg("client.mjs")
         .current_dir(interop_dir())
@@ -79,6 +86,7 @@ fn run_client(with_jwt: bool) {
         .env("ORIGIN", ORIGIN)
         .env("WITH_JWT", if with_jwt { "1" } else { "0" })
         .env_remove("JWKS_URL")
+        .envs(client_env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("running node (Node 20 is needed for this test): {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -109,6 +117,27 @@ fn interop_official_client_account_flow() {
 #[test]
 fn interop_official_client_account_flow_with_jwt() {
     run_client(true);
+}
+
+/// `signIn.social({provider: "github"})` through the official client: the authorize URL it gets
+/// names the configured GitHub endpoint with state and PKCE S256. GitHub itself is never
+/// called (the URL points at a closed port on 127.0.0.1).
+#[test]
+fn interop_official_client_github_sign_in_start() {
+    const AUTHORIZE: &str = "http://127.0.0.1:9/login/oauth/authorize";
+    run_client_with(
+        false,
+        &[
+            ("GITHUB_CLIENT_ID", "interop-client-id"),
+            ("GITHUB_CLIENT_SECRET", "interop-client-secret"),
+            ("SWITCHBOARD__AUTH__GITHUB__AUTHORIZE_URL", AUTHORIZE),
+        ],
+        &[
+            ("WITH_GITHUB", "1"),
+            ("GITHUB_AUTHORIZE_URL", AUTHORIZE),
+            ("GITHUB_CLIENT_ID", "interop-client-id"),
+        ],
+    );
 }
 
 /// A raw HTTP/1.1 exchange, so the check of the harness itself needs no client library.

@@ -9,6 +9,8 @@ mod auth_sign;
 mod cli;
 mod config;
 #[cfg(feature = "auth")]
+mod github;
+#[cfg(feature = "auth")]
 mod interop;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod jwt;
