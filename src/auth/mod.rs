@@ -3,8 +3,11 @@
 
 mod body;
 mod cookies;
+mod email_token;
 mod error;
 mod handlers;
+mod links;
+mod mail;
 mod models;
 mod origin;
 mod password;

@@ -3,8 +3,10 @@
 
 mod account;
 mod misc;
+mod reset;
 mod session;
 mod sign;
+pub(crate) mod verification;
 
 use crate::auth::state::AuthState;
 use crate::platform::error::ErrorBody;
@@ -39,7 +41,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/update-user", web::post().to(account::update_user))
                 .route("/change-password", web::post().to(account::change_password))
                 .route("/change-email", web::post().to(account::change_email))
-                .route("/delete-user", web::post().to(account::delete_user)),
+                .route("/delete-user", web::post().to(account::delete_user))
+                .route(
+                    "/send-verification-email",
+                    web::post().to(verification::send_verification_email),
+                )
+                .route("/verify-email", web::get().to(verification::verify_email))
+                .route(
+                    "/request-password-reset",
+                    web::post().to(reset::request_password_reset),
+                )
+                .route("/forget-password", web::post().to(reset::forget_password))
+                .route(
+                    "/reset-password/{token}",
+                    web::get().to(reset::reset_password_callback),
+                )
+                .route("/reset-password", web::post().to(reset::reset_password)),
         );
 }
 
@@ -51,6 +68,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         session::get_session, session::list_sessions, session::revoke_session,
         session::revoke_sessions, session::revoke_other_sessions,
         account::update_user, account::change_password, account::change_email, account::delete_user,
+        verification::send_verification_email, verification::verify_email,
+        reset::request_password_reset, reset::forget_password, reset::reset_password_callback,
+        reset::reset_password,
     ),
     components(schemas(ErrorBody)),
     tags((name = "auth", description = "Better Auth-compatible accounts and sessions"))
@@ -99,4 +119,17 @@ pub(crate) fn with_cookies(
         builder.append_header((header::SET_COOKIE, cookie));
     }
     builder.json(body)
+}
+
+/// Better Auth's `ctx.redirect`: 302 with `Location`, `content-type: application/json` and an
+/// empty body, plus any `Set-Cookie` headers.
+pub(crate) fn redirect(location: &str, cookies: impl IntoIterator<Item = String>) -> HttpResponse {
+    let mut builder = HttpResponse::Found();
+    builder
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CONTENT_TYPE, "application/json"));
+    for cookie in cookies {
+        builder.append_header((header::SET_COOKIE, cookie));
+    }
+    builder.finish()
 }
