@@ -82,7 +82,11 @@ pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<Claims, 
     else {
         return Err(TokenError::Invalid);
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Invalid);
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| TokenError::Invalid)
+    };
     let header: Header =
         serde_json::from_slice(&decode(header)?).map_err(|_| TokenError::Invalid)?;
     if header.alg != "HS256" {
@@ -164,9 +168,8 @@ mod tests {
             Err(TokenError::Invalid)
         );
         // Claims swapped for another user's, signature kept.
-        let forged_payload = URL_SAFE_NO_PAD.encode(
-            br#"{"email":"mallory@example.com","iat":1795624612,"exp":1795628212}"#,
-        );
+        let forged_payload = URL_SAFE_NO_PAD
+            .encode(br#"{"email":"mallory@example.com","iat":1795624612,"exp":1795628212}"#);
         let parts: Vec<&str> = SAMPLE.split('.').collect();
         let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
         assert_eq!(verify(SECRET, &forged, now), Err(TokenError::Invalid));
@@ -185,7 +188,11 @@ mod tests {
             Err(TokenError::Invalid)
         );
         for junk in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
-            assert_eq!(verify(SECRET, junk, now), Err(TokenError::Invalid), "{junk}");
+            assert_eq!(
+                verify(SECRET, junk, now),
+                Err(TokenError::Invalid),
+                "{junk}"
+            );
         }
     }
 }

@@ -75,7 +75,10 @@ mod tests {
             "http%3A%2F%2Flocalhost%3A5173%2Freset"
         );
         assert_eq!(encode_uri_component("/"), "%2F");
-        assert_eq!(encode_uri_component("a b&c=d!~*'()é"), "a%20b%26c%3Dd!~*'()%C3%A9");
+        assert_eq!(
+            encode_uri_component("a b&c=d!~*'()é"),
+            "a%20b%26c%3Dd!~*'()%C3%A9"
+        );
     }
 
     #[test]

@@ -10,5 +10,11 @@ mod cli;
 mod config;
 #[cfg(feature = "auth")]
 mod interop;
+#[cfg(feature = "auth")]
+mod mail;
 mod migrations;
 mod platform;
+#[cfg(feature = "auth")]
+mod reset;
+#[cfg(feature = "auth")]
+mod verification;

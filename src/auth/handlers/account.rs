@@ -221,7 +221,9 @@ pub async fn change_email(
             if !immediate {
                 return Ok(Some(None));
             }
-            Ok(Some(Some(store::update_email(conn, &user_id, &target, false, now)?)))
+            Ok(Some(Some(store::update_email(
+                conn, &user_id, &target, false, now,
+            )?)))
         })
         .await;
     match changed {
@@ -232,7 +234,14 @@ pub async fn change_email(
         // Flow (a): changed at once; the new address gets a verification mail of its own.
         Ok(Some(Some(user))) => {
             if can_mail {
-                mail_verification(&state, &req, &user, &user.email, None, callback_url.as_deref());
+                mail_verification(
+                    &state,
+                    &req,
+                    &user,
+                    &user.email,
+                    None,
+                    callback_url.as_deref(),
+                );
             }
             Ok(with_cookies(
                 HttpResponse::Ok(),

@@ -169,7 +169,11 @@ pub async fn reset_password_callback(
     let base = state.base_api_url();
     let token = token.into_inner();
     if callback.is_empty() || token.is_empty() {
-        let target = set_search_param(&format!("{base}/error"), "error", Code::InvalidToken.as_str());
+        let target = set_search_param(
+            &format!("{base}/error"),
+            "error",
+            Code::InvalidToken.as_str(),
+        );
         return Ok(redirect(&target, []));
     }
     state.purge_expired_verifications().await?;

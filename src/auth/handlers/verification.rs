@@ -102,7 +102,14 @@ pub async fn send_verification_email(
         if user.email_verified {
             return Err(AuthError::bad_request(Code::EmailAlreadyVerified));
         }
-        mail_verification(&state, &req, &user, &user.email, None, callback_url.as_deref());
+        mail_verification(
+            &state,
+            &req,
+            &user,
+            &user.email,
+            None,
+            callback_url.as_deref(),
+        );
         return Ok(ok());
     }
 
@@ -111,7 +118,14 @@ pub async fn send_verification_email(
         .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
         .await?;
     if let Some(user) = user.filter(|u| !u.email_verified) {
-        mail_verification(&state, &req, &user, &user.email, None, callback_url.as_deref());
+        mail_verification(
+            &state,
+            &req,
+            &user,
+            &user.email,
+            None,
+            callback_url.as_deref(),
+        );
     }
     // Real time, not the injected clock: this bounds what a client can measure.
     let floor = Duration::from_millis(state.auth().email_verification.anonymous_min_response_ms);
@@ -232,7 +246,11 @@ pub async fn verify_email(
         .db(move |conn| store::set_email_verified(conn, &user_id, now).map_err(DbError::from))
         .await?;
     let mut cookies = Vec::new();
-    if state.auth().email_verification.auto_sign_in_after_verification {
+    if state
+        .auth()
+        .email_verification
+        .auto_sign_in_after_verification
+    {
         match state.current_session(&req).await? {
             Some(s) if s.user.id == user.id => cookies.push(state.reissue_cookie(&s)),
             _ => {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod db;
 pub mod http;
+pub mod mail;
 pub mod rows;
 
 pub use app::{Seen, TestApp, test_config};
