@@ -32,6 +32,11 @@ codes! {
     InvalidEmail => "INVALID_EMAIL", "Invalid email";
     InvalidEmailOrPassword => "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password";
     InvalidToken => "INVALID_TOKEN", "Invalid token";
+    TokenExpired => "TOKEN_EXPIRED", "Token expired";
+    InvalidUser => "INVALID_USER", "Invalid user";
+    EmailAlreadyVerified => "EMAIL_ALREADY_VERIFIED", "Email is already verified";
+    EmailMismatch => "EMAIL_MISMATCH", "Email mismatch";
+    ResetPasswordDisabled => "RESET_PASSWORD_DISABLED", "Reset password isn't enabled";
     EmailNotVerified => "EMAIL_NOT_VERIFIED", "Email not verified";
     PasswordTooShort => "PASSWORD_TOO_SHORT", "Password too short";
     PasswordTooLong => "PASSWORD_TOO_LONG", "Password too long";

@@ -3,9 +3,12 @@
 
 mod body;
 mod cookies;
+mod email_token;
 mod error;
 mod handlers;
 pub mod jwt;
+mod links;
+mod mail;
 mod models;
 mod origin;
 mod password;

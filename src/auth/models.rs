@@ -1,7 +1,7 @@
 //! Rows of Better Auth's tables and their JSON views (camelCase keys, `Date.toJSON()` dates,
 //! `null` kept), as its client expects them.
 
-use crate::db::schema::{account, session, user};
+use crate::db::schema::{account, session, user, verification};
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
 use serde::{Serialize, Serializer};
@@ -110,4 +110,27 @@ pub const CREDENTIAL: &str = "credential";
 pub struct SessionWithUser {
     pub session: Session,
     pub user: User,
+}
+
+/// A row of `verification`: `identifier` (e.g. `reset-password:<token>`) → `value`, until `expires_at`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = verification, check_for_backend(diesel::pg::Pg))]
+pub struct Verification {
+    pub id: String,
+    pub identifier: String,
+    pub value: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = verification)]
+pub struct NewVerification<'a> {
+    pub id: &'a str,
+    pub identifier: &'a str,
+    pub value: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 
 use crate::auth::cookies::Cookies;
 use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::mail::Mailer;
 use crate::auth::models::{NewSession, Session, User};
 use crate::auth::origin::TrustedOrigins;
 use crate::auth::password::Hasher;
@@ -18,6 +19,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::LocalBoxFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub struct AuthState {
     pub(crate) pool: DbPool,
@@ -32,6 +34,9 @@ pub struct AuthState {
     pub jwt: Arc<crate::auth::jwt::KeyStore>,
     pub(crate) document: utoipa::openapi::OpenApi,
     pub(crate) social: crate::auth::social::Social,
+    pub(crate) mailer: Mailer,
+    /// When expired `verification` rows were last purged (Unix seconds, injected clock).
+    last_purge: AtomicI64,
 }
 
 impl AuthState {
@@ -65,6 +70,8 @@ impl AuthState {
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
             document: crate::auth::handlers::document(),
             social,
+            mailer: Mailer::from_config(auth)?,
+            last_purge: AtomicI64::new(i64::MIN),
             config,
         })
     }
@@ -84,6 +91,31 @@ impl AuthState {
     /// `BETTER_AUTH_URL` origin + `/api/auth`: the base of emailed links and redirects.
     pub fn base_api_url(&self) -> String {
         format!("{}/api/auth", self.origins.base_origin())
+    }
+
+    /// The `BETTER_AUTH_SECRET` bytes: the key of email-verification tokens.
+    pub fn secret(&self) -> &[u8] {
+        self.auth().secret.expose().as_bytes()
+    }
+
+    /// Deletes expired `verification` rows, at most once a minute (Better Auth's lazy purge).
+    pub async fn purge_expired_verifications(&self) -> AuthResult<()> {
+        let now = self.now();
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now.timestamp().saturating_sub(last) < 60
+            || self
+                .last_purge
+                .compare_exchange(last, now.timestamp(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        self.db(move |conn| {
+            store::purge_expired_verifications(conn, now)
+                .map(|_| ())
+                .map_err(DbError::from)
+        })
+        .await
     }
 
     /// Runs diesel work on the blocking pool.
@@ -241,4 +273,13 @@ impl FromRequest for SignedIn {
                 .ok_or(AuthError::unauthorized(Code::Unauthorized))
         })
     }
+}
+
+/// The request id tracing gave this request (also sent as `x-request-id`), for work that
+/// outlives the request, such as mail.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(ToString::to_string)
 }

@@ -2,7 +2,7 @@
 //! inside one transaction.
 
 use crate::auth::models::*;
-use crate::db::schema::{account, session, user};
+use crate::db::schema::{account, session, user, verification};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -191,4 +191,72 @@ pub fn delete_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize>
         diesel::delete(account::table.filter(account::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(user::table.find(user_id)).execute(conn)
     })
+}
+
+pub fn user_by_id(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<User>> {
+    user::table
+        .find(user_id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn set_email_verified(
+    conn: &mut PgConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<User> {
+    diesel::update(user::table.find(user_id))
+        .set((user::email_verified.eq(true), user::updated_at.eq(now)))
+        .returning(User::as_returning())
+        .get_result(conn)
+}
+
+pub fn insert_verification(
+    conn: &mut PgConnection,
+    new: &NewVerification<'_>,
+) -> QueryResult<usize> {
+    diesel::insert_into(verification::table)
+        .values(new)
+        .execute(conn)
+}
+
+/// The newest unexpired row for `identifier` (Better Auth takes the newest by `createdAt`).
+pub fn live_verification(
+    conn: &mut PgConnection,
+    identifier: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Verification>> {
+    verification::table
+        .filter(verification::identifier.eq(identifier))
+        .filter(verification::expires_at.gt(now))
+        .order(verification::created_at.desc())
+        .select(Verification::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Consumes every unexpired row for `identifier` and returns the newest: one statement, so of
+/// two concurrent consumers exactly one gets it.
+pub fn take_verification(
+    conn: &mut PgConnection,
+    identifier: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Verification>> {
+    let mut taken: Vec<Verification> = diesel::delete(
+        verification::table
+            .filter(verification::identifier.eq(identifier))
+            .filter(verification::expires_at.gt(now)),
+    )
+    .returning(Verification::as_returning())
+    .get_results(conn)?;
+    taken.sort_by_key(|v| v.created_at);
+    Ok(taken.pop())
+}
+
+pub fn purge_expired_verifications(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::delete(verification::table.filter(verification::expires_at.le(now))).execute(conn)
 }

@@ -6,6 +6,11 @@
 // Env: AUTH_URL  the server's origin, e.g. http://127.0.0.1:5001 (required)
 //      ORIGIN    a trusted web-app origin to present, e.g. http://127.0.0.1:5173 (required)
 //      WITH_JWT  "1" adds the JWT plugin steps (token(), jwks(), set-auth-jwt, jose verification)
+//      WITH_MAIL "1" adds the mail steps (sendVerificationEmail, the verification link,
+//                requestPasswordReset, the reset link, resetPassword); needs MAILBOX_DIR
+//      MAILBOX_DIR  where the server's mail lands, one JSON file per email (`{to, subject, text}`,
+//                   Resend's body), written by the Resend stand-in the Rust test runs; the steps
+//                   read it as the user reads their inbox
 //      JWKS_URL  where an independent verifier fetches keys (default AUTH_URL/api/auth/jwks)
 //      TRACE     "1" prints every request and response on the wire (bodies cut at 300 chars)
 //      WITH_GITHUB  "1" adds signIn.social({provider: "github"}); needs GITHUB_AUTHORIZE_URL and
@@ -18,6 +23,8 @@ import { createAuthClient } from "better-auth/client";
 import { jwtClient } from "better-auth/client/plugins";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { randomBytes } from "node:crypto";
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 
 const AUTH_URL = required("AUTH_URL").replace(/\/+$/, "");
@@ -26,6 +33,8 @@ const WITH_JWT = process.env.WITH_JWT === "1";
 const JWKS_URL = process.env.JWKS_URL || `${AUTH_URL}/api/auth/jwks`;
 const AUTH_ORIGIN = new URL(AUTH_URL).origin;
 const TRACE = process.env.TRACE === "1";
+const WITH_MAIL = process.env.WITH_MAIL === "1";
+const MAILBOX_DIR = WITH_MAIL ? required("MAILBOX_DIR") : null;
 
 function required(name) {
   const value = process.env[name];
@@ -357,7 +366,9 @@ const newPassword = `new-${randomBytes(9).toString("base64url")}`;
 const { client, jar } = newClient();
 const state = {};
 
-console.log(`official better-auth client against ${AUTH_URL} as ${ORIGIN}${WITH_JWT ? " (with JWT)" : ""}`);
+console.log(
+  `official better-auth client against ${AUTH_URL} as ${ORIGIN}${WITH_JWT ? " (with JWT)" : ""}${WITH_MAIL ? " (with mail)" : ""}`,
+);
 
 await step("signUp.email creates the user and signs in", async () => {
   const data = ok(
@@ -593,6 +604,159 @@ if (process.env.WITH_GITHUB === "1") {
     check(/^[A-Za-z0-9_-]{32}$/.test(q.get("state") || ""), `state: ${q.get("state")}`);
     check(freshJar.names().includes("better-auth.state"), `state cookie not stored: ${freshJar.names()}`);
     return `state ${q.get("state").slice(0, 6)}…`;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// WITH_MAIL: email verification and password reset, with a user of their own. The client cannot
+// read mail; the server's mail lands in MAILBOX_DIR and these steps open it like an inbox.
+
+const RESET_MESSAGE = "If this email exists in our system, check your email for the reset link";
+
+/** The next email to `to` that has not been read yet; waits up to 10 s (mail goes out in the background). */
+async function nextMail(to, read, what) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const files = (await readdir(MAILBOX_DIR))
+      .filter((f) => /^\d+\.json$/.test(f))
+      .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    for (const file of files) {
+      if (read.has(file)) continue;
+      const mail = JSON.parse(await readFile(join(MAILBOX_DIR, file), "utf8"));
+      const recipients = Array.isArray(mail.to) ? mail.to : [mail.to];
+      if (recipients.includes(to)) {
+        read.add(file);
+        return mail;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new AssertionFailed(`${what}: no email to ${to} arrived within 10 s`);
+}
+
+function linkIn(mail, what) {
+  const found = /https?:\/\/\S+/.exec(mail.text ?? "");
+  check(found, `${what}: no link in the email's text: ${show(mail.text)}`);
+  return found[0];
+}
+
+/** Following a link from the inbox: a top-level navigation, with the browser's cookies. */
+async function follow(link, jar) {
+  const headers = new Headers({ "sec-fetch-mode": "navigate", "sec-fetch-site": "none" });
+  const cookie = jar.header();
+  if (cookie) headers.set("cookie", cookie);
+  const res = await fetch(link, { headers, redirect: "manual" });
+  jar.store(res.headers.getSetCookie());
+  return res;
+}
+
+if (WITH_MAIL) {
+  const inbox = new Set();
+  const mailEmail = `interop-mail-${randomBytes(6).toString("hex")}@example.com`;
+  const firstPassword = `first-${randomBytes(9).toString("base64url")}`;
+  const resetTo = `reset-${randomBytes(9).toString("base64url")}`;
+  const mail = newClient();
+
+  await step("mail: signUp.email a second user", async () => {
+    const data = ok(
+      await mail.client.signUp.email({ name: "Mail Tester", email: mailEmail, password: firstPassword }),
+      "signUp.email",
+    );
+    eq(data.user.emailVerified, false, "signUp.email data.user.emailVerified");
+  });
+
+  await step("mail: sendVerificationEmail mails a verification link", async () => {
+    const data = ok(
+      await mail.client.sendVerificationEmail({ email: mailEmail, callbackURL: `${ORIGIN}/verified` }),
+      "sendVerificationEmail",
+    );
+    eq(data, { status: true }, "sendVerificationEmail data");
+    const link = new URL(linkIn(await nextMail(mailEmail, inbox, "verification"), "verification"));
+    eq(`${link.origin}${link.pathname}`, `${AUTH_URL}/api/auth/verify-email`, "verification link");
+    eq(link.searchParams.get("callbackURL"), `${ORIGIN}/verified`, "verification link callbackURL");
+    state.verifyLink = link.href;
+    state.verifyToken = link.searchParams.get("token");
+  });
+
+  await step("mail: following the link verifies the email and lands on the app", async () => {
+    const res = await follow(state.verifyLink, mail.jar);
+    eq(res.status, 302, "verify-email status");
+    eq(res.headers.get("location"), `${ORIGIN}/verified`, "verify-email location");
+    const session = ok(await mail.client.getSession(), "getSession");
+    eq(session.user.emailVerified, true, "getSession data.user.emailVerified");
+  });
+
+  await step("mail: verifyEmail with the used token says it is done", async () => {
+    const data = ok(await mail.client.verifyEmail({ query: { token: state.verifyToken } }), "verifyEmail");
+    eq(data, { status: true, user: null }, "verifyEmail data");
+    fails(
+      await mail.client.sendVerificationEmail({ email: mailEmail }),
+      400,
+      "EMAIL_ALREADY_VERIFIED",
+      "Email is already verified",
+      "sendVerificationEmail (verified)",
+    );
+  });
+
+  await step("mail: requestPasswordReset answers the same for unknown and known addresses", async () => {
+    const unknown = ok(
+      await mail.client.requestPasswordReset({
+        email: `nobody-${randomBytes(4).toString("hex")}@example.com`,
+        redirectTo: `${ORIGIN}/reset`,
+      }),
+      "requestPasswordReset (unknown)",
+    );
+    const known = ok(
+      await mail.client.requestPasswordReset({ email: mailEmail, redirectTo: `${ORIGIN}/reset` }),
+      "requestPasswordReset",
+    );
+    eq(unknown, { status: true, message: RESET_MESSAGE }, "requestPasswordReset (unknown) data");
+    eq(known, unknown, "requestPasswordReset data");
+    const link = linkIn(await nextMail(mailEmail, inbox, "reset"), "reset");
+    const match = /\/api\/auth\/reset-password\/([A-Za-z0-9]{24})\?callbackURL=(.*)$/.exec(link);
+    check(match, `reset link: ${link}`);
+    eq(decodeURIComponent(match[2]), `${ORIGIN}/reset`, "reset link callbackURL");
+    state.resetLink = link;
+  });
+
+  await step("mail: the reset link lands on the app's reset page with the token", async () => {
+    const res = await follow(state.resetLink, mail.jar);
+    eq(res.status, 302, "reset-password link status");
+    const location = new URL(res.headers.get("location"));
+    eq(`${location.origin}${location.pathname}`, `${ORIGIN}/reset`, "reset-password link location");
+    state.resetToken = location.searchParams.get("token");
+    check(/^[A-Za-z0-9]{24}$/.test(state.resetToken ?? ""), `token in ${location}`);
+  });
+
+  await step("mail: resetPassword sets the new password, once", async () => {
+    const data = ok(
+      await mail.client.resetPassword({ newPassword: resetTo, token: state.resetToken }),
+      "resetPassword",
+    );
+    eq(data, { status: true }, "resetPassword data");
+    fails(
+      await mail.client.resetPassword({ newPassword: `${resetTo}-again`, token: state.resetToken }),
+      400,
+      "INVALID_TOKEN",
+      "Invalid token",
+      "resetPassword (token used)",
+    );
+  });
+
+  await step("mail: signIn.email works with the new password only", async () => {
+    const fresh = newClient();
+    fails(
+      await fresh.client.signIn.email({ email: mailEmail, password: firstPassword }),
+      401,
+      "INVALID_EMAIL_OR_PASSWORD",
+      "Invalid email or password",
+      "signIn.email (old password)",
+    );
+    const data = ok(
+      await fresh.client.signIn.email({ email: mailEmail, password: resetTo }),
+      "signIn.email (new password)",
+    );
+    eq(data.user.emailVerified, true, "signIn.email data.user.emailVerified");
   });
 }
 

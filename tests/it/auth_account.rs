@@ -223,8 +223,11 @@ async fn change_email_for_unverified_users_when_allowed() {
 }
 
 #[actix_web::test]
-async fn change_email_for_verified_users_needs_mail() {
-    let mut app = TestApp::with_env(&[("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true")]);
+async fn change_email_without_verification_mail_is_refused() {
+    let mut app = TestApp::with_env(&[
+        ("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true"),
+        ("SWITCHBOARD__AUTH__EMAIL_VERIFICATION__ENABLED", "false"),
+    ]);
     let cookie = app.signed_in("gil@example.com").await;
     let res = app
         .auth(post_with(

@@ -33,6 +33,7 @@ fn production(extra: &[(&'static str, &'static str)]) -> Config {
         ("CONNECTORS_URL", "https://connectors.example.com"),
         ("AUTH_JWKS_URL", "https://auth.example.com/api/auth/jwks"),
         ("CORS_ORIGINS", "https://app.example.com"),
+        ("RESEND_API_KEY", "re_live_0123456789"),
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| key != k);
@@ -348,4 +349,71 @@ fn secrets_never_print_in_debug() {
         assert!(!debug.contains(secret), "a secret leaked into Debug");
     }
     assert!(debug.contains("[redacted]"));
+}
+
+#[test]
+fn mail_settings_are_read_and_checked() {
+    use switchboard::platform::config::MailTransport;
+    let config = test_config(&[]);
+    let auth = &config.auth;
+    assert_eq!(auth.mail.resend_base_url, "https://api.resend.com");
+    assert_eq!(
+        auth.mail.effective_transport(auth.resend_api_key.as_ref()),
+        MailTransport::Log,
+        "no key: mail is logged"
+    );
+    assert!(auth.email_verification.enabled && auth.password_reset.enabled);
+    assert_eq!(auth.email_verification.expires_in_secs, 3600);
+    assert_eq!(auth.password_reset.token_expires_in_secs, 3600);
+    assert!(
+        !auth.send_on_sign_up(),
+        "follows require_email_verification"
+    );
+    let required = test_config(&[(
+        "SWITCHBOARD__AUTH__EMAIL_AND_PASSWORD__REQUIRE_EMAIL_VERIFICATION",
+        "true",
+    )]);
+    assert!(required.auth.send_on_sign_up());
+
+    let keyed = production(&[]);
+    assert_eq!(
+        keyed
+            .auth
+            .mail
+            .effective_transport(keyed.auth.resend_api_key.as_ref()),
+        MailTransport::Resend
+    );
+    assert!(
+        !format!("{:?}", keyed.auth).contains("re_live_0123456789"),
+        "the API key never prints"
+    );
+
+    let mut no_key = production(&[]);
+    no_key.auth.resend_api_key = None;
+    let p = problems(&no_key, &[Role::Auth]);
+    assert!(has(&p, "RESEND_API_KEY must be set in production"), "{p:?}");
+    no_key.auth.email_verification.enabled = false;
+    no_key.auth.password_reset.enabled = false;
+    assert!(
+        problems(&no_key, &[Role::Auth]).is_empty(),
+        "no mail, no key needed"
+    );
+    assert!(
+        problems(&no_key, &[Role::Connectors]).is_empty(),
+        "only the auth role sends mail"
+    );
+
+    let bad = test_config(&[
+        ("SWITCHBOARD__AUTH__MAIL__TRANSPORT", "resend"),
+        ("SWITCHBOARD__AUTH__MAIL__FROM", "not an address"),
+        ("SWITCHBOARD__AUTH__MAIL__RESEND_BASE_URL", "ftp://resend"),
+    ]);
+    let p = problems(&bad, &[Role::Auth]);
+    assert!(
+        has(&p, "transport is resend but RESEND_API_KEY is not set"),
+        "{p:?}"
+    );
+    assert!(has(&p, "auth.mail.from must be an address"), "{p:?}");
+    assert!(has(&p, "auth.mail.resend_base_url"), "{p:?}");
+    assert_eq!(p.len(), 3, "{p:?}");
 }

@@ -67,26 +67,112 @@ fn ensure_node_modules() {
     *installed = true;
 }
 
+/// Which optional step groups of `client.mjs` run.
+#[derive(Clone, Copy, Default)]
+struct Groups {
+    jwt: bool,
+    mail: bool,
+}
+
+/// A Resend stand-in for the mail steps: every email it is sent (with the right key) becomes
+/// `<n>.json` in a mailbox directory, which `client.mjs` reads as the user's inbox.
+struct Mailbox {
+    dir: PathBuf,
+    server: wiremock::MockServer,
+}
+
+const RESEND_KEY: &str = "re_interop_0123456789";
+
+struct WriteToMailbox {
+    dir: PathBuf,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl wiremock::Respond for WriteToMailbox {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Written aside, then renamed: the reader never sees half a file.
+        let partial = self.dir.join(format!(".{n}.partial"));
+        std::fs::write(&partial, &request.body).expect("write to the mailbox");
+        std::fs::rename(&partial, self.dir.join(format!("{n}.json"))).expect("deliver");
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"id": format!("interop-{n}")}))
+    }
+}
+
+impl Mailbox {
+    fn start() -> Self {
+        use wiremock::matchers::{header, method, path};
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-mailbox-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the mailbox");
+        let responder = WriteToMailbox {
+            dir: dir.clone(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        };
+        // wiremock serves from a thread of its own; a runtime is needed only to set it up.
+        let server = actix_web::rt::System::new().block_on(async move {
+            let server = wiremock::MockServer::start().await;
+            wiremock::Mock::given(method("POST"))
+                .and(path("/emails"))
+                .and(header(
+                    "authorization",
+                    format!("Bearer {RESEND_KEY}").as_str(),
+                ))
+                .respond_with(responder)
+                .mount(&server)
+                .await;
+            server
+        });
+        Self { dir, server }
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs `client.mjs` against a live auth role and fails with its output unless every step
 /// passed.
-fn run_client(with_jwt: bool) {
-    run_client_with(with_jwt, &[], &[]);
+fn run_client(groups: Groups) {
+    run_client_with(groups, &[], &[]);
 }
 
 /// [`run_client`] with more server configuration and more environment for `client.mjs`.
-fn run_client_with(with_jwt: bool, server_env: &[(&str, &str)], client_env: &[(&str, &str)]) {
+fn run_client_with(groups: Groups, server_env: &[(&str, &str)], client_env: &[(&str, &str)]) {
     ensure_node_modules();
-    let mut env = AUTH_ROLE_ENV.to_vec();
+    let mailbox = groups.mail.then(Mailbox::start);
+    let resend_url = mailbox.as_ref().map(|m| m.server.uri());
+    let mut env: Vec<(&str, &str)> = AUTH_ROLE_ENV.to_vec();
     env.extend_from_slice(server_env);
+    if let Some(url) = &resend_url {
+        env.push(("RESEND_API_KEY", RESEND_KEY));
+        env.push(("SWITCHBOARD__AUTH__MAIL__RESEND_BASE_URL", url));
+    }
     let server = LiveServer::start(Role::Auth, &env);
-    let output = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg("client.mjs")
         .current_dir(interop_dir())
         .env("AUTH_URL", &server.url)
         .env("ORIGIN", ORIGIN)
-        .env("WITH_JWT", if with_jwt { "1" } else { "0" })
+        .env("WITH_JWT", if groups.jwt { "1" } else { "0" })
+        .env("WITH_MAIL", if groups.mail { "1" } else { "0" })
         .env_remove("JWKS_URL")
-        .envs(client_env.iter().copied())
+        .env_remove("MAILBOX_DIR")
+        .envs(client_env.iter().copied());
+    if let Some(mailbox) = &mailbox {
+        command.env("MAILBOX_DIR", &mailbox.dir);
+    }
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("running node (Node 20 is needed for this test): {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -107,37 +193,36 @@ fn run_client_with(with_jwt: bool, server_env: &[(&str, &str)], client_env: &[(&
             .is_some_and(|l| l.ends_with(" passed, 0 failed")),
         "client.mjs exited 0 without its summary line:\n{stdout}"
     );
+    if groups.mail {
+        assert!(
+            stdout.contains("ok   mail: resetPassword sets the new password, once"),
+            "the mail steps did not run:\n{stdout}"
+        );
+    }
 }
 
 #[test]
 fn interop_official_client_account_flow() {
-    run_client(false);
+    run_client(Groups::default());
 }
 
 #[test]
 fn interop_official_client_account_flow_with_jwt() {
-    run_client(true);
+    run_client(Groups {
+        jwt: true,
+        ..Groups::default()
+    });
 }
 
-/// `signIn.social({provider: "github"})` through the official client: the authorize URL it gets
-/// names the configured GitHub endpoint with state and PKCE S256. GitHub itself is never
-/// called (the URL points at a closed port on 127.0.0.1).
+/// `sendVerificationEmail`, `verifyEmail`, `requestPasswordReset` and `resetPassword` from the
+/// official client, with the links taken from the mail the server sent through Resend (a
+/// stand-in that files each email in a mailbox directory the script reads).
 #[test]
-fn interop_official_client_github_sign_in_start() {
-    const AUTHORIZE: &str = "http://127.0.0.1:9/login/oauth/authorize";
-    run_client_with(
-        false,
-        &[
-            ("GITHUB_CLIENT_ID", "interop-client-id"),
-            ("GITHUB_CLIENT_SECRET", "interop-client-secret"),
-            ("SWITCHBOARD__AUTH__GITHUB__AUTHORIZE_URL", AUTHORIZE),
-        ],
-        &[
-            ("WITH_GITHUB", "1"),
-            ("GITHUB_AUTHORIZE_URL", AUTHORIZE),
-            ("GITHUB_CLIENT_ID", "interop-client-id"),
-        ],
-    );
+fn interop_official_client_mail_flow() {
+    run_client(Groups {
+        mail: true,
+        ..Groups::default()
+    });
 }
 
 /// A raw HTTP/1.1 exchange, so the check of the harness itself needs no client library.
@@ -188,5 +273,26 @@ fn interop_live_server_serves_the_auth_role() {
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "the server still accepts connections after it was dropped"
+    );
+}
+
+/// `signIn.social({provider: "github"})` through the official client: the authorize URL it gets
+/// names the configured GitHub endpoint with state and PKCE S256. GitHub itself is never
+/// called (the URL points at a closed port on 127.0.0.1).
+#[test]
+fn interop_official_client_github_sign_in_start() {
+    const AUTHORIZE: &str = "http://127.0.0.1:9/login/oauth/authorize";
+    run_client_with(
+        Groups::default(),
+        &[
+            ("GITHUB_CLIENT_ID", "interop-client-id"),
+            ("GITHUB_CLIENT_SECRET", "interop-client-secret"),
+            ("SWITCHBOARD__AUTH__GITHUB__AUTHORIZE_URL", AUTHORIZE),
+        ],
+        &[
+            ("WITH_GITHUB", "1"),
+            ("GITHUB_AUTHORIZE_URL", AUTHORIZE),
+            ("GITHUB_CLIENT_ID", "interop-client-id"),
+        ],
     );
 }

@@ -14,9 +14,15 @@ mod github;
 mod interop;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod jwt;
+#[cfg(feature = "auth")]
+mod mail;
 mod migrations;
 mod platform;
 #[cfg(feature = "auth")]
 mod rate_limit;
+#[cfg(feature = "auth")]
+mod reset;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod trust;
+#[cfg(feature = "auth")]
+mod verification;

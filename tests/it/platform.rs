@@ -269,6 +269,12 @@ async fn the_auth_document_lists_every_auth_endpoint() {
         ("post", "/api/auth/change-password"),
         ("post", "/api/auth/change-email"),
         ("post", "/api/auth/delete-user"),
+        ("post", "/api/auth/send-verification-email"),
+        ("get", "/api/auth/verify-email"),
+        ("post", "/api/auth/request-password-reset"),
+        ("post", "/api/auth/forget-password"),
+        ("get", "/api/auth/reset-password/{token}"),
+        ("post", "/api/auth/reset-password"),
     ];
     for (method, path) in expected {
         assert!(

@@ -3,6 +3,7 @@
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::sign::{TokenAndUser, check_password_length};
+use crate::auth::handlers::verification::mail_verification;
 use crate::auth::handlers::with_cookies;
 use crate::auth::password::js_length;
 use crate::auth::state::{AuthState, SignedIn};
@@ -164,8 +165,9 @@ pub struct ChangeEmailBody {
     callback_url: Option<String>,
 }
 
-/// Changes the caller's email, when enabled. Without a mailer only unverified users with
-/// `update_email_without_verification` can; verification mail arrives with the mail capability.
+/// Changes the caller's email, when enabled: at once for unverified users with
+/// `update_email_without_verification` (then mailing a verification link to the new address),
+/// otherwise once the link mailed to the new address is followed.
 #[utoipa::path(post, path = "/api/auth/change-email", tag = "auth", request_body = ChangeEmailBody,
     responses(
         (status = 200, description = "Changed, or the address is taken (not revealed)", body = super::session::StatusBody),
@@ -196,30 +198,62 @@ pub async fn change_email(
         return Err(AuthError::bad_request(Code::EmailIsTheSame));
     }
     let immediate = !signed_in.user.email_verified && settings.update_email_without_verification;
-    if !immediate {
+    let can_mail = state.auth().email_verification.enabled;
+    if !immediate && !can_mail {
         return Err(AuthError::bad_request(Code::VerificationEmailNotEnabled));
     }
     let now = state.now();
     let user_id = signed_in.user.id.clone();
+    let target = new_email.clone();
     let changed = state
         .db(move |conn| {
-            if store::user_by_email(conn, &new_email)?.is_some() {
-                return Ok(false);
+            if store::user_by_email(conn, &target)?.is_some() {
+                return Ok(None);
             }
-            store::update_email(conn, &user_id, &new_email, false, now)?;
-            Ok(true)
+            if !immediate {
+                return Ok(Some(None));
+            }
+            Ok(Some(Some(store::update_email(
+                conn, &user_id, &target, false, now,
+            )?)))
         })
         .await;
     match changed {
         // Taken (found, or lost a race to the unique index): answer as if it worked.
-        Ok(false) | Err(AuthError::Db(DbError::Conflict(_))) => {
+        Ok(None) | Err(AuthError::Db(DbError::Conflict(_))) => {
             Ok(HttpResponse::Ok().json(json!({"status": true})))
         }
-        Ok(true) => Ok(with_cookies(
-            HttpResponse::Ok(),
-            [state.reissue_cookie(&signed_in)],
-            &json!({"status": true}),
-        )),
+        // Flow (a): changed at once; the new address gets a verification mail of its own.
+        Ok(Some(Some(user))) => {
+            if can_mail {
+                mail_verification(
+                    &state,
+                    &req,
+                    &user,
+                    &user.email,
+                    None,
+                    callback_url.as_deref(),
+                );
+            }
+            Ok(with_cookies(
+                HttpResponse::Ok(),
+                [state.reissue_cookie(&signed_in)],
+                &json!({"status": true}),
+            ))
+        }
+        // Flow (c): nothing changes until the link mailed to the new address is followed.
+        Ok(Some(None)) => {
+            let user = &signed_in.user;
+            mail_verification(
+                &state,
+                &req,
+                user,
+                &user.email,
+                Some(&new_email),
+                callback_url.as_deref(),
+            );
+            Ok(HttpResponse::Ok().json(json!({"status": true})))
+        }
         Err(other) => Err(other),
     }
 }

@@ -3,9 +3,11 @@
 
 mod account;
 mod misc;
+mod reset;
 mod session;
 mod sign;
 mod social;
+pub(crate) mod verification;
 
 use crate::auth::state::AuthState;
 use crate::platform::error::ErrorBody;
@@ -56,7 +58,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/link-social", web::post().to(social::link_social))
                 .route("/list-accounts", web::get().to(social::list_accounts))
-                .route("/unlink-account", web::post().to(social::unlink_account)),
+                .route("/unlink-account", web::post().to(social::unlink_account))
+                .route(
+                    "/send-verification-email",
+                    web::post().to(verification::send_verification_email),
+                )
+                .route("/verify-email", web::get().to(verification::verify_email))
+                .route(
+                    "/request-password-reset",
+                    web::post().to(reset::request_password_reset),
+                )
+                .route("/forget-password", web::post().to(reset::forget_password))
+                .route(
+                    "/reset-password/{token}",
+                    web::get().to(reset::reset_password_callback),
+                )
+                .route("/reset-password", web::post().to(reset::reset_password)),
         );
 }
 
@@ -70,6 +87,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         account::update_user, account::change_password, account::change_email, account::delete_user,
         social::sign_in_social, social::callback, social::callback_post, social::link_social,
         social::list_accounts, social::unlink_account,
+        verification::send_verification_email, verification::verify_email,
+        reset::request_password_reset, reset::forget_password, reset::reset_password_callback,
+        reset::reset_password,
     ),
     components(schemas(ErrorBody)),
     tags((name = "auth", description = "Better Auth-compatible accounts and sessions"))
@@ -125,4 +145,17 @@ pub(crate) fn with_cookies(
         builder.append_header((header::SET_COOKIE, cookie));
     }
     builder.json(body)
+}
+
+/// Better Auth's `ctx.redirect`: 302 with `Location`, `content-type: application/json` and an
+/// empty body, plus any `Set-Cookie` headers.
+pub(crate) fn redirect(location: &str, cookies: impl IntoIterator<Item = String>) -> HttpResponse {
+    let mut builder = HttpResponse::Found();
+    builder
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CONTENT_TYPE, "application/json"));
+    for cookie in cookies {
+        builder.append_header((header::SET_COOKIE, cookie));
+    }
+    builder.finish()
 }

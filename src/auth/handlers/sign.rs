@@ -2,6 +2,7 @@
 
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::handlers::verification::mail_verification;
 use crate::auth::handlers::with_cookies;
 use crate::auth::models::{CREDENTIAL, NewAccount, NewUser, User};
 use crate::auth::password::js_length;
@@ -160,6 +161,16 @@ pub async fn sign_up(
         Err(other) => return Err(other),
     };
 
+    if state.auth().send_on_sign_up() {
+        mail_verification(
+            &state,
+            &req,
+            &user,
+            &user.email,
+            None,
+            callback_url.as_deref(),
+        );
+    }
     if quiet_duplicates {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
     }
@@ -251,6 +262,17 @@ pub async fn sign_in(
         return Err(AuthError::unauthorized(Code::InvalidEmailOrPassword));
     };
     if rules.require_email_verification && !user.email_verified {
+        let verification = &state.auth().email_verification;
+        if verification.enabled && verification.send_on_sign_in {
+            mail_verification(
+                &state,
+                &req,
+                &user,
+                &user.email,
+                None,
+                callback_url.as_deref(),
+            );
+        }
         return Err(AuthError::forbidden(Code::EmailNotVerified));
     }
 

@@ -8,9 +8,14 @@
 //      PG_URL        the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres);
 //                    a database `ba_reference_<random>` is created there and dropped on exit
 //      KEEP_DB=1     keep that database on exit, to inspect the rows
+//      MAILBOX_DIR   turns on email verification and password reset; each email becomes
+//                    `<n>.json` ({to, subject, text}) there, as the Rust test's Resend stand-in
+//                    files them, for client.mjs's WITH_MAIL steps
 
 import http from "node:http";
 import { randomBytes } from "node:crypto";
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 
 // Better Auth skips every origin check when NODE_ENV=test: the reference must not.
 if (process.env.NODE_ENV === "test" || !process.env.NODE_ENV) process.env.NODE_ENV = "development";
@@ -59,12 +64,37 @@ const server = http.createServer((req, res) => {
 await new Promise((resolve) => server.listen(PORT, "127.0.0.1", resolve));
 const baseURL = `http://127.0.0.1:${server.address().port}`;
 
+const MAILBOX_DIR = process.env.MAILBOX_DIR;
+let mailCount = 0;
+async function deliver(to, subject, url) {
+  const n = mailCount++;
+  const partial = join(MAILBOX_DIR, `.${n}.partial`);
+  await writeFile(partial, JSON.stringify({ to: [to], subject, text: `${subject}:\n${url}\n` }));
+  await rename(partial, join(MAILBOX_DIR, `${n}.json`));
+}
+const mailHooks = MAILBOX_DIR
+  ? {
+      emailVerification: {
+        sendVerificationEmail: ({ user, url }) => deliver(user.email, "Verify your email", url),
+      },
+      resetPassword: {
+        sendResetPassword: ({ user, url }) => deliver(user.email, "Reset your password", url),
+      },
+    }
+  : {};
+
 const options = {
   baseURL,
   secret: SECRET,
   database: pool,
   trustedOrigins: [ORIGIN],
-  emailAndPassword: { enabled: true, minPasswordLength: 8, maxPasswordLength: 128 },
+  emailAndPassword: {
+    enabled: true,
+    minPasswordLength: 8,
+    maxPasswordLength: 128,
+    ...(mailHooks.resetPassword ?? {}),
+  },
+  ...(mailHooks.emailVerification ? { emailVerification: mailHooks.emailVerification } : {}),
   user: { deleteUser: { enabled: true } },
   plugins: [jwt()],
   telemetry: { enabled: false },

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod db;
 /// A server on its own thread, for tests that block (running node).
 pub mod http;
+pub mod mail;
 pub mod rows;
 /// A server on the test's runtime, sharing its clock and database.
 pub mod server;

@@ -1,0 +1,263 @@
+//! `POST /send-verification-email` and `GET /verify-email` (spec §6.16, §6.17, §8.1), and the
+//! verification mail that sign-up, sign-in and change-email send.
+
+use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::email_token::{self, CHANGE_EMAIL_VERIFICATION, TokenError};
+use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::handlers::{redirect, with_cookies};
+use crate::auth::links::{encode_uri_component, set_search_param};
+use crate::auth::models::User;
+use crate::auth::state::{AuthState, request_id};
+use crate::auth::store;
+use crate::db::DbError;
+use crate::platform::error::ErrorBody;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// Mails a verification link: for `email` itself, or (with `update_to`) the change-email link
+/// that moves the account from `email` to `update_to`, sent to the new address. `callbackURL`
+/// defaults to `/`, as Better Auth's does. Returns at once; the mail goes out in the background.
+pub(crate) fn mail_verification(
+    state: &AuthState,
+    req: &HttpRequest,
+    user: &User,
+    email: &str,
+    update_to: Option<&str>,
+    callback_url: Option<&str>,
+) {
+    let expires_in = state.auth().email_verification.expires_in_secs;
+    let token = email_token::issue(
+        state.secret(),
+        email,
+        update_to,
+        &user.id,
+        state.now(),
+        expires_in,
+    );
+    let callback = callback_url.filter(|c| !c.is_empty()).unwrap_or("/");
+    let link = format!(
+        "{}/verify-email?token={token}&callbackURL={}",
+        state.base_api_url(),
+        encode_uri_component(callback)
+    );
+    let templates = &state.mailer.templates;
+    let message = match update_to {
+        Some(new_email) => templates.change_email(new_email, &user.name, &link, expires_in),
+        None => templates.verification(email, &user.name, &link, expires_in),
+    };
+    state.mailer.send(message, request_id(req));
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendVerificationBody {
+    email: String,
+    #[schema(rename = "callbackURL")]
+    callback_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusOnly {
+    status: bool,
+}
+
+/// Mails a verification link. Without a session the answer is always the same (and never
+/// quicker than `anonymous_min_response_ms`), so it does not tell who has an account.
+#[utoipa::path(post, path = "/api/auth/send-verification-email", tag = "auth",
+    request_body = SendVerificationBody,
+    responses(
+        (status = 200, description = "Sent, or nothing to send (not revealed without a session)", body = StatusOnly),
+        (status = 400, description = "VALIDATION_ERROR, VERIFICATION_EMAIL_NOT_ENABLED, EMAIL_MISMATCH, EMAIL_ALREADY_VERIFIED", body = ErrorBody),
+        (status = 403, description = "Untrusted origin or callbackURL", body = ErrorBody)))]
+pub async fn send_verification_email(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    bytes: Bytes,
+) -> AuthResult<HttpResponse> {
+    let started = tokio::time::Instant::now();
+    let body = body::parse(&req, &bytes, Accepts::Json)?;
+    let mut f = Fields::new(&body);
+    let email = f.email("email");
+    let callback_url = f.opt_string("callbackURL");
+    f.finish()?;
+    let Some(email) = email.map(|e| e.to_lowercase()) else {
+        return Err(AuthError::Internal("validated fields missing".into()));
+    };
+    state
+        .origins
+        .check_url(callback_url.as_deref(), Code::InvalidCallbackUrl)?;
+    if !state.auth().email_verification.enabled {
+        return Err(AuthError::bad_request(Code::VerificationEmailNotEnabled));
+    }
+    let ok = || HttpResponse::Ok().json(StatusOnly { status: true });
+
+    if let Some(signed_in) = state.current_session(&req).await? {
+        let user = signed_in.user;
+        if user.email != email {
+            return Err(AuthError::bad_request(Code::EmailMismatch));
+        }
+        if user.email_verified {
+            return Err(AuthError::bad_request(Code::EmailAlreadyVerified));
+        }
+        mail_verification(
+            &state,
+            &req,
+            &user,
+            &user.email,
+            None,
+            callback_url.as_deref(),
+        );
+        return Ok(ok());
+    }
+
+    let lookup = email.clone();
+    let user = state
+        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
+        .await?;
+    if let Some(user) = user.filter(|u| !u.email_verified) {
+        mail_verification(
+            &state,
+            &req,
+            &user,
+            &user.email,
+            None,
+            callback_url.as_deref(),
+        );
+    }
+    // Real time, not the injected clock: this bounds what a client can measure.
+    let floor = Duration::from_millis(state.auth().email_verification.anonymous_min_response_ms);
+    tokio::time::sleep_until(started + floor).await;
+    Ok(ok())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyEmailQuery {
+    /// The emailed token (an HS256 JWT).
+    token: Option<String>,
+    /// Where the browser goes afterwards; errors add `?error=CODE`.
+    #[serde(rename = "callbackURL")]
+    #[param(rename = "callbackURL")]
+    callback_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifiedBody {
+    status: bool,
+    /// The updated user after a change of email; `null` otherwise.
+    user: Option<User>,
+}
+
+/// Verifies an email address (or completes a change of email) from the emailed link.
+#[utoipa::path(get, path = "/api/auth/verify-email", tag = "auth", params(VerifyEmailQuery),
+    responses(
+        (status = 200, description = "Verified (no callbackURL)", body = VerifiedBody),
+        (status = 302, description = "Verified, or failed with `?error=CODE`, when there is a callbackURL"),
+        (status = 400, description = "VALIDATION_ERROR: no token", body = ErrorBody),
+        (status = 401, description = "INVALID_TOKEN, TOKEN_EXPIRED, USER_NOT_FOUND, INVALID_USER (no callbackURL)", body = ErrorBody),
+        (status = 403, description = "Untrusted callbackURL", body = ErrorBody)))]
+pub async fn verify_email(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    query: web::Query<VerifyEmailQuery>,
+) -> AuthResult<HttpResponse> {
+    let query = query.into_inner();
+    let Some(token) = query.token else {
+        return Err(AuthError::validation(
+            "query.token",
+            "Invalid input: expected string, received undefined",
+        ));
+    };
+    let callback = query.callback_url.filter(|c| !c.is_empty());
+    state
+        .origins
+        .check_url(callback.as_deref(), Code::InvalidCallbackUrl)?;
+    // Better Auth's `redirectOnError`: to the callback with `?error=`, else 401.
+    let fail = |code: Code| -> AuthResult<HttpResponse> {
+        match &callback {
+            Some(cb) => Ok(redirect(&set_search_param(cb, "error", code.as_str()), [])),
+            None => Err(AuthError::unauthorized(code)),
+        }
+    };
+    let done = |cookies: Vec<String>, user: Option<User>| match &callback {
+        Some(cb) => redirect(cb, cookies),
+        None => with_cookies(
+            HttpResponse::Ok(),
+            cookies,
+            &VerifiedBody { status: true, user },
+        ),
+    };
+
+    let claims = match email_token::verify(state.secret(), &token, state.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Expired) => return fail(Code::TokenExpired),
+        Err(TokenError::Invalid) => return fail(Code::InvalidToken),
+    };
+    let lookup = claims.email.clone();
+    let user = state
+        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
+        .await?;
+    let Some(user) = user else {
+        return fail(Code::UserNotFound);
+    };
+    // Tokens from older Better Auth versions carry no userId; those that do must match.
+    if claims.user_id.as_deref().is_some_and(|id| id != user.id) {
+        return fail(Code::InvalidToken);
+    }
+
+    if let Some(new_email) = claims.update_to {
+        if claims.request_type.as_deref() != Some(CHANGE_EMAIL_VERIFICATION) {
+            // Change-email confirmation to the old address (flow (b)) is not offered.
+            return fail(Code::InvalidToken);
+        }
+        let signed_in = state.current_session(&req).await?;
+        if signed_in.as_ref().is_some_and(|s| s.user.id != user.id) {
+            return fail(Code::InvalidUser);
+        }
+        let (now, user_id, verified) = (state.now(), user.id.clone(), user.email_verified);
+        let updated = state
+            .db(move |conn| {
+                store::update_email(conn, &user_id, &new_email, verified, now)
+                    .map_err(DbError::from)
+            })
+            .await;
+        let updated = match updated {
+            Ok(updated) => updated,
+            // Someone took the address since the link was sent.
+            Err(AuthError::Db(DbError::Conflict(_))) => {
+                return fail(Code::UserAlreadyExistsUseAnotherEmail);
+            }
+            Err(other) => return Err(other),
+        };
+        let cookies = signed_in
+            .map(|s| vec![state.reissue_cookie(&s)])
+            .unwrap_or_default();
+        return Ok(done(cookies, Some(updated)));
+    }
+
+    if user.email_verified {
+        return Ok(done(Vec::new(), None));
+    }
+    let (now, user_id) = (state.now(), user.id.clone());
+    state
+        .db(move |conn| store::set_email_verified(conn, &user_id, now).map_err(DbError::from))
+        .await?;
+    let mut cookies = Vec::new();
+    if state
+        .auth()
+        .email_verification
+        .auto_sign_in_after_verification
+    {
+        match state.current_session(&req).await? {
+            Some(s) if s.user.id == user.id => cookies.push(state.reissue_cookie(&s)),
+            _ => {
+                let session = state.create_session(&user.id, true, &req).await?;
+                cookies = state.session_cookies(&session.token, true, &req);
+            }
+        }
+    }
+    Ok(done(cookies, None))
+}

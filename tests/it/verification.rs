@@ -1,0 +1,590 @@
+//! Email verification end to end (spec §6.16, §6.17, §8.1): the mailed link, as the user
+//! follows it, against a Resend stand-in.
+
+use crate::common::auth::{PASSWORD, cookie_header, get_with, post, post_with};
+use crate::common::mail::{ResendStandIn, link_in, path_of};
+use crate::common::rows::{exec, text};
+use actix_web::test::TestRequest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use serde_json::{Value, json};
+
+const SEND_ON_SIGN_UP: (&str, &str) = (
+    "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__SEND_ON_SIGN_UP",
+    "true",
+);
+const REQUIRE: (&str, &str) = (
+    "SWITCHBOARD__AUTH__EMAIL_AND_PASSWORD__REQUIRE_EMAIL_VERIFICATION",
+    "true",
+);
+/// `config/test.toml`'s `BETTER_AUTH_SECRET`.
+const SECRET: &str = "dev-only-test-better-auth-secret-0123456789";
+
+fn get(path: &str) -> TestRequest {
+    TestRequest::get().uri(path)
+}
+
+fn verified(app: &crate::common::TestApp, email: &str) -> bool {
+    text(
+        &mut app.db.conn(),
+        &format!("SELECT email_verified FROM \"user\" WHERE email = '{email}'"),
+    )
+    .as_deref()
+        == Some("true")
+}
+
+fn sign_up_body(email: &str, callback: &str) -> Value {
+    json!({"name": "Alice", "email": email, "password": PASSWORD, "callbackURL": callback})
+}
+
+/// An HS256 token signed the way Better Auth signs it, with the claims given.
+fn better_auth_token(claims: &Value) -> String {
+    let input = format!(
+        "eyJhbGciOiJIUzI1NiJ9.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+#[actix_web::test]
+async fn sign_up_mails_a_link_that_verifies_and_redirects() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[SEND_ON_SIGN_UP]);
+    let res = app
+        .auth(post(
+            "/api/auth/sign-up/email",
+            sign_up_body("amy@example.com", "/welcome?tab=1"),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(res.json()["token"].is_string(), "auto sign-in still on");
+
+    let mail = resend.mail_to("amy@example.com", 1).await.remove(0);
+    assert_eq!(mail["subject"], "Verify your email address for Switchboard");
+    let link = link_in(&mail);
+    assert!(
+        link.starts_with("http://localhost:5001/api/auth/verify-email?token=eyJhbGciOiJIUzI1NiJ9."),
+        "{link}"
+    );
+    assert!(
+        link.ends_with("&callbackURL=%2Fwelcome%3Ftab%3D1"),
+        "{link}"
+    );
+    // The token is Better Auth's: its claims name the user.
+    let token = link
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let user_id = text(
+        &mut app.db.conn(),
+        "SELECT id FROM \"user\" WHERE email = 'amy@example.com'",
+    )
+    .unwrap();
+    assert_eq!(claims["email"], "amy@example.com");
+    assert_eq!(claims["userId"], user_id.as_str());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    assert!(!verified(&app, "amy@example.com"));
+
+    let clicked = app.auth(get(&path_of(&link))).await;
+    assert_eq!(clicked.status, 302);
+    assert_eq!(clicked.header("location"), Some("/welcome?tab=1"));
+    assert_eq!(clicked.header("content-type"), Some("application/json"));
+    assert!(clicked.body.is_empty());
+    assert!(
+        clicked.header("set-cookie").is_none(),
+        "no auto sign-in by default"
+    );
+    assert!(verified(&app, "amy@example.com"));
+
+    // Again: already verified, same redirect; without a callback, Better Auth's JSON.
+    let again = app.auth(get(&path_of(&link))).await;
+    assert_eq!(again.status, 302);
+    assert_eq!(again.header("location"), Some("/welcome?tab=1"));
+    let bare = app
+        .auth(get(&format!("/api/auth/verify-email?token={token}")))
+        .await;
+    assert_eq!(bare.status, 200);
+    assert_eq!(bare.json(), json!({"status": true, "user": null}));
+}
+
+#[actix_web::test]
+async fn send_on_sign_up_follows_require_email_verification_unless_set() {
+    let resend = ResendStandIn::start().await;
+    let mut quiet = resend.app(&[]);
+    quiet.sign_up("quiet@example.com").await;
+    let mut required = resend.app(&[REQUIRE]);
+    let res = required.sign_up("req@example.com").await;
+    assert_eq!(
+        res.json()["token"],
+        Value::Null,
+        "no session until verified"
+    );
+    let mut off = resend.app(&[
+        REQUIRE,
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__SEND_ON_SIGN_UP",
+            "false",
+        ),
+    ]);
+    off.sign_up("off@example.com").await;
+    // A marker mail last: anything the first sign-ups sent would have arrived before it.
+    let mut marker = resend.app(&[SEND_ON_SIGN_UP]);
+    marker.sign_up("marker@example.com").await;
+    resend.mail_to("marker@example.com", 2).await;
+    let mut to: Vec<String> = resend
+        .emails()
+        .await
+        .iter()
+        .map(|m| m["to"][0].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["marker@example.com", "req@example.com"]);
+}
+
+#[actix_web::test]
+async fn unverified_sign_in_is_refused_until_the_link_is_followed() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[
+        REQUIRE,
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__SEND_ON_SIGN_IN",
+            "true",
+        ),
+    ]);
+    app.sign_up("bea@example.com").await;
+    let first = resend.mail_to("bea@example.com", 1).await;
+    assert_eq!(first.len(), 1, "sign-up mailed a link");
+
+    let wrong = app.sign_in("bea@example.com", "wrong-password-1").await;
+    assert_eq!(wrong.status, 401, "a wrong password still says 401");
+    let refused = app
+        .auth(post(
+            "/api/auth/sign-in/email",
+            json!({"email": "bea@example.com", "password": PASSWORD, "callbackURL": "/home"}),
+        ))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        refused.json(),
+        json!({"code": "EMAIL_NOT_VERIFIED", "message": "Email not verified"})
+    );
+    assert!(refused.header("set-cookie").is_none());
+    // sendOnSignIn: a fresh link, carrying the sign-in's callbackURL.
+    let second = resend.mail_to("bea@example.com", 2).await;
+    assert_eq!(second.len(), 2);
+    let link = link_in(&second[1]);
+    assert!(link.ends_with("&callbackURL=%2Fhome"), "{link}");
+
+    assert_eq!(app.auth(get(&path_of(&link))).await.status, 302);
+    let ok = app.sign_in("bea@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["user"]["emailVerified"], true);
+}
+
+#[actix_web::test]
+async fn auto_sign_in_after_verification_sets_the_session_cookie() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[
+        REQUIRE,
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__AUTO_SIGN_IN_AFTER_VERIFICATION",
+            "true",
+        ),
+    ]);
+    app.sign_up("cy@example.com").await;
+    let link = link_in(&resend.mail_to("cy@example.com", 1).await[0]);
+    let clicked = app.auth(get(&path_of(&link))).await;
+    assert_eq!(clicked.status, 302);
+    assert_eq!(clicked.header("location"), Some("/"));
+    let cookie = cookie_header(&clicked);
+    assert!(cookie.contains("better-auth.session_token="), "{cookie}");
+    let session = app.session_of(&cookie).await;
+    assert_eq!(session["user"]["email"], "cy@example.com");
+    assert_eq!(session["user"]["emailVerified"], true);
+}
+
+#[actix_web::test]
+async fn tampered_expired_and_missing_tokens() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[SEND_ON_SIGN_UP]);
+    app.sign_up("dan@example.com").await;
+    app.sign_up("eve@example.com").await;
+    let mails = resend.mail_to("dan@example.com", 2).await;
+    let link = link_in(&mails[0]);
+    let token = link
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+
+    // Eve re-signs nothing: she swaps the claims for her own and keeps Dan's signature.
+    let parts: Vec<&str> = token.split('.').collect();
+    let claims = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&json!({"email": "eve@example.com", "iat": 1, "exp": 4_102_444_800i64}))
+            .unwrap(),
+    );
+    let forged = format!("{}.{claims}.{}", parts[0], parts[2]);
+    let cases = [
+        (forged.as_str(), "INVALID_TOKEN", "Invalid token"),
+        ("not-a-jwt", "INVALID_TOKEN", "Invalid token"),
+    ];
+    for (bad, code, message) in cases {
+        let res = app
+            .auth(get(&format!("/api/auth/verify-email?token={bad}")))
+            .await;
+        assert_eq!(res.status, 401, "{bad}");
+        assert_eq!(res.json(), json!({"code": code, "message": message}));
+        let redirected = app
+            .auth(get(&format!(
+                "/api/auth/verify-email?token={bad}&callbackURL=%2Fverified%3Fa%3D1"
+            )))
+            .await;
+        assert_eq!(redirected.status, 302);
+        assert_eq!(
+            redirected.header("location"),
+            Some(format!("/verified?a=1&error={code}").as_str())
+        );
+    }
+    assert!(!verified(&app, "eve@example.com"));
+
+    let trusted = app
+        .auth(get(&format!(
+            "/api/auth/verify-email?token={token}&callbackURL=https%3A%2F%2Fevil.example%2F"
+        )))
+        .await;
+    assert_eq!(trusted.status, 403);
+    assert_eq!(trusted.json()["code"], "INVALID_CALLBACK_URL");
+
+    let missing = app.auth(get("/api/auth/verify-email")).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json(),
+        json!({"code": "VALIDATION_ERROR", "message": "[query.token] Invalid input: expected string, received undefined"})
+    );
+
+    app.clock.advance(Duration::seconds(3600));
+    let expired = app
+        .auth(get(&format!("/api/auth/verify-email?token={token}")))
+        .await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(
+        expired.json(),
+        json!({"code": "TOKEN_EXPIRED", "message": "Token expired"})
+    );
+    let expired_link = app.auth(get(&path_of(&link))).await;
+    assert_eq!(expired_link.status, 302);
+    assert_eq!(
+        expired_link.header("location"),
+        Some("/?error=TOKEN_EXPIRED")
+    );
+    assert!(!verified(&app, "dan@example.com"));
+}
+
+#[actix_web::test]
+async fn tokens_signed_by_better_auth_keep_working() {
+    let mut app = crate::common::TestApp::new();
+    app.sign_up("old@example.com").await;
+    let now = app.clock_now().timestamp();
+    // Older Better Auth versions put no userId in the token.
+    let legacy =
+        better_auth_token(&json!({"email": "old@example.com", "iat": now, "exp": now + 3600}));
+    let res = app
+        .auth(get(&format!("/api/auth/verify-email?token={legacy}")))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({"status": true, "user": null}));
+    assert!(verified(&app, "old@example.com"));
+
+    app.sign_up("other@example.com").await;
+    let wrong_user = better_auth_token(
+        &json!({"email": "other@example.com", "userId": "someone-else", "iat": now, "exp": now + 3600}),
+    );
+    let res = app
+        .auth(get(&format!("/api/auth/verify-email?token={wrong_user}")))
+        .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.json()["code"], "INVALID_TOKEN");
+    let gone =
+        better_auth_token(&json!({"email": "gone@example.com", "iat": now, "exp": now + 3600}));
+    let res = app
+        .auth(get(&format!("/api/auth/verify-email?token={gone}")))
+        .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(
+        res.json(),
+        json!({"code": "USER_NOT_FOUND", "message": "User not found"})
+    );
+}
+
+#[actix_web::test]
+async fn send_verification_email_without_a_session_reveals_nothing() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[]);
+    app.sign_up("fay@example.com").await;
+    app.sign_up("gus@example.com").await;
+    exec(
+        &mut app.db.conn(),
+        "UPDATE \"user\" SET email_verified = true WHERE email = 'gus@example.com'",
+    );
+    for email in ["nobody@example.com", "gus@example.com", "FAY@example.com"] {
+        let res = app
+            .auth(post(
+                "/api/auth/send-verification-email",
+                json!({"email": email, "callbackURL": "/done"}),
+            ))
+            .await;
+        assert_eq!(res.status, 200, "{email}");
+        assert_eq!(res.json(), json!({"status": true}));
+    }
+    // Only the unverified user got mail; the unknown and the verified ones went before it.
+    let mails = resend.wait_for(1).await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0]["to"], json!(["fay@example.com"]));
+    assert!(link_in(&mails[0]).ends_with("&callbackURL=%2Fdone"));
+
+    let invalid = app
+        .auth(post(
+            "/api/auth/send-verification-email",
+            json!({"email": "x"}),
+        ))
+        .await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(
+        invalid.json()["message"],
+        "[body.email] Invalid email address"
+    );
+    let evil = app
+        .auth(post(
+            "/api/auth/send-verification-email",
+            json!({"email": "fay@example.com", "callbackURL": "https://evil.example"}),
+        ))
+        .await;
+    assert_eq!(evil.status, 403);
+    assert_eq!(evil.json()["code"], "INVALID_CALLBACK_URL");
+}
+
+#[actix_web::test]
+async fn send_verification_email_without_a_session_is_padded() {
+    let mut app = crate::common::TestApp::with_env(&[(
+        "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__ANONYMOUS_MIN_RESPONSE_MS",
+        "150",
+    )]);
+    let started = std::time::Instant::now();
+    let res = app
+        .auth(post(
+            "/api/auth/send-verification-email",
+            json!({"email": "nobody@example.com"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+}
+
+#[actix_web::test]
+async fn send_verification_email_with_a_session() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[]);
+    let cookie = app.signed_in("hal@example.com").await;
+    let send = |email: &str| {
+        post_with(
+            "/api/auth/send-verification-email",
+            &cookie,
+            json!({"email": email}),
+        )
+    };
+    let mismatch = app.auth(send("other@example.com")).await;
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(
+        mismatch.json(),
+        json!({"code": "EMAIL_MISMATCH", "message": "Email mismatch"})
+    );
+    let ok = app.auth(send("hal@example.com")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json(), json!({"status": true}));
+    let link = link_in(&resend.mail_to("hal@example.com", 1).await[0]);
+    assert!(
+        link.ends_with("&callbackURL=%2F"),
+        "callbackURL defaults to /: {link}"
+    );
+    assert_eq!(
+        app.auth(get_with(&path_of(&link), &cookie)).await.status,
+        302
+    );
+    let already = app.auth(send("hal@example.com")).await;
+    assert_eq!(already.status, 400);
+    assert_eq!(
+        already.json(),
+        json!({"code": "EMAIL_ALREADY_VERIFIED", "message": "Email is already verified"})
+    );
+}
+
+#[actix_web::test]
+async fn send_verification_email_can_be_disabled() {
+    let mut app = crate::common::TestApp::with_env(&[(
+        "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__ENABLED",
+        "false",
+    )]);
+    let res = app
+        .auth(post(
+            "/api/auth/send-verification-email",
+            json!({"email": "a@example.com"}),
+        ))
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json(),
+        json!({"code": "VERIFICATION_EMAIL_NOT_ENABLED", "message": "Verification email isn't enabled"})
+    );
+}
+
+#[actix_web::test]
+async fn change_email_mails_the_new_address_and_moves_the_account_on_click() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true")]);
+    let cookie = app.signed_in("ivy@example.com").await;
+    exec(
+        &mut app.db.conn(),
+        "UPDATE \"user\" SET email_verified = true WHERE email = 'ivy@example.com'",
+    );
+    let res = app
+        .auth(post_with(
+            "/api/auth/change-email",
+            &cookie,
+            json!({"newEmail": "Ivy2@example.com", "callbackURL": "/settings"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["email"],
+        "ivy@example.com",
+        "nothing changes before the new address is confirmed"
+    );
+    let mail = resend.mail_to("ivy2@example.com", 1).await.remove(0);
+    assert_eq!(
+        mail["subject"],
+        "Confirm your new email address for Switchboard"
+    );
+    let link = link_in(&mail);
+    let token = link
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["email"], "ivy@example.com");
+    assert_eq!(claims["updateTo"], "ivy2@example.com");
+    assert_eq!(claims["requestType"], "change-email-verification");
+
+    // Someone else's session cannot complete it.
+    let other = app.signed_in("jon@example.com").await;
+    let foreign = app
+        .auth(get_with(
+            &format!("/api/auth/verify-email?token={token}"),
+            &other,
+        ))
+        .await;
+    assert_eq!(foreign.status, 401);
+    assert_eq!(foreign.json()["code"], "INVALID_USER");
+
+    let clicked = app.auth(get_with(&path_of(&link), &cookie)).await;
+    assert_eq!(clicked.status, 302);
+    assert_eq!(clicked.header("location"), Some("/settings"));
+    assert_eq!(
+        cookie_header(&clicked),
+        cookie,
+        "the session cookie is re-set"
+    );
+    let user = app.session_of(&cookie).await["user"].clone();
+    assert_eq!(user["email"], "ivy2@example.com");
+    assert_eq!(user["emailVerified"], true, "keeps its previous value");
+
+    // The link is spent: the old address no longer has an account.
+    let again = app
+        .auth(get(&format!("/api/auth/verify-email?token={token}")))
+        .await;
+    assert_eq!(again.status, 401);
+    assert_eq!(again.json()["code"], "USER_NOT_FOUND");
+}
+
+#[actix_web::test]
+async fn change_email_without_a_session_returns_the_user() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true")]);
+    let cookie = app.signed_in("kim@example.com").await;
+    app.auth(post_with(
+        "/api/auth/change-email",
+        &cookie,
+        json!({"newEmail": "kim2@example.com"}),
+    ))
+    .await;
+    let link = link_in(&resend.mail_to("kim2@example.com", 1).await[0]);
+    let token = link
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let res = app
+        .auth(get(&format!("/api/auth/verify-email?token={token}")))
+        .await;
+    assert_eq!(res.status, 200);
+    let body = res.json();
+    assert_eq!(body["status"], true);
+    assert_eq!(body["user"]["email"], "kim2@example.com");
+    assert_eq!(body["user"]["emailVerified"], false);
+}
+
+#[actix_web::test]
+async fn immediate_change_email_mails_a_verification_to_the_new_address() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[
+        ("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true"),
+        (
+            "SWITCHBOARD__AUTH__USER__UPDATE_EMAIL_WITHOUT_VERIFICATION",
+            "true",
+        ),
+    ]);
+    let cookie = app.signed_in("lu@example.com").await;
+    let res = app
+        .auth(post_with(
+            "/api/auth/change-email",
+            &cookie,
+            json!({"newEmail": "lu2@example.com"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["email"],
+        "lu2@example.com"
+    );
+    let mail = resend.mail_to("lu2@example.com", 1).await.remove(0);
+    assert_eq!(mail["subject"], "Verify your email address for Switchboard");
+    assert_eq!(app.auth(get(&path_of(&link_in(&mail)))).await.status, 302);
+    assert!(verified(&app, "lu2@example.com"));
+}
