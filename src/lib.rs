@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 #[cfg(feature = "connectors")]
 pub mod connectors;
+pub mod crypto;
 pub mod db;
 pub mod platform;
 pub mod server;
