@@ -5,5 +5,7 @@ mod common;
 
 mod cli;
 mod config;
+#[cfg(feature = "connectors")]
+mod connectors;
 mod migrations;
 mod platform;

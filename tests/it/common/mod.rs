@@ -3,6 +3,9 @@
 
 pub mod app;
 pub mod db;
+pub mod jwt;
+pub mod logs;
+pub mod stand_in;
 
 pub use app::{Seen, TestApp, test_config};
 pub use db::TestDb;
