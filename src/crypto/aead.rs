@@ -175,7 +175,15 @@ mod tests {
             ring.open(&tampered, b"row-a/access_token"),
             Err(AeadError::Invalid)
         );
-        for junk in ["", "v1:", "v:abc", "x1:abc", "v1:!!!", "plaintext-token", "v1:AAAA"] {
+        for junk in [
+            "",
+            "v1:",
+            "v:abc",
+            "x1:abc",
+            "v1:!!!",
+            "plaintext-token",
+            "v1:AAAA",
+        ] {
             assert_eq!(ring.open(junk, b"x"), Err(AeadError::Invalid), "{junk}");
         }
     }

@@ -2,11 +2,11 @@
 //! span per request that carries the request id, the role and (once known) the user id.
 
 use crate::platform::config::{LogConfig, LogFormat};
-use actix_web::{Error, HttpMessage};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
@@ -41,7 +41,9 @@ impl RootSpanBuilder for SwitchboardRootSpan {
         // with secret query values (OAuth codes and states on callbacks) redacted.
         let connection_info = request.connection_info();
         let method = request.method().as_str();
-        let route = request.match_pattern().unwrap_or_else(|| "default".to_owned());
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "default".to_owned());
         let request_id = request
             .extensions()
             .get::<RequestId>()
