@@ -1,4 +1,5 @@
-//! The command line: `serve --role …`, `migrate`, `check-config --role …`, `keys rotate|list`.
+//! The command line: `serve --role …`, `migrate`, `check-config --role …`,
+//! `keys rotate|list|rotate-encryption`.
 
 use crate::platform::role::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,16 +24,24 @@ pub enum Command {
     Migrate,
     /// Load and validate the configuration for the chosen roles, serve nothing.
     CheckConfig(RoleArgs),
-    /// Manage the JWT signing keys in the `jwks` table.
-    #[cfg(feature = "auth")]
+    /// Manage keys: JWT signing keys (auth) and the token encryption key (connectors).
     #[command(subcommand)]
     Keys(KeysCommand),
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum KeysCommand {
+    /// Re-seal every stored OAuth token and PKCE verifier under the current ENCRYPTION_KEY
+    /// (after moving the old key to `connectors.previous_encryption_keys`).
+    #[cfg(feature = "connectors")]
+    RotateEncryption {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
     /// Add a new signing key and retire the current one (it stays in the JWKS for the grace
     /// period). The new key signs after `auth.jwt.activation_delay_secs`, once caches have it.
+    #[cfg(feature = "auth")]
     Rotate {
         /// Sign with the new key at once (e.g. the old one leaked); verifiers that cached the
         /// JWKS refetch it on the unknown kid.
@@ -40,6 +49,7 @@ pub enum KeysCommand {
         now: bool,
     },
     /// Every key: kid, alg, created, expires, state. Never a private key.
+    #[cfg(feature = "auth")]
     List,
 }
 

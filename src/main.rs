@@ -64,6 +64,23 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        #[cfg(feature = "connectors")]
+        Command::Keys(switchboard::cli::KeysCommand::RotateEncryption { batch_size }) => {
+            if let Err(err) = config.validate(&[Role::Connectors]) {
+                return fail(&err.to_string());
+            }
+            match switchboard::connectors::admin::run(&config, batch_size) {
+                Ok(report) => {
+                    print!("{report}");
+                    if report.failed > 0 {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(err) => fail(&format!("{err:#}")),
+            }
+        }
         #[cfg(feature = "auth")]
         Command::Keys(keys) => {
             if let Err(err) = config.validate(&[Role::Auth]) {

@@ -1,8 +1,27 @@
 //! The connectors role: a resource server that trusts only JWTs verified against the auth role's
 //! JWKS. It never names the auth module or reads auth-owned tables.
 
+pub mod admin;
+mod connect;
+mod error;
+mod handlers;
 mod me;
+mod models;
+mod oauth;
+mod providers;
+mod refresh;
+mod service;
+mod store;
+mod vault;
 
+pub use error::ConnectorsError;
+pub use models::ConnectionId;
+pub use refresh::SweepReport;
+pub use vault::Plain;
+
+use crate::db::DbPool;
+use crate::platform::clock::SharedClock;
+use crate::platform::config::Config;
 use crate::platform::openapi;
 use crate::platform::state::Platform;
 use crate::trust::{HttpJwksSource, Verifier};
@@ -11,14 +30,28 @@ use anyhow::Context;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
+/// What the role's service functions share; no actix types, so they are testable alone.
+pub(crate) struct Ctx {
+    pub pool: DbPool,
+    pub clock: SharedClock,
+    pub config: Arc<Config>,
+    /// The one outbound client: no redirects, short timeouts.
+    pub http: reqwest::Client,
+    pub vault: vault::Vault,
+    pub registry: providers::Registry,
+}
+
 /// What the connectors role's handlers share.
 pub struct ConnectorsState {
     document: utoipa::openapi::OpenApi,
     /// Verifies callers against the auth role's JWKS (fetched over HTTP, also in `--role all`).
     verifier: web::Data<Verifier>,
+    ctx: Arc<Ctx>,
 }
 
 impl ConnectorsState {
+    /// Builds the role's state and, when `connectors.refresh.sweep_enabled`, starts the
+    /// refresh sweep on the current tokio runtime.
     pub fn new(platform: &Platform) -> anyhow::Result<Self> {
         let config = &platform.config;
         let keys = HttpJwksSource::new(config.connectors.jwks_url.clone(), platform.clock.clone())
@@ -29,9 +62,24 @@ impl ConnectorsState {
             config.connectors_jwt_audience(),
             platform.clock.clone(),
         );
+        let ctx = Arc::new(Ctx {
+            pool: platform.pool.clone(),
+            clock: platform.clock.clone(),
+            config: config.clone(),
+            http: oauth::http_client(config.connectors.provider_timeout_secs)
+                .context("building the provider HTTP client")?,
+            vault: vault::Vault::from_config(config).context("loading the encryption keys")?,
+            registry: providers::Registry::from_config(&config.connectors.providers),
+        });
+        if config.connectors.refresh.sweep_enabled
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            refresh::spawn_sweeper(ctx.clone(), &runtime);
+        }
         Ok(Self {
             document: openapi::document(ConnectorsApi::openapi(), "switchboard connectors"),
             verifier: web::Data::new(verifier),
+            ctx,
         })
     }
 
@@ -39,17 +87,83 @@ impl ConnectorsState {
     pub fn verifier(&self) -> web::Data<Verifier> {
         self.verifier.clone()
     }
+
+    /// A fresh access token for a connection (refreshed first when under the margin): what
+    /// webhooks and agents call. Never logs or returns an expired token.
+    pub async fn access_token(&self, id: &ConnectionId) -> Result<Plain, ConnectorsError> {
+        refresh::access_token(&self.ctx, id).await
+    }
+
+    /// One pass of the refresh sweep (the background task runs this periodically).
+    pub async fn sweep_once(&self) -> Result<SweepReport, ConnectorsError> {
+        refresh::sweep_once(&self.ctx).await
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use handlers::{connect, connections, providers};
     cfg.route("/openapi.json", web::get().to(openapi_json))
-        .route("/api/me", web::get().to(me::me));
+        .route("/api/me", web::get().to(me::me))
+        .route("/api/providers", web::get().to(providers::list))
+        .route("/api/connections", web::get().to(connections::list))
+        .route(
+            "/api/connections/{provider}/authorize",
+            web::post().to(connect::authorize),
+        )
+        .route(
+            "/api/connections/{provider}/callback",
+            web::get().to(connect::callback),
+        )
+        .route("/api/connections/{id}", web::get().to(connections::get))
+        .route(
+            "/api/connections/{id}",
+            web::delete().to(connections::delete),
+        )
+        .route(
+            "/api/connections/{id}/refresh",
+            web::post().to(connections::refresh),
+        );
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(me::me), components(schemas(me::MeBody)))]
+#[openapi(
+    paths(
+        me::me,
+        handlers::providers::list,
+        handlers::connect::authorize,
+        handlers::connect::callback,
+        handlers::connections::list,
+        handlers::connections::get,
+        handlers::connections::delete,
+        handlers::connections::refresh,
+    ),
+    components(schemas(
+        me::MeBody,
+        models::ConnectionView,
+        models::Status,
+        handlers::providers::ProviderView,
+        handlers::providers::ProviderList,
+        handlers::connect::AuthorizeBody,
+        handlers::connect::AuthorizeResponse,
+        handlers::connect::ConnectedBody,
+        handlers::connections::ConnectionList,
+        handlers::connections::DeletedBody,
+    ))
+)]
 struct ConnectorsApi;
 
 async fn openapi_json(state: web::Data<ConnectorsState>) -> HttpResponse {
     openapi::respond(&state.document)
+}
+
+/// `base` ± 20 %, from the OS random source: spreads retries and sweeps of many processes.
+pub(crate) fn jitter(base: std::time::Duration) -> std::time::Duration {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut byte = [0u8; 1];
+    let r = if SystemRandom::new().fill(&mut byte).is_ok() {
+        f64::from(byte[0]) / 255.0
+    } else {
+        0.5
+    };
+    base.mul_f64(0.8 + 0.4 * r)
 }

@@ -1,211 +1,278 @@
-//! A small versioned AES-256-GCM envelope (ring) for secrets stored in a database column:
-//! `v1:` + base64url(nonce ‖ ciphertext ‖ tag), a fresh 96-bit nonce per value, and
-//! caller-supplied associated data binding each value to where it is stored.
+//! A versioned AES-256-GCM envelope (ring) for secrets stored in database columns:
+//! `v<N>:` + base64url-nopad(nonce ‖ ciphertext ‖ tag), under the key numbered N in a [`Keyring`].
 //!
-//! The version prefix lets keys rotate later: a new key gets `v2:`, and `v1:` values stay
-//! readable with the old one. Values without a prefix are legacy plaintext (rows written by a
-//! system that did not encrypt) and are returned as they are by [`Envelope::open_or_plaintext`].
+//! Every value gets a fresh 96-bit nonce from the OS, and caller-supplied associated data binds
+//! it to where it is stored (row and column), so a sealed value copied to another row does not
+//! open. The version prefix names the key: a new key becomes current, older values stay readable
+//! until they are re-sealed, and [`Keyring::needs_rotation`] says which ones are due.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::BTreeMap;
+use std::fmt;
 
-const VERSION: &str = "v1";
 const TAG_LEN: usize = 16;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AeadError {
-    /// The value names a key version this process does not hold.
-    #[error("unknown envelope version {0:?}")]
-    UnknownVersion(String),
-    /// Not valid base64, too short, or the tag did not verify (wrong key, wrong associated data,
-    /// or tampering): deliberately one error, so a caller cannot tell them apart.
-    #[error("the value does not decrypt")]
+    /// The value names a key version this keyring does not hold.
+    #[error("sealed with unknown key version {0}")]
+    UnknownVersion(u32),
+    /// Not an envelope, not valid base64, too short, or the tag did not verify (wrong key,
+    /// wrong associated data, tampering): one error, so a caller cannot tell them apart.
+    #[error("the sealed value does not open")]
     Invalid,
+    #[error("a key must be exactly 32 bytes and its version at least 1")]
+    BadKey,
     #[error("the system random source failed")]
     Random,
 }
 
-/// One key and the version tag its values carry.
-#[derive(Clone)]
-pub struct Envelope {
-    key: LessSafeKey,
+/// The current key (which seals) and any older ones (which only open).
+pub struct Keyring {
+    current: u32,
+    keys: BTreeMap<u32, LessSafeKey>,
+    rng: SystemRandom,
 }
 
-impl std::fmt::Debug for Envelope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Envelope([redacted])")
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current)
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
-impl Envelope {
-    /// An envelope over a raw 256-bit key.
-    pub fn new(key: &[u8; 32]) -> Self {
-        // A 32-byte key is always a valid AES-256 key; ring only refuses wrong lengths.
-        let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
-        Self {
-            key: LessSafeKey::new(unbound),
+impl Keyring {
+    /// A keyring sealing with `key` as version `version`, opening values of `older` too.
+    /// An older entry with the current version is ignored: the current key wins.
+    pub fn new(version: u32, key: &[u8], older: &[(u32, Vec<u8>)]) -> Result<Self, AeadError> {
+        let mut keys = BTreeMap::new();
+        for (v, k) in older {
+            keys.insert(*v, Self::key(*v, k)?);
         }
+        keys.insert(version, Self::key(version, key)?);
+        Ok(Self {
+            current: version,
+            keys,
+            rng: SystemRandom::new(),
+        })
     }
 
-    /// A key derived from a long-lived secret with HKDF-SHA256. `purpose` (the HKDF info)
-    /// names what the key is for, so one secret yields independent keys for independent uses.
+    fn key(version: u32, key: &[u8]) -> Result<LessSafeKey, AeadError> {
+        if version == 0 || key.len() != 32 {
+            return Err(AeadError::BadKey);
+        }
+        let unbound = UnboundKey::new(&AES_256_GCM, key).map_err(|_| AeadError::BadKey)?;
+        Ok(LessSafeKey::new(unbound))
+    }
+
+    /// A one-key keyring (version 1) derived from a long-lived secret with HKDF-SHA256.
+    /// `purpose` (the HKDF info) names what the key is for, so one secret yields independent
+    /// keys for independent uses.
     pub fn derive(secret: &[u8], purpose: &str) -> Self {
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"switchboard/aead/v1");
+        let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"switchboard/aead/v1");
         let mut key = [0u8; 32];
         let info = [purpose.as_bytes()];
         // HKDF-SHA256 can produce up to 255 * 32 bytes; 32 never fails.
-        salt.extract(secret)
-            .expand(&info, hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut key))
-            .unwrap_or_else(|_| unreachable!());
-        Self::new(&key)
+        let _ = salt
+            .extract(secret)
+            .expand(&info, ring::hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut key));
+        let unbound = UnboundKey::new(&AES_256_GCM, &key);
+        let mut keys = BTreeMap::new();
+        if let Ok(unbound) = unbound {
+            keys.insert(1, LessSafeKey::new(unbound));
+        }
+        Self {
+            current: 1,
+            keys,
+            rng: SystemRandom::new(),
+        }
     }
 
-    /// Encrypts `plaintext`, bound to `aad` (say, the row id and column name).
+    /// Reads a stored column that may predate encryption: an envelope is opened, a value
+    /// without a `v<N>:` prefix is legacy plaintext (written by a system that did not encrypt)
+    /// and returned unchanged.
+    pub fn open_or_plaintext(&self, stored: &str, aad: &[u8]) -> Result<String, AeadError> {
+        if split(stored).is_err() {
+            return Ok(stored.to_owned());
+        }
+        String::from_utf8(self.open(stored, aad)?).map_err(|_| AeadError::Invalid)
+    }
+
+    /// The version new values are sealed under.
+    pub fn current_version(&self) -> u32 {
+        self.current
+    }
+
+    /// Encrypts `plaintext` under the current key, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, AeadError> {
+        let key = self.keys.get(&self.current).ok_or(AeadError::BadKey)?;
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| AeadError::Random)?;
-        let mut buf = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
+        self.rng.fill(&mut nonce).map_err(|_| AeadError::Random)?;
+        let mut buf = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        buf.extend_from_slice(&nonce);
+        buf.extend_from_slice(plaintext);
+        let tag = key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                &mut buf,
+                &mut buf[NONCE_LEN..],
             )
             .map_err(|_| AeadError::Invalid)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&buf);
-        Ok(format!("{VERSION}:{}", URL_SAFE_NO_PAD.encode(out)))
+        buf.extend_from_slice(tag.as_ref());
+        Ok(format!("v{}:{}", self.current, URL_SAFE_NO_PAD.encode(buf)))
     }
 
-    /// Decrypts a sealed value; refuses unknown versions and anything that does not verify.
+    /// Decrypts a value [`Keyring::seal`] produced with the same `aad`.
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Vec<u8>, AeadError> {
-        let Some((version, body)) = split_version(sealed) else {
-            return Err(AeadError::Invalid);
-        };
-        if version != VERSION {
-            return Err(AeadError::UnknownVersion(version.to_owned()));
-        }
-        let raw = URL_SAFE_NO_PAD
+        let (version, body) = split(sealed)?;
+        let key = self
+            .keys
+            .get(&version)
+            .ok_or(AeadError::UnknownVersion(version))?;
+        let mut raw = URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|_| AeadError::Invalid)?;
         if raw.len() < NONCE_LEN + TAG_LEN {
             return Err(AeadError::Invalid);
         }
-        let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| AeadError::Invalid)?;
-        let mut buf = ciphertext.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| AeadError::Invalid)?;
-        Ok(plain.to_vec())
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&raw[..NONCE_LEN]);
+        let plain_len = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut raw[NONCE_LEN..],
+            )
+            .map_err(|_| AeadError::Invalid)?
+            .len();
+        raw.drain(..NONCE_LEN);
+        raw.truncate(plain_len);
+        Ok(raw)
     }
 
-    /// Reads a stored column: an envelope is decrypted, a value without a version prefix is
-    /// legacy plaintext and returned unchanged.
-    pub fn open_or_plaintext(&self, stored: &str, aad: &[u8]) -> Result<String, AeadError> {
-        if split_version(stored).is_none() {
-            return Ok(stored.to_owned());
-        }
-        String::from_utf8(self.open(stored, aad)?).map_err(|_| AeadError::Invalid)
+    /// Whether `sealed` was sealed under a key other than the current one (or is not an
+    /// envelope at all) and should be re-sealed.
+    pub fn needs_rotation(&self, sealed: &str) -> bool {
+        split(sealed).map_or(true, |(version, _)| version != self.current)
     }
 }
 
-/// `("v1", body)` for a value that starts with `v<digits>:`.
-fn split_version(value: &str) -> Option<(&str, &str)> {
-    let (version, body) = value.split_once(':')?;
-    let digits = version.strip_prefix('v')?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some((version, body))
+/// `v<N>:<body>` → (N, body).
+fn split(sealed: &str) -> Result<(u32, &str), AeadError> {
+    let rest = sealed.strip_prefix('v').ok_or(AeadError::Invalid)?;
+    let (version, body) = rest.split_once(':').ok_or(AeadError::Invalid)?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AeadError::Invalid);
+    }
+    let version = version.parse::<u32>().map_err(|_| AeadError::Invalid)?;
+    Ok((version, body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn envelope() -> Envelope {
-        Envelope::derive(b"a-long-secret-of-at-least-32-characters", "test")
-    }
+    const K1: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+    const K2: &[u8; 32] = b"fedcba9876543210fedcba9876543210";
 
     #[test]
     fn round_trips_with_a_fresh_nonce_each_time() {
-        let e = envelope();
-        let a = e.seal(b"gho_secret", b"acc1:access_token").unwrap();
-        let b = e.seal(b"gho_secret", b"acc1:access_token").unwrap();
-        assert!(a.starts_with("v1:"), "{a}");
-        assert_ne!(a, b, "a nonce is never reused");
-        assert!(!a.contains("gho_secret"));
-        assert_eq!(e.open(&a, b"acc1:access_token").unwrap(), b"gho_secret");
-        assert_eq!(
-            e.open_or_plaintext(&b, b"acc1:access_token").unwrap(),
-            "gho_secret"
-        );
+        let ring = Keyring::new(1, K1, &[]).unwrap();
+        let a = ring.seal(b"secret", b"row/field").unwrap();
+        let b = ring.seal(b"secret", b"row/field").unwrap();
+        assert!(a.starts_with("v1:"));
+        assert_ne!(a, b);
+        assert!(!a.contains("secret"));
+        assert_eq!(ring.open(&a, b"row/field").unwrap(), b"secret");
+        assert_eq!(ring.open(&b, b"row/field").unwrap(), b"secret");
     }
 
     #[test]
-    fn wrong_associated_data_fails() {
-        let e = envelope();
-        let sealed = e.seal(b"gho_secret", b"acc1:access_token").unwrap();
+    fn other_aad_tampering_and_garbage_do_not_open() {
+        let ring = Keyring::new(1, K1, &[]).unwrap();
+        let sealed = ring.seal(b"secret", b"row-a/access_token").unwrap();
         assert_eq!(
-            e.open(&sealed, b"acc2:access_token"),
+            ring.open(&sealed, b"row-b/access_token"),
             Err(AeadError::Invalid)
         );
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
         assert_eq!(
-            e.open(&sealed, b"acc1:refresh_token"),
+            ring.open(&tampered, b"row-a/access_token"),
             Err(AeadError::Invalid)
         );
-    }
-
-    #[test]
-    fn tampering_fails() {
-        let e = envelope();
-        let sealed = e.seal(b"gho_secret", b"aad").unwrap();
-        let body = sealed.strip_prefix("v1:").unwrap();
-        let mut raw = URL_SAFE_NO_PAD.decode(body).unwrap();
-        for i in [0, NONCE_LEN, raw.len() - 1] {
-            raw[i] ^= 1;
-            let forged = format!("v1:{}", URL_SAFE_NO_PAD.encode(&raw));
-            assert_eq!(e.open(&forged, b"aad"), Err(AeadError::Invalid), "byte {i}");
-            raw[i] ^= 1;
+        for junk in [
+            "",
+            "v1:",
+            "v:abc",
+            "x1:abc",
+            "v1:!!!",
+            "plaintext-token",
+            "v1:AAAA",
+        ] {
+            assert_eq!(ring.open(junk, b"x"), Err(AeadError::Invalid), "{junk}");
         }
-        assert_eq!(e.open("v1:AAAA", b"aad"), Err(AeadError::Invalid));
-        assert_eq!(e.open("v1:not base64!", b"aad"), Err(AeadError::Invalid));
     }
 
     #[test]
-    fn wrong_key_fails() {
-        let sealed = envelope().seal(b"gho_secret", b"aad").unwrap();
-        let other = Envelope::derive(b"a-long-secret-of-at-least-32-characters", "other purpose");
-        assert_eq!(other.open(&sealed, b"aad"), Err(AeadError::Invalid));
-        let other = Envelope::new(&[7u8; 32]);
-        assert_eq!(other.open(&sealed, b"aad"), Err(AeadError::Invalid));
+    fn rotation_keeps_old_values_readable_and_refuses_unknown_versions() {
+        let old = Keyring::new(1, K1, &[]).unwrap();
+        let v1 = old.seal(b"secret", b"aad").unwrap();
+        let new = Keyring::new(2, K2, &[(1, K1.to_vec())]).unwrap();
+        assert!(new.needs_rotation(&v1));
+        assert_eq!(new.open(&v1, b"aad").unwrap(), b"secret");
+        let v2 = new.seal(b"secret", b"aad").unwrap();
+        assert!(v2.starts_with("v2:"));
+        assert!(!new.needs_rotation(&v2));
+        assert_eq!(old.open(&v2, b"aad"), Err(AeadError::UnknownVersion(2)));
+        // The same version number under a different key is a wrong key, not a match.
+        let impostor = Keyring::new(1, K2, &[]).unwrap();
+        assert_eq!(impostor.open(&v1, b"aad"), Err(AeadError::Invalid));
     }
 
     #[test]
-    fn unknown_versions_are_refused_and_plaintext_passes() {
-        let e = envelope();
-        let sealed = e.seal(b"x", b"aad").unwrap();
-        let v2 = sealed.replacen("v1:", "v2:", 1);
+    fn refuses_bad_keys() {
         assert_eq!(
-            e.open(&v2, b"aad"),
-            Err(AeadError::UnknownVersion("v2".into()))
+            Keyring::new(1, b"short", &[]).unwrap_err(),
+            AeadError::BadKey
         );
-        assert!(e.open_or_plaintext(&v2, b"aad").is_err());
-        // What Better Auth wrote: a bare GitHub token.
+        assert_eq!(Keyring::new(0, K1, &[]).unwrap_err(), AeadError::BadKey);
         assert_eq!(
-            e.open_or_plaintext("gho_fakeAccessToken123", b"aad")
-                .unwrap(),
-            "gho_fakeAccessToken123"
+            Keyring::new(2, K1, &[(1, b"short".to_vec())]).unwrap_err(),
+            AeadError::BadKey
+        );
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_read_legacy_plaintext() {
+        let a = Keyring::derive(b"a-long-secret-of-at-least-32-characters", "one purpose");
+        let b = Keyring::derive(b"a-long-secret-of-at-least-32-characters", "other purpose");
+        let sealed = a.seal(b"gho_token", b"account:1:access_token").unwrap();
+        assert_eq!(
+            a.open(&sealed, b"account:1:access_token").unwrap(),
+            b"gho_token"
         );
         assert_eq!(
-            e.open("gho_fakeAccessToken123", b"aad"),
+            b.open(&sealed, b"account:1:access_token"),
             Err(AeadError::Invalid)
+        );
+        assert_eq!(a.open_or_plaintext("gho_plain", b"x").unwrap(), "gho_plain");
+        assert_eq!(
+            a.open_or_plaintext(&sealed, b"account:1:access_token")
+                .unwrap(),
+            "gho_token"
+        );
+        assert!(
+            a.open_or_plaintext(&sealed, b"account:2:access_token")
+                .is_err()
         );
     }
 }

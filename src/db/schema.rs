@@ -19,6 +19,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    connections (id) {
+        id -> Text,
+        owner_id -> Text,
+        provider -> Text,
+        external_account_id -> Text,
+        external_org_id -> Nullable<Text>,
+        display_name -> Text,
+        account -> Jsonb,
+        scopes -> Array<Nullable<Text>>,
+        status -> Text,
+        access_token -> Text,
+        refresh_token -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        refresh_failures -> Int4,
+        next_refresh_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     jwks (id) {
         id -> Text,
         public_key -> Text,
@@ -27,6 +48,20 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         alg -> Nullable<Text>,
         crv -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_flows (state_hash) {
+        state_hash -> Text,
+        owner_id -> Text,
+        provider -> Text,
+        code_verifier -> Text,
+        redirect_to -> Nullable<Text>,
+        scopes -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -67,6 +102,15 @@ diesel::table! {
 }
 
 diesel::joinable!(account -> user (user_id));
+diesel::joinable!(connections -> user (owner_id));
 diesel::joinable!(session -> user (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(account, jwks, session, user, verification,);
+diesel::allow_tables_to_appear_in_same_query!(
+    account,
+    connections,
+    jwks,
+    oauth_flows,
+    session,
+    user,
+    verification,
+);

@@ -2,11 +2,11 @@
 //! span per request that carries the request id, the role and (once known) the user id.
 
 use crate::platform::config::{LogConfig, LogFormat};
-use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
@@ -37,7 +37,45 @@ impl RootSpanBuilder for SwitchboardRootSpan {
             .app_data::<RoleTag>()
             .map(|r| r.0)
             .unwrap_or("unknown");
-        tracing_actix_web::root_span!(request, role = role, user_id = tracing::field::Empty)
+        // The fields of `tracing_actix_web::root_span!`, except that `http.target` is written
+        // with secret query values (OAuth codes and states on callbacks) redacted.
+        let connection_info = request.connection_info();
+        let method = request.method().as_str();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "default".to_owned());
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let user_agent = request
+            .headers()
+            .get("User-Agent")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let version = format!("{:?}", request.version());
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.flavor = %version.trim_start_matches("HTTP/"),
+            http.scheme = %connection_info.scheme(),
+            http.host = %connection_info.host(),
+            http.client_ip = %connection_info.realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.target = %redacted_target(request.uri()),
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+            role = role,
+            user_id = tracing::field::Empty,
+        )
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
@@ -45,9 +83,38 @@ impl RootSpanBuilder for SwitchboardRootSpan {
     }
 }
 
+/// Query parameters whose values are secrets: OAuth codes and states, tokens, verifiers.
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "code",
+    "state",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "code_verifier",
+    "client_secret",
+];
+
+/// Path and query of `uri`, with the values of [`SECRET_QUERY_KEYS`] replaced.
+pub fn redacted_target(uri: &actix_web::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_QUERY_KEYS.contains(&key.to_ascii_lowercase().as_str()) => {
+                format!("{key}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
 /// Records the caller's id on the current request's root span.
 pub fn record_user_id(req: &actix_web::HttpRequest, user_id: &str) {
-    use actix_web::HttpMessage;
     if let Some(span) = req.extensions().get::<tracing_actix_web::RootSpan>() {
         span.record("user_id", user_id);
     }
@@ -58,7 +125,6 @@ pub async fn request_id_header(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    use actix_web::HttpMessage;
     let id = req.extensions().get::<RequestId>().copied();
     let mut res = next.call(req).await?;
     if let Some(id) = id
@@ -68,4 +134,22 @@ pub async fn request_id_header(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        let uri: actix_web::http::Uri = "/api/connections/linear/callback?code=abc&state=xyz&x=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redacted_target(&uri),
+            "/api/connections/linear/callback?code=[redacted]&state=[redacted]&x=1"
+        );
+        let plain: actix_web::http::Uri = "/api/connections".parse().unwrap();
+        assert_eq!(redacted_target(&plain), "/api/connections");
+    }
 }

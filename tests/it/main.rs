@@ -8,6 +8,8 @@ mod auth_session;
 mod auth_sign;
 mod cli;
 mod config;
+#[cfg(feature = "connectors")]
+mod connectors;
 #[cfg(feature = "auth")]
 mod github;
 #[cfg(feature = "auth")]

@@ -29,6 +29,11 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
                 policy.grace.num_seconds()
             ))
         }
+        // Not a signing-key command; `main` hands it to the connectors role.
+        #[cfg(feature = "connectors")]
+        KeysCommand::RotateEncryption { .. } => {
+            anyhow::bail!("rotate-encryption is a connectors command")
+        }
         KeysCommand::List => {
             let rows = keys::list(&mut conn, &policy, now)?;
             let mut out = format!(

@@ -4,7 +4,7 @@
 
 use crate::auth::models::{NewUser, User};
 use crate::auth::social::store::{self, NewProviderAccount, TokenUpdate};
-use crate::crypto::aead::Envelope;
+use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::schema::user;
 use crate::platform::config::AccountLinkingConfig;
@@ -137,7 +137,7 @@ pub enum Decision {
 
 /// Seals one token column, bound to its row and column.
 fn seal(
-    vault: &Envelope,
+    vault: &Keyring,
     account_row: &str,
     column: &str,
     value: Option<&str>,
@@ -159,7 +159,7 @@ pub fn token_aad(account_row: &str, column: &str) -> String {
 
 fn insert_account(
     conn: &mut PgConnection,
-    vault: &Envelope,
+    vault: &Keyring,
     user_id: &str,
     p: &ProviderAccount,
     now: DateTime<Utc>,
@@ -189,7 +189,7 @@ fn insert_account(
 
 fn update_account(
     conn: &mut PgConnection,
-    vault: &Envelope,
+    vault: &Keyring,
     row: &store::AccountRow,
     p: &ProviderAccount,
     merge_scopes: bool,
@@ -254,7 +254,7 @@ fn upgrade_verified(
 /// Sign-in (spec §8.3 step 8), in one transaction under the provider account's lock.
 pub fn sign_in(
     conn: &mut PgConnection,
-    vault: &Envelope,
+    vault: &Keyring,
     linking: &AccountLinkingConfig,
     p: &ProviderAccount,
     now: DateTime<Utc>,
@@ -316,7 +316,7 @@ pub fn sign_in(
 /// Link (spec §8.3 step 7): the account joins the user who started the flow.
 pub fn link(
     conn: &mut PgConnection,
-    vault: &Envelope,
+    vault: &Keyring,
     linking: &AccountLinkingConfig,
     link: &LinkData,
     session_ok: bool,

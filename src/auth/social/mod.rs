@@ -5,7 +5,7 @@ pub mod flow;
 pub mod github;
 pub mod store;
 
-use crate::crypto::aead::Envelope;
+use crate::crypto::aead::Keyring;
 use crate::platform::config::AuthConfig;
 use github::Github;
 
@@ -17,7 +17,7 @@ pub struct Social {
     /// `None` when GitHub sign-in is not configured.
     pub github: Option<Github>,
     /// Seals `account.access_token` / `refresh_token` (Better Auth stores them in plaintext).
-    pub vault: Envelope,
+    pub vault: std::sync::Arc<Keyring>,
 }
 
 impl Social {
@@ -25,7 +25,10 @@ impl Social {
         let redirect_uri = format!("{base_api_url}/callback/github");
         Ok(Self {
             github: Github::from_config(&auth.github, &redirect_uri)?,
-            vault: Envelope::derive(auth.secret.expose().as_bytes(), TOKEN_KEY_PURPOSE),
+            vault: std::sync::Arc::new(Keyring::derive(
+                auth.secret.expose().as_bytes(),
+                TOKEN_KEY_PURPOSE,
+            )),
         })
     }
 }

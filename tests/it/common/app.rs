@@ -123,6 +123,35 @@ impl TestApp {
         self.clock.now()
     }
 
+    /// Sends every request to one app instance at once and waits for all of them.
+    pub async fn call_concurrently(
+        &mut self,
+        role: Role,
+        reqs: Vec<test::TestRequest>,
+    ) -> Vec<Seen> {
+        let mount = self.mount_for(role);
+        let data = web::Data::new(self.platform.clone());
+        let app = test::init_service(build_app(data, RoleTag(role.as_str()), move |cfg| {
+            mount(cfg)
+        }))
+        .await;
+        let calls = reqs.into_iter().map(|req| {
+            let app = &app;
+            async move {
+                let res = test::call_service(app, req.to_request()).await;
+                let status = res.status().as_u16();
+                let headers = res.headers().clone();
+                let body = test::read_body(res).await.to_vec();
+                Seen {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+        });
+        futures_util::future::join_all(calls).await
+    }
+
     pub async fn get(&mut self, role: Role, path: &str) -> Seen {
         self.call(role, test::TestRequest::get().uri(path)).await
     }

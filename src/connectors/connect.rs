@@ -1,0 +1,332 @@
+//! The connect flow: `start` stores a single-use state with a sealed PKCE verifier and returns
+//! the provider's authorize URL; `finish` claims the state on the provider's callback,
+//! exchanges the code, names the account and stores (or updates) the connection.
+
+use crate::connectors::error::ConnectorsError;
+use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
+use crate::connectors::oauth::{self, TokenError};
+use crate::connectors::providers::{self, Identity, Provider};
+use crate::connectors::store;
+use crate::connectors::vault::{Field, Plain};
+use crate::connectors::{Ctx, models};
+use crate::db::{self, DbError};
+use crate::platform::config::valid_scope;
+use chrono::Duration;
+use std::sync::Arc;
+use url::Url;
+
+/// Most scopes one authorize request may name.
+const MAX_SCOPES: usize = 32;
+
+/// `<CONNECTORS_URL>/api/connections/<provider>/callback`: must be registered at the provider.
+pub fn redirect_uri(ctx: &Ctx, provider: &Provider) -> String {
+    format!(
+        "{}/api/connections/{}/callback",
+        ctx.config.connectors.public_url.trim_end_matches('/'),
+        provider.id
+    )
+}
+
+/// `redirect_to` must be on an origin of `CORS_ORIGINS` (exact origin, any path).
+pub fn check_redirect(ctx: &Ctx, value: &str) -> Result<String, ConnectorsError> {
+    let url = Url::parse(value).map_err(|_| ConnectorsError::InvalidRedirect)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConnectorsError::InvalidRedirect);
+    }
+    let origin = url.origin().ascii_serialization();
+    let allowed = ctx
+        .config
+        .server
+        .cors_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == origin);
+    if allowed {
+        Ok(url.into())
+    } else {
+        Err(ConnectorsError::InvalidRedirect)
+    }
+}
+
+fn check_scopes(
+    provider: &Provider,
+    requested: Option<Vec<String>>,
+) -> Result<Vec<String>, ConnectorsError> {
+    let Some(requested) = requested else {
+        return Ok(provider.default_scopes.clone());
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in requested {
+        let scope = scope.trim().to_owned();
+        if !valid_scope(&scope) {
+            return Err(ConnectorsError::Validation(
+                "scopes must be non-empty scope names without spaces or commas".to_owned(),
+            ));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if scopes.is_empty() {
+        return Ok(provider.default_scopes.clone());
+    }
+    if scopes.len() > MAX_SCOPES {
+        return Err(ConnectorsError::Validation(format!(
+            "at most {MAX_SCOPES} scopes"
+        )));
+    }
+    if provider.actor == Some("app") && scopes.iter().any(|s| s == "admin") {
+        return Err(ConnectorsError::Validation(
+            "Linear does not grant the admin scope to actor=app".to_owned(),
+        ));
+    }
+    Ok(scopes)
+}
+
+/// Starts connecting `provider` for `owner`; returns the authorize URL.
+pub async fn start(
+    ctx: &Arc<Ctx>,
+    owner: &str,
+    provider_id: &str,
+    scopes: Option<Vec<String>>,
+    redirect_to: Option<String>,
+) -> Result<String, ConnectorsError> {
+    let provider = ctx
+        .registry
+        .get(provider_id)
+        .ok_or(ConnectorsError::ProviderNotFound)?;
+    let scopes = check_scopes(&provider, scopes)?;
+    let redirect_to = redirect_to
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| check_redirect(ctx, r.trim()))
+        .transpose()?;
+    let state = oauth::new_state();
+    let hash = oauth::state_hash(state.expose());
+    let verifier = oauth::new_verifier();
+    let now = ctx.clock.now();
+    let ttl = i64::try_from(ctx.config.connectors.oauth_flow_ttl_secs).unwrap_or(600);
+    let flow = FlowRow {
+        code_verifier: ctx.vault.seal(Field::CodeVerifier, &hash, &verifier)?,
+        state_hash: hash,
+        owner_id: owner.to_owned(),
+        provider: provider.id.to_owned(),
+        redirect_to,
+        scopes: models::scope_column(&scopes),
+        created_at: now,
+        expires_at: now + Duration::seconds(ttl),
+        consumed_at: None,
+    };
+    db::run(&ctx.pool, move |c| {
+        store::insert_flow(c, &flow).map_err(DbError::from)
+    })
+    .await?;
+    let url = oauth::authorize_url(
+        &provider,
+        &redirect_uri(ctx, &provider),
+        &scopes,
+        &state,
+        &verifier,
+    )
+    .map_err(|_| ConnectorsError::ProviderUnavailable)?;
+    Ok(url)
+}
+
+/// The provider's redirect back to us.
+#[derive(Debug, Default)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A failed callback, and where (if anywhere) its owner asked to be sent back.
+#[derive(Debug)]
+pub struct CallbackFailure {
+    pub redirect_to: Option<String>,
+    pub error: ConnectorsError,
+}
+
+/// A finished connect.
+#[derive(Debug)]
+pub struct Connected {
+    pub redirect_to: Option<String>,
+    pub connection: ConnectionRow,
+}
+
+pub async fn finish(
+    ctx: &Arc<Ctx>,
+    provider_id: &str,
+    callback: Callback,
+) -> Result<Connected, CallbackFailure> {
+    let fail = |redirect_to: Option<String>, error| CallbackFailure { redirect_to, error };
+    let provider = ctx
+        .registry
+        .get(provider_id)
+        .ok_or_else(|| fail(None, ConnectorsError::ProviderNotFound))?;
+    let state = callback
+        .state
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| fail(None, ConnectorsError::InvalidState))?;
+    let hash = oauth::state_hash(&state);
+    let now = ctx.clock.now();
+
+    let (claim_hash, pid) = (hash.clone(), provider.id);
+    let claimed = db::run(&ctx.pool, move |c| -> Result<_, DbError> {
+        match store::claim_flow(c, &claim_hash, pid, now)? {
+            Some(flow) => Ok(Ok(flow)),
+            None => Ok(Err(store::find_flow(c, &claim_hash)?)),
+        }
+    })
+    .await
+    .map_err(|e| fail(None, e.into()))?;
+    let flow = match claimed {
+        Ok(flow) => flow,
+        Err(Some(seen)) if seen.provider == provider.id && seen.consumed_at.is_some() => {
+            return Err(fail(seen.redirect_to, ConnectorsError::StateUsed));
+        }
+        Err(_) => return Err(fail(None, ConnectorsError::InvalidState)),
+    };
+    let back = flow.redirect_to.clone();
+    if flow.expires_at <= now {
+        return Err(fail(back, ConnectorsError::StateExpired));
+    }
+    if let Some(error) = callback.error {
+        return Err(fail(
+            back,
+            ConnectorsError::AuthorizationDenied(oauth::sanitize_code(&error)),
+        ));
+    }
+    let Some(code) = callback.code.filter(|c| !c.is_empty()) else {
+        return Err(fail(
+            back,
+            ConnectorsError::Validation("the callback carries no code".to_owned()),
+        ));
+    };
+
+    let verifier = ctx
+        .vault
+        .open(Field::CodeVerifier, &flow.state_hash, &flow.code_verifier)
+        .map_err(|e| fail(back.clone(), e.into()))?;
+    let tokens = oauth::exchange_code(
+        &ctx.http,
+        &provider,
+        &code,
+        &redirect_uri(ctx, &provider),
+        &verifier,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(provider = provider.id, error = %e, "code exchange failed");
+        fail(back.clone(), provider_error(e))
+    })?;
+    let identity = providers::identity(&ctx.http, &provider, &tokens.access_token)
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = provider.id, error = %e, "naming the account failed");
+            fail(back.clone(), provider_error(e))
+        })?;
+
+    let requested: Vec<String> = flow.scopes.iter().flatten().cloned().collect();
+    let granted = tokens.scopes.clone().unwrap_or(requested);
+    let expires_at = tokens.expires_in.map(|s| now + Duration::seconds(s));
+    let connection = save(
+        ctx,
+        &flow.owner_id,
+        &provider,
+        identity,
+        Saved {
+            access: tokens.access_token,
+            refresh: tokens.refresh_token,
+            expires_at,
+            scopes: granted,
+        },
+    )
+    .await
+    .map_err(|e| fail(back.clone(), e))?;
+    tracing::info!(connection_id = %connection.id, provider = provider.id, "account connected");
+    Ok(Connected {
+        redirect_to: back,
+        connection,
+    })
+}
+
+fn provider_error(err: TokenError) -> ConnectorsError {
+    match err {
+        TokenError::InvalidGrant => ConnectorsError::ProviderRejected("invalid_grant".to_owned()),
+        TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
+        TokenError::Transient(_) => ConnectorsError::ProviderUnavailable,
+        TokenError::Malformed => ConnectorsError::ProviderMalformed,
+    }
+}
+
+struct Saved {
+    access: Plain,
+    refresh: Option<Plain>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    scopes: Vec<String>,
+}
+
+/// Inserts the connection, or updates the owner's existing connection to the same account.
+/// Two racing first connects of one account: the loser's insert hits the unique key and it
+/// retries as an update.
+async fn save(
+    ctx: &Arc<Ctx>,
+    owner: &str,
+    provider: &Provider,
+    identity: Identity,
+    saved: Saved,
+) -> Result<ConnectionRow, ConnectorsError> {
+    let ctx2 = ctx.clone();
+    let (owner, provider_id) = (owner.to_owned(), provider.id);
+    db::run(&ctx.pool, move |c| {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = diesel::Connection::transaction::<_, ConnectorsError, _>(c, |c| {
+                let now = ctx2.clock.now();
+                let existing =
+                    store::lock_by_account(c, &owner, provider_id, &identity.account_id)?;
+                let id = existing
+                    .as_ref()
+                    .map(|r| ConnectionId(r.id.clone()))
+                    .unwrap_or_else(ConnectionId::generate);
+                let form = ConnectionForm {
+                    access_token: ctx2.vault.seal(
+                        Field::AccessToken,
+                        id.as_str(),
+                        &saved.access,
+                    )?,
+                    refresh_token: saved
+                        .refresh
+                        .as_ref()
+                        .map(|r| ctx2.vault.seal(Field::RefreshToken, id.as_str(), r))
+                        .transpose()?,
+                    id: id.0.clone(),
+                    owner_id: owner.clone(),
+                    provider: provider_id.to_owned(),
+                    external_account_id: identity.account_id.clone(),
+                    external_org_id: identity.org_id.clone(),
+                    display_name: identity.display_name.clone(),
+                    account: identity.details.clone(),
+                    scopes: models::scope_column(&saved.scopes),
+                    status: Status::Active.as_str().to_owned(),
+                    expires_at: saved.expires_at,
+                    refresh_failures: 0,
+                    next_refresh_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                if existing.is_some() {
+                    store::replace(c, &form)?;
+                } else {
+                    store::insert(c, &form)?;
+                }
+                store::find(c, &form.id)?.ok_or(ConnectorsError::ConnectionNotFound)
+            });
+            match result {
+                Err(ConnectorsError::Db(DbError::Conflict(_))) if attempt < 2 => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,281 @@
+//! Queries on `connections` and `oauth_flows`, each taking `&mut PgConnection` so they compose
+//! inside one transaction. A user's rows are always looked up with the user's id: another
+//! user's connection is simply not found.
+
+use crate::connectors::models::{ConnectionForm, ConnectionRow, FlowRow};
+use crate::db::schema::{connections, oauth_flows};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<ConnectionRow>> {
+    connections::table
+        .filter(connections::owner_id.eq(owner))
+        .order((connections::created_at.asc(), connections::id.asc()))
+        .select(ConnectionRow::as_select())
+        .load(conn)
+}
+
+pub fn find_for_owner(
+    conn: &mut PgConnection,
+    id: &str,
+    owner: &str,
+) -> QueryResult<Option<ConnectionRow>> {
+    connections::table
+        .filter(connections::id.eq(id))
+        .filter(connections::owner_id.eq(owner))
+        .select(ConnectionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut PgConnection, id: &str) -> QueryResult<Option<ConnectionRow>> {
+    connections::table
+        .find(id)
+        .select(ConnectionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The row, locked until the transaction ends: the single-flight point of refresh.
+pub fn lock(conn: &mut PgConnection, id: &str) -> QueryResult<Option<ConnectionRow>> {
+    connections::table
+        .find(id)
+        .select(ConnectionRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// The owner's connection to this account, locked, if there is one (reconnecting updates it).
+pub fn lock_by_account(
+    conn: &mut PgConnection,
+    owner: &str,
+    provider: &str,
+    account_id: &str,
+) -> QueryResult<Option<ConnectionRow>> {
+    connections::table
+        .filter(connections::owner_id.eq(owner))
+        .filter(connections::provider.eq(provider))
+        .filter(connections::external_account_id.eq(account_id))
+        .select(ConnectionRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut PgConnection, form: &ConnectionForm) -> QueryResult<usize> {
+    diesel::insert_into(connections::table)
+        .values(form)
+        .execute(conn)
+}
+
+/// Reconnect: fresh tokens, identity and status; the id, owner and creation time stay.
+pub fn replace(conn: &mut PgConnection, form: &ConnectionForm) -> QueryResult<usize> {
+    use connections as col;
+    diesel::update(connections::table.find(&form.id))
+        .set((
+            col::external_org_id.eq(&form.external_org_id),
+            col::display_name.eq(&form.display_name),
+            col::account.eq(&form.account),
+            col::scopes.eq(&form.scopes),
+            col::status.eq(&form.status),
+            col::access_token.eq(&form.access_token),
+            col::refresh_token.eq(&form.refresh_token),
+            col::expires_at.eq(form.expires_at),
+            col::refresh_failures.eq(0),
+            col::next_refresh_at.eq(None::<DateTime<Utc>>),
+            col::updated_at.eq(form.updated_at),
+        ))
+        .execute(conn)
+}
+
+/// The outcome of a successful refresh.
+pub struct Refreshed<'a> {
+    pub access_token: &'a str,
+    pub refresh_token: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Option<Vec<Option<String>>>,
+}
+
+pub fn save_refreshed(
+    conn: &mut PgConnection,
+    id: &str,
+    r: &Refreshed<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    use connections as col;
+    let target = connections::table.find(id);
+    let base = (
+        col::access_token.eq(r.access_token),
+        col::refresh_token.eq(r.refresh_token),
+        col::expires_at.eq(r.expires_at),
+        col::refresh_failures.eq(0),
+        col::next_refresh_at.eq(None::<DateTime<Utc>>),
+        col::status.eq("active"),
+        col::updated_at.eq(now),
+    );
+    match &r.scopes {
+        Some(new_scopes) => diesel::update(target)
+            .set((base, col::scopes.eq(new_scopes)))
+            .execute(conn),
+        None => diesel::update(target).set(base).execute(conn),
+    }
+}
+
+pub fn mark_needs_reauth(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    use connections as col;
+    diesel::update(connections::table.find(id))
+        .set((
+            col::status.eq("needs_reauth"),
+            col::refresh_failures.eq(col::refresh_failures + 1),
+            col::next_refresh_at.eq(None::<DateTime<Utc>>),
+            col::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn record_failure(
+    conn: &mut PgConnection,
+    id: &str,
+    failures: i32,
+    next_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    use connections as col;
+    diesel::update(connections::table.find(id))
+        .set((
+            col::refresh_failures.eq(failures),
+            col::next_refresh_at.eq(Some(next_at)),
+            col::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn delete_for_owner(conn: &mut PgConnection, id: &str, owner: &str) -> QueryResult<usize> {
+    diesel::delete(
+        connections::table
+            .filter(connections::id.eq(id))
+            .filter(connections::owner_id.eq(owner)),
+    )
+    .execute(conn)
+}
+
+/// Active connections with a refresh token whose access token expires before `before` and
+/// that are not backing off, soonest first.
+pub fn due_for_refresh(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    connections::table
+        .filter(connections::status.eq("active"))
+        .filter(connections::refresh_token.is_not_null())
+        .filter(connections::expires_at.lt(before))
+        .filter(
+            connections::next_refresh_at
+                .is_null()
+                .or(connections::next_refresh_at.le(now)),
+        )
+        .order(connections::expires_at.asc())
+        .limit(limit)
+        .select(connections::id)
+        .load(conn)
+}
+
+/// Sealed columns of a page of connections, by id after `after` (key-set pagination).
+pub fn sealed_page(
+    conn: &mut PgConnection,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, String, Option<String>)>> {
+    connections::table
+        .filter(connections::id.gt(after))
+        .order(connections::id.asc())
+        .limit(limit)
+        .select((
+            connections::id,
+            connections::access_token,
+            connections::refresh_token,
+        ))
+        .for_update()
+        .load(conn)
+}
+
+pub fn set_sealed(
+    conn: &mut PgConnection,
+    id: &str,
+    access: &str,
+    refresh: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(connections::table.find(id))
+        .set((
+            connections::access_token.eq(access),
+            connections::refresh_token.eq(refresh),
+        ))
+        .execute(conn)
+}
+
+pub fn insert_flow(conn: &mut PgConnection, flow: &FlowRow) -> QueryResult<usize> {
+    diesel::insert_into(oauth_flows::table)
+        .values(flow)
+        .execute(conn)
+}
+
+/// Marks the flow consumed and returns it, in one statement: of two callbacks with the same
+/// state, exactly one gets the row.
+pub fn claim_flow(
+    conn: &mut PgConnection,
+    hash: &str,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<FlowRow>> {
+    diesel::update(
+        oauth_flows::table
+            .filter(oauth_flows::state_hash.eq(hash))
+            .filter(oauth_flows::provider.eq(provider))
+            .filter(oauth_flows::consumed_at.is_null()),
+    )
+    .set(oauth_flows::consumed_at.eq(Some(now)))
+    .returning(FlowRow::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+pub fn find_flow(conn: &mut PgConnection, hash: &str) -> QueryResult<Option<FlowRow>> {
+    oauth_flows::table
+        .find(hash)
+        .select(FlowRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Flows whose state expired before `before`: neither usable nor worth a "replayed" answer.
+pub fn delete_stale_flows(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(oauth_flows::table.filter(oauth_flows::expires_at.lt(before))).execute(conn)
+}
+
+/// Sealed verifiers of a page of unconsumed flows, by state hash after `after`.
+pub fn flow_page(
+    conn: &mut PgConnection,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    oauth_flows::table
+        .filter(oauth_flows::state_hash.gt(after))
+        .order(oauth_flows::state_hash.asc())
+        .limit(limit)
+        .select((oauth_flows::state_hash, oauth_flows::code_verifier))
+        .for_update()
+        .load(conn)
+}
+
+pub fn set_flow_verifier(conn: &mut PgConnection, hash: &str, sealed: &str) -> QueryResult<usize> {
+    diesel::update(oauth_flows::table.find(hash))
+        .set(oauth_flows::code_verifier.eq(sealed))
+        .execute(conn)
+}
