@@ -8,16 +8,28 @@ use crate::trust::{TrustError, unverified};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Clock skew tolerated between the auth role and us.
 pub const LEEWAY_SECS: i64 = 30;
+
+/// Most tokens whose signature is remembered as checked; past it the memory is cleared.
+const VERIFIED_CACHE_MAX: usize = 10_000;
+
+/// SHA-256 of a token as it arrived.
+type TokenDigest = [u8; 32];
 
 pub struct Verifier {
     keys: Arc<dyn KeySource>,
     issuer: String,
     audience: String,
     clock: SharedClock,
+    /// SHA-256 of a token whose signature verified → its payload. A token is immutable, so a
+    /// signature checked once stays checked; the claims (`exp` above all) are still checked
+    /// on every request against the clock. Saves the signature check and JSON parse on the
+    /// hot path, where a client sends the same token many times.
+    verified: Mutex<HashMap<TokenDigest, Arc<Map<String, Value>>>>,
 }
 
 /// The claims of a verified token.
@@ -47,10 +59,35 @@ impl Verifier {
             issuer: issuer.into(),
             audience: audience.into(),
             clock,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TrustError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest.as_ref());
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(payload) = known {
+            return self.check_claims((*payload).clone());
+        }
+        let all = self.verify_signature(token).await?;
+        let claims = self.check_claims(all)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(id, Arc::new(claims.all.clone()));
+        Ok(claims)
+    }
+
+    /// The payload of a token whose header, key and signature check out (claims unchecked).
+    async fn verify_signature(&self, token: &str) -> Result<Map<String, Value>, TrustError> {
         let parsed = unverified::parse(token)?;
         let alg = Algorithm::from_name(&parsed.header.alg)
             .ok_or(TrustError::Invalid("algorithm not allowed"))?;
@@ -72,9 +109,7 @@ impl Verifier {
         let payload = URL_SAFE_NO_PAD
             .decode(parsed.payload_b64)
             .map_err(|_| TrustError::Invalid("malformed payload"))?;
-        let all: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| TrustError::Invalid("malformed payload"))?;
-        self.check_claims(all)
+        serde_json::from_slice(&payload).map_err(|_| TrustError::Invalid("malformed payload"))
     }
 
     fn check_claims(&self, all: Map<String, Value>) -> Result<Claims, TrustError> {
