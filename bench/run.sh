@@ -3,14 +3,14 @@
 # prints requests/s, latency percentiles and the server's RSS. Results go to bench/out/.
 #
 #   bench/run.sh                 # every scenario
-#   bench/run.sh get-session     # one or more of: idle get-session sign-in mixed
+#   bench/run.sh get-session     # one or more of: idle get-session token jwks me sign-in mixed
 #
 # Needs: wrk (apt-get install wrk), PostgreSQL on 127.0.0.1:5432. Uses its own database
 # (switchboard_bench), dropped and recreated each run. Rate limits are off for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session sign-in mixed)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session token jwks me sign-in mixed)
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
@@ -57,6 +57,22 @@ for scenario in "${scenarios[@]}"; do
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
         http://127.0.0.1:5001/api/auth/get-session >"$out/get-session.txt"
       summary "GET /api/auth/get-session" "$out/get-session.txt"
+      ;;
+    token)
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
+        http://127.0.0.1:5001/api/auth/token >"$out/token.txt"
+      summary "GET /api/auth/token" "$out/token.txt"
+      ;;
+    jwks)
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+        http://127.0.0.1:5001/.well-known/jwks.json >"$out/jwks.txt"
+      summary "GET /.well-known/jwks.json" "$out/jwks.txt"
+      ;;
+    me)
+      jwt=$(curl -sf -H "Cookie: $cookie" http://127.0.0.1:5001/api/auth/token | sed 's/.*"token":"\([^"]*\)".*/\1/')
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $jwt" \
+        http://127.0.0.1:5002/api/me >"$out/me.txt"
+      summary "GET /api/me (connectors)" "$out/me.txt"
       ;;
     sign-in)
       # One connection first: the time of one sign-in is (about) the time of one hash.

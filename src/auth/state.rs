@@ -18,8 +18,14 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::LocalBoxFuture;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How long a minted JWT is handed out again for the same user data.
+pub const JWT_REUSE_SECS: i64 = 30;
+/// Most remembered JWTs; past it the memory is cleared.
+const RECENT_JWTS_MAX: usize = 10_000;
 
 pub struct AuthState {
     pub(crate) pool: DbPool,
@@ -32,6 +38,8 @@ pub struct AuthState {
     pub(crate) rate_limiter: RateLimiter,
     /// Signing keys and the JWKS; `jwt.sign_for_user(..)` mints the tokens.
     pub jwt: Arc<crate::auth::jwt::KeyStore>,
+    /// Recently minted JWTs by the user data they carry (see [`AuthState::jwt_for`]).
+    recent_jwts: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     pub(crate) document: utoipa::openapi::OpenApi,
     pub(crate) social: crate::auth::social::Social,
     pub(crate) mailer: Mailer,
@@ -68,6 +76,7 @@ impl AuthState {
                 Box::new(MemoryStore::new(auth.rate_limit.max_entries)),
             )?,
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
+            recent_jwts: Mutex::new(HashMap::new()),
             document: crate::auth::handlers::document(),
             social,
             mailer: Mailer::from_config(auth)?,
@@ -236,10 +245,31 @@ impl AuthState {
             .unwrap_or_default()
     }
 
-    /// A JWT for `user` (the user object exactly as get-session returns it).
+    /// A JWT for `user` (the user object exactly as get-session returns it). A token minted for
+    /// the same user data less than [`JWT_REUSE_SECS`] ago is handed out again: it carries the
+    /// same claims, still has nearly its whole lifetime, and a browser that calls get-session on
+    /// every focus does not need a fresh signature each time.
     pub async fn jwt_for(&self, user: &User, now: DateTime<Utc>) -> AuthResult<String> {
         let claims = serde_json::to_value(user).map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(self.jwt.sign_for_user(&claims, now).await?)
+        let key = claims.to_string();
+        let reuse = Duration::seconds(JWT_REUSE_SECS);
+        if let Some((token, minted)) = self
+            .recent_jwts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && now >= *minted
+            && now - *minted < reuse
+        {
+            return Ok(token.clone());
+        }
+        let token = self.jwt.sign_for_user(&claims, now).await?;
+        let mut recent = self.recent_jwts.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECENT_JWTS_MAX {
+            recent.clear();
+        }
+        recent.insert(key, (token.clone(), now));
+        Ok(token)
     }
 
     /// Whether the session is younger than `fresh_age` (Better Auth checks `createdAt`).

@@ -4,20 +4,43 @@
 use crate::db::DbError;
 use crate::platform::config::DatabaseConfig;
 use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{ConnectionManager, Pool, PoolError, PooledConnection};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
-pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+type Manager = ConnectionManager<PgConnection>;
+
+/// The pool, plus one permit per connection: [`run`] waits for a permit in async land (a fair,
+/// first-come queue that costs no thread) before it takes a blocking thread and a connection,
+/// so a burst queues in order instead of parking threads on the pool's condition variable,
+/// which wakes them in no particular order and gives the slowest requests long tails.
+#[derive(Clone)]
+pub struct DbPool {
+    inner: Pool<Manager>,
+    permits: Arc<Semaphore>,
+}
+
+impl DbPool {
+    /// A connection, blocking until one is free (for code already on a blocking thread).
+    pub fn get(&self) -> Result<PooledConnection<Manager>, PoolError> {
+        self.inner.get()
+    }
+}
 
 /// Builds the pool without connecting: the process starts while the database is down and
 /// `/readyz` says so, instead of refusing to start.
 pub fn build_pool(config: &DatabaseConfig) -> DbPool {
-    Pool::builder()
+    let inner = Pool::builder()
         .max_size(config.pool_max_size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(config.connect_timeout_secs.max(1)))
         .test_on_check_out(false)
-        .build_unchecked(ConnectionManager::new(config.url.expose()))
+        .build_unchecked(Manager::new(config.url.expose()));
+    DbPool {
+        inner,
+        permits: Arc::new(Semaphore::new(config.pool_max_size as usize)),
+    }
 }
 
 /// Runs `f` with a pooled connection on tokio's blocking pool.
@@ -27,9 +50,14 @@ where
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
-    let pool = pool.clone();
+    let _permit = pool
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?;
+    let inner = pool.inner.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
+        let mut conn = inner.get().map_err(DbError::from)?;
         f(&mut conn)
     })
     .await

@@ -358,3 +358,34 @@ async fn cookie_writes_from_untrusted_origins_are_refused() {
     );
     exec(conn, "SELECT 1");
 }
+
+#[actix_web::test]
+async fn set_auth_jwt_is_reused_briefly_for_the_same_user_data() {
+    let mut app = TestApp::new();
+    let cookie = app.signed_in("jwt@example.com").await;
+    let jwt = |res: &crate::common::Seen| res.header("set-auth-jwt").unwrap().to_owned();
+    let first = jwt(&app.auth(get_with("/api/auth/get-session", &cookie)).await);
+    assert_eq!(first.split('.').count(), 3);
+    app.clock.advance(Duration::seconds(10));
+    let again = jwt(&app.auth(get_with("/api/auth/get-session", &cookie)).await);
+    assert_eq!(
+        again, first,
+        "same user data within the reuse window: same token"
+    );
+
+    app.auth(post_with(
+        "/api/auth/update-user",
+        &cookie,
+        json!({"name": "Renamed"}),
+    ))
+    .await;
+    let renamed = jwt(&app.auth(get_with("/api/auth/get-session", &cookie)).await);
+    assert_ne!(
+        renamed, first,
+        "changed user data: a new token with the new claims"
+    );
+
+    app.clock.advance(Duration::seconds(31));
+    let later = jwt(&app.auth(get_with("/api/auth/get-session", &cookie)).await);
+    assert_ne!(later, renamed, "past the reuse window: a fresh token");
+}
