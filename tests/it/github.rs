@@ -1067,3 +1067,41 @@ fn github_and_account_linking_configuration() {
         "{problems:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_new_unverified_github_user_gets_the_sign_up_verification_mail() {
+    let github = GithubStandIn::start().await;
+    let resend = crate::common::mail::ResendStandIn::start().await;
+    let env = github.env();
+    let uri = resend.server.uri();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(&[
+        ("RESEND_API_KEY", crate::common::mail::API_KEY),
+        ("SWITCHBOARD__AUTH__MAIL__RESEND_BASE_URL", uri.as_str()),
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__SEND_ON_SIGN_UP",
+            "true",
+        ),
+    ]);
+    let mut app = TestApp::with_env(&all);
+    github
+        .simple_user("gho_unverified", 11, "new@example.com", false)
+        .await;
+    github
+        .simple_user("gho_verified", 12, "sure@example.com", true)
+        .await;
+
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_unverified");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/welcome");
+    let mails = resend.mail_to("new@example.com", 1).await;
+    let link = crate::common::mail::link_in(&mails[0]);
+    assert!(link.contains("/api/auth/verify-email?token="), "{link}");
+
+    // GitHub vouched for this one: no mail.
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_verified");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/welcome");
+    let all_mail = resend.emails().await;
+    assert_eq!(all_mail.len(), 1, "{all_mail:?}");
+}

@@ -491,6 +491,17 @@ async fn run_callback(
         Ok(Decision::Rejected(why)) => Err(Failure::new(&error_target, why)),
         Ok(Decision::Linked) => Ok(found(&data.callback_url, [expire_state])),
         Ok(Decision::SignIn { user, created }) => {
+            // A user GitHub could not vouch for gets the verification mail sign-up sends.
+            if created && !user.email_verified && state.auth().send_on_sign_up() {
+                crate::auth::handlers::verification::mail_verification(
+                    state,
+                    req,
+                    &user,
+                    &user.email,
+                    None,
+                    Some(data.callback_url.as_str()),
+                );
+            }
             let session = state
                 .create_session(&user.id, true, req)
                 .await
