@@ -1,0 +1,371 @@
+//! The one typed configuration, loaded in layers (built-in defaults, `config/default.toml`,
+//! `config/$APP_ENV.toml`, environment) and validated for the chosen roles before any socket opens.
+
+use crate::platform::role::Role;
+use crate::platform::secret::Secret;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use url::Url;
+
+/// The built-in defaults are `config/default.toml` itself, compiled in, so that file stays the
+/// single place every key and its default is written down.
+const BUILT_IN_DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// Secrets that ship in `config/development.toml` and `config/test.toml` start with this, and
+/// production refuses them.
+pub const DEV_SECRET_PREFIX: &str = "dev-only-";
+
+/// Better Auth's fallback secret when none is set; production must never run with it.
+const BETTER_AUTH_DEFAULT_SECRET: &str = "better-auth-secret-12345678901234567890";
+
+/// The environment names of the original TypeScript services, read as they are, and the key each
+/// one sets. Every other key can be set as `SWITCHBOARD__SECTION__KEY`.
+pub const LEGACY_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("AUTH_LISTEN", "server.auth_listen"),
+    ("CONNECTORS_LISTEN", "server.connectors_listen"),
+    ("CORS_ORIGINS", "server.cors_origins"),
+    ("BETTER_AUTH_URL", "auth.base_url"),
+    ("BETTER_AUTH_SECRET", "auth.secret"),
+    ("BETTER_AUTH_TRUSTED_ORIGINS", "auth.trusted_origins"),
+    ("JWT_SECRET", "auth.jwt_secret"),
+    ("GITHUB_CLIENT_ID", "auth.github.client_id"),
+    ("GITHUB_CLIENT_SECRET", "auth.github.client_secret"),
+    ("RESEND_API_KEY", "auth.resend_api_key"),
+    ("CONNECTORS_URL", "connectors.public_url"),
+    ("AUTH_JWKS_URL", "connectors.jwks_url"),
+    ("ENCRYPTION_KEY", "connectors.encryption_key"),
+    ("LINEAR_CLIENT_ID", "connectors.providers.linear.client_id"),
+    (
+        "LINEAR_CLIENT_SECRET",
+        "connectors.providers.linear.client_secret",
+    ),
+    ("ANTHROPIC_API_KEY", "connectors.anthropic_api_key"),
+    ("RUST_LOG", "log.filter"),
+];
+
+/// Keys whose value is a comma-separated list when it comes from the environment.
+const LIST_KEYS: &[&str] = &[
+    "server.cors_origins",
+    "auth.trusted_origins",
+    "auth.rate_limit.trusted_proxies",
+    "auth.github.scopes",
+    "auth.account_linking.trusted_providers",
+    "connectors.previous_encryption_keys",
+    "connectors.providers.linear.scopes",
+    "connectors.providers.github.scopes",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+impl AppEnv {
+    pub fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None | Some("development") => Ok(Self::Development),
+            Some("test") => Ok(Self::Test),
+            Some("production") => Ok(Self::Production),
+            Some(other) => Err(ConfigError::Invalid(vec![format!(
+                "APP_ENV must be development, test or production, not {other:?}"
+            )])),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Set from `APP_ENV`, never from a file.
+    pub app_env: AppEnv,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub connectors: ConnectorsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub auth_listen: String,
+    pub connectors_listen: String,
+    /// Explicit browser origins allowed to call both roles with credentials.
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body accepted, in bytes.
+    pub json_limit_bytes: usize,
+    /// HTTP worker threads per listener; 0 means one per core.
+    pub workers: usize,
+    /// How long in-flight requests may run after SIGTERM before they are cut.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// May carry a password, so it is kept as a secret.
+    pub url: Secret,
+    pub pool_max_size: u32,
+    pub connect_timeout_secs: u64,
+    pub migrate_on_start: bool,
+    pub create_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+mod auth;
+mod connectors;
+
+pub use auth::*;
+pub use connectors::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not load configuration: {0}")]
+    Load(String),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    /// Every problem found, one per entry.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Self::Load(m) => vec![m.clone()],
+            Self::Invalid(p) => p.clone(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers from `config_dir` and `env` (the process environment in `main`, a map of
+    /// the test's choosing in tests). Validation is separate: see [`Config::validate`].
+    pub fn load(env: &HashMap<String, String>, config_dir: &Path) -> Result<Self, ConfigError> {
+        let app_env = AppEnv::parse(env.get("APP_ENV").map(String::as_str))?;
+        let env: HashMap<String, String> = env
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        let mut switchboard_env = config::Environment::with_prefix("SWITCHBOARD")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(
+                env.iter()
+                    .filter(|(k, _)| k.starts_with("SWITCHBOARD__"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+        for key in LIST_KEYS {
+            switchboard_env = switchboard_env.with_list_parse_key(key);
+        }
+
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(
+                BUILT_IN_DEFAULTS,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(config_dir.join("default.toml")).required(false))
+            .add_source(
+                config::File::from(config_dir.join(format!("{}.toml", app_env.as_str())))
+                    .required(false),
+            )
+            .add_source(switchboard_env);
+
+        for (name, key) in LEGACY_ENV {
+            let Some(value) = env.get(*name) else {
+                continue;
+            };
+            builder = if LIST_KEYS.contains(key) {
+                builder.set_override(*key, split_list(value))
+            } else {
+                builder.set_override(*key, value.as_str())
+            }
+            .map_err(|e| ConfigError::Load(format!("{name}: {e}")))?;
+        }
+        let built = builder
+            .set_override("app_env", app_env.as_str())
+            .and_then(|b| b.build())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        built
+            .try_deserialize::<Config>()
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    /// Checks everything the given roles need and reports every problem at once.
+    pub fn validate(&self, roles: &[Role]) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let production = self.app_env == AppEnv::Production;
+        let needs_auth = roles.contains(&Role::Auth);
+        let needs_connectors = roles.contains(&Role::Connectors);
+
+        let db_url = self.database.url.expose();
+        if !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+            problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL".to_owned());
+        }
+        if self.database.pool_max_size == 0 {
+            problems.push("database.pool_max_size must be at least 1".to_owned());
+        }
+        if self.server.json_limit_bytes < 1024 {
+            problems.push("server.json_limit_bytes must be at least 1024".to_owned());
+        }
+
+        let auth_listen = check_listen(&mut problems, "AUTH_LISTEN", &self.server.auth_listen);
+        let connectors_listen = check_listen(
+            &mut problems,
+            "CONNECTORS_LISTEN",
+            &self.server.connectors_listen,
+        );
+        if needs_auth
+            && needs_connectors
+            && auth_listen.is_some()
+            && auth_listen == connectors_listen
+        {
+            problems.push("AUTH_LISTEN and CONNECTORS_LISTEN must differ".to_owned());
+        }
+
+        for origin in &self.server.cors_origins {
+            match explicit_origin(origin) {
+                Err(why) => problems.push(format!("CORS_ORIGINS entry {origin:?} {why}")),
+                Ok(url) if production && url.scheme() != "https" => problems.push(format!(
+                    "CORS_ORIGINS entry {origin:?} must be https in production"
+                )),
+                Ok(_) => {}
+            }
+        }
+
+        if needs_auth {
+            self.validate_auth(&mut problems, production);
+        }
+        if needs_connectors {
+            self.validate_connectors(&mut problems, production);
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Whether auth cookies carry `Secure` and the `__Secure-` prefix (Better Auth's rule).
+    pub fn secure_cookies(&self) -> bool {
+        self.auth
+            .secure_cookies
+            .unwrap_or_else(|| self.auth.base_url.starts_with("https://"))
+    }
+}
+
+/// `scheme://host[:port]` of a URL (Better Auth's `options.baseURL`); the input itself when it
+/// does not parse, which validation reports.
+fn url_origin(value: &str) -> String {
+    Url::parse(value)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| value.to_owned())
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_dev_secret(secret: &Secret) -> bool {
+    let value = secret.expose();
+    value.starts_with(DEV_SECRET_PREFIX) || value == BETTER_AUTH_DEFAULT_SECRET
+}
+
+fn check_listen(problems: &mut Vec<String>, name: &str, value: &str) -> Option<SocketAddr> {
+    match value.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.push(format!(
+                "{name} must be an address with a port, like 127.0.0.1:5001 (got {value:?})"
+            ));
+            None
+        }
+    }
+}
+
+fn check_pair(
+    problems: &mut Vec<String>,
+    prefix: &str,
+    client_id: Option<&str>,
+    client_secret: Option<&Secret>,
+) {
+    let has_id = client_id.is_some_and(|s| !s.is_empty());
+    let has_secret = client_secret.is_some_and(|s| !s.is_empty());
+    if has_id != has_secret {
+        problems.push(format!(
+            "{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"
+        ));
+    }
+}
+
+fn http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http(s) URL with a host".to_owned());
+    }
+    Ok(url)
+}
+
+/// A public base URL: http(s), a host, no query or fragment.
+fn base_url(value: &str) -> Result<Url, String> {
+    let url = http_url(value)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or fragment".to_owned());
+    }
+    Ok(url)
+}
+
+/// An exact origin (`scheme://host[:port]`): no wildcard, no path.
+pub fn explicit_origin(value: &str) -> Result<Url, String> {
+    if value.contains('*') {
+        return Err("must be an explicit origin, not a wildcard".to_owned());
+    }
+    let url = http_url(value)?;
+    if url.origin().ascii_serialization() != value.trim_end_matches('/') || url.path() != "/" {
+        return Err("must be an origin only: scheme://host[:port], no path".to_owned());
+    }
+    Ok(url)
+}
+
+impl fmt::Display for AppEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
