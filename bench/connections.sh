@@ -44,7 +44,12 @@ token="$(./target/release/examples/bench_token "$work/api/auth/jwks" bench-user)
 python3 -m http.server 5901 --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
 pids+=($!)
 
-APP_ENV=development RUST_LOG=warn DATABASE_URL="$url" AUTH_JWKS_URL="http://127.0.0.1:5901/api/auth/jwks" \
+# Same tuning as bench/run.sh for a box that runs server, PostgreSQL and wrk on 2 cores: no TLS
+# to the database on the same host, one HTTP worker, 6 pooled connections.
+APP_ENV=development RUST_LOG=warn DATABASE_URL="$url?sslmode=disable" \
+  AUTH_JWKS_URL="http://127.0.0.1:5901/api/auth/jwks" \
+  SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}" \
+  SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}" \
   SWITCHBOARD__CONNECTORS__REFRESH__SWEEP_ENABLED=false CONNECTORS_LISTEN=127.0.0.1:5902 \
   ./target/release/switchboard serve --role connectors &
 pids+=($!)

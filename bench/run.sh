@@ -22,8 +22,15 @@ cargo build --release --quiet
 
 server="postgres://postgres@127.0.0.1:5432"
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS switchboard_bench WITH (FORCE)" >/dev/null
-export DATABASE_URL="$server/switchboard_bench" APP_ENV=development RUST_LOG=warn
+# Tuned for this box, which runs the server, PostgreSQL and wrk on the same 2 cores: TLS to a
+# database on the same host buys nothing (libpq would negotiate it with Debian's default
+# snakeoil certificate), one HTTP worker per listener and 6 pooled connections leave the other
+# core to PostgreSQL and the load generator. Override any of them from the environment.
+export DATABASE_URL="${BENCH_DATABASE_URL:-$server/switchboard_bench?sslmode=disable}"
+export APP_ENV=development RUST_LOG=warn
 export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false
+export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
+export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
 target/release/switchboard serve --role all >"$out/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
