@@ -96,10 +96,14 @@ for scenario in "${scenarios[@]}"; do
         http://127.0.0.1:5001/api/auth/sign-in/email >"$out/mixed-sign-in.txt" &
       load=$!
       sleep 1
-      wrk -t1 -c8 -d10s --latency -H "Cookie: $cookie" \
+      # A light probe (2 connections) and a heavy one (8), one after the other.
+      wrk -t1 -c2 -d5s --latency -H "Cookie: $cookie" \
+        http://127.0.0.1:5001/api/auth/get-session >"$out/mixed-get-session-c2.txt"
+      wrk -t1 -c8 -d5s --latency -H "Cookie: $cookie" \
         http://127.0.0.1:5001/api/auth/get-session >"$out/mixed-get-session.txt"
       wait $load
-      summary "get-session under sign-in load" "$out/mixed-get-session.txt"
+      summary "get-session (c=2) under sign-ins" "$out/mixed-get-session-c2.txt"
+      summary "get-session (c=8) under sign-ins" "$out/mixed-get-session.txt"
       summary "  (the sign-in load)" "$out/mixed-sign-in.txt"
       ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
