@@ -2,6 +2,7 @@
 //! document that lists them.
 
 mod account;
+mod accounts;
 mod misc;
 mod reset;
 mod session;
@@ -57,8 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(social::callback_post),
                 )
                 .route("/link-social", web::post().to(social::link_social))
-                .route("/list-accounts", web::get().to(social::list_accounts))
-                .route("/unlink-account", web::post().to(social::unlink_account))
+                .route("/list-accounts", web::get().to(accounts::list_accounts))
+                .route("/unlink-account", web::post().to(accounts::unlink_account))
                 .route(
                     "/send-verification-email",
                     web::post().to(verification::send_verification_email),
@@ -86,7 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         session::revoke_sessions, session::revoke_other_sessions,
         account::update_user, account::change_password, account::change_email, account::delete_user,
         social::sign_in_social, social::callback, social::callback_post, social::link_social,
-        social::list_accounts, social::unlink_account,
+        accounts::list_accounts, accounts::unlink_account,
         verification::send_verification_email, verification::verify_email,
         reset::request_password_reset, reset::forget_password, reset::reset_password_callback,
         reset::reset_password,
