@@ -122,11 +122,7 @@ async fn the_jwks_is_the_same_cacheable_public_document_at_both_paths() {
     assert_eq!(row.alg.as_deref(), Some("EdDSA"));
     assert_eq!(row.crv.as_deref(), Some("Ed25519"));
     assert_eq!(row.expires_at, None);
-    assert!(
-        row.private_key.starts_with("\"$sb1$"),
-        "{}",
-        row.private_key
-    );
+    assert!(row.private_key.starts_with("\"v1:"), "{}", row.private_key);
     assert!(!row.private_key.contains("\"d\""));
     let public: Value = serde_json::from_str(&row.public_key).unwrap();
     assert_eq!(
@@ -492,5 +488,5 @@ fn the_keys_commands_rotate_and_list_without_showing_a_private_key() {
     );
     assert!(lines[1].ends_with("pending"), "{listed}");
     assert!(again.contains("it signs from"));
-    assert!(!listed.contains("$sb1$") && !listed.contains("\"d\""));
+    assert!(!listed.contains("\"v1:") && !listed.contains("\"d\""));
 }

@@ -1,21 +1,17 @@
-//! Private signing keys at rest. New keys: AES-256-GCM (ring) under a key derived from
-//! `JWT_SECRET` with HKDF-SHA256, AAD = the key's `kid`, stored as the JSON string
-//! `"$sb1$<base64url(nonce ‖ ciphertext ‖ tag)>"`. Rows Better Auth wrote (JSON-quoted bare hex,
-//! XChaCha20-Poly1305 under SHA-256(`BETTER_AUTH_SECRET`)) and unencrypted JWK rows still open.
+//! Private signing keys at rest. New keys: the shared AES-256-GCM envelope
+//! ([`crate::crypto::aead::Keyring`], `v<N>:` + base64url(nonce ‖ ciphertext ‖ tag)) under a key
+//! derived from `JWT_SECRET` with HKDF-SHA256, AAD = the key's `kid`, stored as a JSON string.
+//! Rows Better Auth wrote (JSON-quoted bare hex, XChaCha20-Poly1305 under
+//! SHA-256(`BETTER_AUTH_SECRET`)) and unencrypted JWK rows still open.
 
+use crate::crypto::aead::Keyring;
 use crate::platform::secret::Secret;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::{digest, hkdf};
+use ring::digest;
 
-/// The envelope of keys we encrypt; the version lets a later scheme coexist.
-const ENVELOPE_V1: &str = "$sb1$";
-const HKDF_SALT: &[u8] = b"switchboard/jwks/private-key";
-const HKDF_INFO: &[u8] = b"switchboard jwks private key v1";
+/// The HKDF purpose of the key that seals signing keys.
+const PURPOSE: &str = "switchboard/jwks/private-key/v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -29,50 +25,32 @@ pub enum SealError {
     VersionedSecret,
     #[error("encryption failed")]
     Encrypt,
-    #[error("deriving the key-encryption key failed")]
-    KeyDerivation,
 }
 
 pub struct KeySealer {
-    current: LessSafeKey,
+    current: Keyring,
     /// SHA-256 of `BETTER_AUTH_SECRET`: only opens rows Better Auth wrote.
     legacy: [u8; 32],
-    rng: SystemRandom,
 }
 
 impl KeySealer {
     pub fn new(jwt_secret: &Secret, better_auth_secret: &Secret) -> Result<Self, SealError> {
-        let okm_key: UnboundKey = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT)
-            .extract(jwt_secret.expose().as_bytes())
-            .expand(&[HKDF_INFO], &AES_256_GCM)
-            .map(UnboundKey::from)
-            .map_err(|_| SealError::KeyDerivation)?;
         let mut legacy = [0u8; 32];
         legacy.copy_from_slice(
             digest::digest(&digest::SHA256, better_auth_secret.expose().as_bytes()).as_ref(),
         );
         Ok(Self {
-            current: LessSafeKey::new(okm_key),
+            current: Keyring::derive(jwt_secret.expose().as_bytes(), PURPOSE),
             legacy,
-            rng: SystemRandom::new(),
         })
     }
 
     /// Encrypts a private JWK for the row `kid`; returns the `private_key` column value.
     pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<String, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| SealError::Encrypt)?;
-        let mut buf = plaintext.to_vec();
-        self.current
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut buf,
-            )
+        let envelope = self
+            .current
+            .seal(plaintext, kid.as_bytes())
             .map_err(|_| SealError::Encrypt)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        let envelope = format!("{ENVELOPE_V1}{}", URL_SAFE_NO_PAD.encode(out));
         serde_json::to_string(&envelope).map_err(|_| SealError::Encrypt)
     }
 
@@ -88,30 +66,16 @@ impl KeySealer {
         } else {
             column.to_owned()
         };
-        if let Some(body) = value.strip_prefix(ENVELOPE_V1) {
-            return self.open_v1(kid, body);
-        }
         if value.starts_with("$ba$") {
             return Err(SealError::VersionedSecret);
         }
-        self.open_better_auth(&value)
-    }
-
-    fn open_v1(&self, kid: &str, body: &str) -> Result<Vec<u8>, SealError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| SealError::Format)?;
-        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-            return Err(SealError::Format);
+        if value.starts_with('v') && value.contains(':') {
+            return self
+                .current
+                .open(&value, kid.as_bytes())
+                .map_err(|_| SealError::Decrypt);
         }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Format)?;
-        let mut buf = sealed.to_vec();
-        let plain = self
-            .current
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| SealError::Decrypt)?;
-        Ok(plain.to_vec())
+        self.open_better_auth(&value)
     }
 
     /// Better Auth's `symmetricEncrypt`: hex of `nonce(24) ‖ ciphertext ‖ tag(16)`, no AAD.
@@ -174,7 +138,7 @@ mod tests {
     fn sealed_keys_round_trip_and_are_bound_to_their_kid() {
         let s = sealer();
         let column = s.seal("kid-1", b"{\"k\":1}").unwrap();
-        assert!(column.starts_with("\"$sb1$"), "{column}");
+        assert!(column.starts_with("\"v1:"), "{column}");
         assert!(
             serde_json::from_str::<String>(&column).is_ok(),
             "JSON-compatible"
