@@ -38,6 +38,27 @@ pub fn insert_account(conn: &mut PgConnection, new: &NewAccount<'_>) -> QueryRes
         .execute(conn)
 }
 
+/// The email-and-password account of `user_id` (`accountId = user.id`), with a password hash.
+pub fn insert_credential_account(
+    conn: &mut PgConnection,
+    user_id: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    insert_account(
+        conn,
+        &NewAccount {
+            id: &crate::crypto::random::id(),
+            account_id: user_id,
+            provider_id: CREDENTIAL,
+            user_id,
+            password: Some(hash),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+}
+
 pub fn set_password(
     conn: &mut PgConnection,
     account_id: &str,

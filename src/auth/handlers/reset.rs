@@ -6,7 +6,7 @@ use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::redirect;
 use crate::auth::handlers::sign::check_password_length;
 use crate::auth::links::{encode_uri_component, resolve_with_param, set_search_param};
-use crate::auth::models::{CREDENTIAL, NewAccount, NewVerification};
+use crate::auth::models::NewVerification;
 use crate::auth::state::{AuthState, request_id};
 use crate::auth::store;
 use crate::crypto::random;
@@ -266,18 +266,7 @@ pub async fn reset_password(
                     }
                     // A GitHub-only user gets an email-and-password account.
                     None => {
-                        store::insert_account(
-                            conn,
-                            &NewAccount {
-                                id: &random::id(),
-                                account_id: &user.id,
-                                provider_id: CREDENTIAL,
-                                user_id: &user.id,
-                                password: Some(&hash),
-                                created_at: now,
-                                updated_at: now,
-                            },
-                        )?;
+                        store::insert_credential_account(conn, &user.id, &hash, now)?;
                     }
                 }
                 if revoke {

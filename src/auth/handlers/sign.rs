@@ -4,7 +4,7 @@ use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::verification::mail_verification;
 use crate::auth::handlers::with_cookies;
-use crate::auth::models::{CREDENTIAL, NewAccount, NewUser, User};
+use crate::auth::models::{NewUser, User};
 use crate::auth::password::js_length;
 use crate::auth::state::AuthState;
 use crate::auth::store;
@@ -133,18 +133,7 @@ pub async fn sign_up(
                         updated_at: now,
                     },
                 )?;
-                store::insert_account(
-                    conn,
-                    &NewAccount {
-                        id: &random::id(),
-                        account_id: &user.id,
-                        provider_id: CREDENTIAL,
-                        user_id: &user.id,
-                        password: Some(&hash),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
+                store::insert_credential_account(conn, &user.id, &hash, now)?;
                 Ok::<_, diesel::result::Error>(user)
             })
             .map_err(DbError::from)

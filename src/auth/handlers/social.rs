@@ -261,14 +261,7 @@ pub struct CallbackQuery {
 
 /// A 302 as Better Auth sends it: `content-type: application/json`, empty body.
 fn found(location: &str, cookies: impl IntoIterator<Item = String>) -> HttpResponse {
-    let mut builder = HttpResponse::Found();
-    builder
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CONTENT_TYPE, "application/json"));
-    for cookie in cookies {
-        builder.append_header((header::SET_COOKIE, cookie));
-    }
-    builder.finish()
+    super::redirect(location, cookies)
 }
 
 /// The first value of each query parameter.
