@@ -2,7 +2,7 @@
 
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::sign::{TokenAndUser, check_password_length};
+use crate::auth::handlers::sign::{TokenAndUser, check_password_length, start_session};
 use crate::auth::handlers::verification::mail_verification;
 use crate::auth::handlers::with_cookies;
 use crate::auth::password::js_length;
@@ -144,16 +144,7 @@ pub async fn change_password(
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
     }
     let remember = !signed_in.dont_remember;
-    let session = state.create_session(&user.id, remember, &req).await?;
-    let cookies = state.session_cookies(&session.token, remember, &req);
-    Ok(with_cookies(
-        HttpResponse::Ok(),
-        cookies,
-        &TokenAndUser {
-            token: Some(session.token),
-            user,
-        },
-    ))
+    start_session(&state, user, remember, &req).await
 }
 
 #[derive(ToSchema)]

@@ -163,8 +163,19 @@ pub async fn sign_up(
     if quiet_duplicates {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
     }
-    let session = state.create_session(&user.id, remember, &req).await?;
-    let cookies = state.session_cookies(&session.token, remember, &req);
+    start_session(&state, user, remember, &req).await
+}
+
+/// Starts a session for `user` and answers `{token, user}` with its cookies (sign-up, and
+/// change-password when it signs out everywhere else).
+pub(crate) async fn start_session(
+    state: &AuthState,
+    user: User,
+    remember: bool,
+    req: &HttpRequest,
+) -> AuthResult<HttpResponse> {
+    let session = state.create_session(&user.id, remember, req).await?;
+    let cookies = state.session_cookies(&session.token, remember, req);
     Ok(with_cookies(
         HttpResponse::Ok(),
         cookies,
