@@ -3,14 +3,14 @@
 # prints requests/s, latency percentiles and the server's RSS. Results go to bench/out/.
 #
 #   bench/run.sh                 # every scenario
-#   bench/run.sh get-session     # one or more of: idle get-session token jwks me sign-in mixed
+#   bench/run.sh get-session     # one or more of: idle get-session get-session-db token jwks me sign-in mixed
 #
 # Needs: wrk (apt-get install wrk), PostgreSQL on 127.0.0.1:5432. Uses its own database
 # (switchboard_bench), dropped and recreated each run. Rate limits are off for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session token jwks me sign-in mixed)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session get-session-db token jwks me sign-in mixed)
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
@@ -65,6 +65,12 @@ for scenario in "${scenarios[@]}"; do
         http://127.0.0.1:5001/api/auth/get-session >"$out/get-session.txt"
       summary "GET /api/auth/get-session" "$out/get-session.txt"
       ;;
+    get-session-db)
+      # Better Auth's disableCookieCache: every request reads PostgreSQL, none the memory.
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
+        "http://127.0.0.1:5001/api/auth/get-session?disableCookieCache=true" >"$out/get-session-db.txt"
+      summary "GET get-session (database)" "$out/get-session-db.txt"
+      ;;
     token)
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $cookie" \
         http://127.0.0.1:5001/api/auth/token >"$out/token.txt"
@@ -96,14 +102,18 @@ for scenario in "${scenarios[@]}"; do
         http://127.0.0.1:5001/api/auth/sign-in/email >"$out/mixed-sign-in.txt" &
       load=$!
       sleep 1
-      # A light probe (2 connections) and a heavy one (8), one after the other.
-      wrk -t1 -c2 -d5s --latency -H "Cookie: $cookie" \
+      # A light probe (2 connections) and a heavy one (8), one after the other, then the light
+      # one reading the database every time.
+      wrk -t1 -c2 -d4s --latency -H "Cookie: $cookie" \
         http://127.0.0.1:5001/api/auth/get-session >"$out/mixed-get-session-c2.txt"
-      wrk -t1 -c8 -d5s --latency -H "Cookie: $cookie" \
+      wrk -t1 -c8 -d4s --latency -H "Cookie: $cookie" \
         http://127.0.0.1:5001/api/auth/get-session >"$out/mixed-get-session.txt"
+      wrk -t1 -c2 -d4s --latency -H "Cookie: $cookie" \
+        "http://127.0.0.1:5001/api/auth/get-session?disableCookieCache=true" >"$out/mixed-get-session-db.txt"
       wait $load
       summary "get-session (c=2) under sign-ins" "$out/mixed-get-session-c2.txt"
       summary "get-session (c=8) under sign-ins" "$out/mixed-get-session.txt"
+      summary "  the same, database (c=2)" "$out/mixed-get-session-db.txt"
       summary "  (the sign-in load)" "$out/mixed-sign-in.txt"
       ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;

@@ -13,6 +13,7 @@ mod models;
 mod origin;
 mod password;
 mod rate_limit;
+mod session_cache;
 mod social;
 mod state;
 mod store;

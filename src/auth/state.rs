@@ -8,6 +8,7 @@ use crate::auth::models::{NewSession, Session, User};
 use crate::auth::origin::TrustedOrigins;
 use crate::auth::password::Hasher;
 use crate::auth::rate_limit::{MemoryStore, RateLimiter};
+use crate::auth::session_cache::SessionCache;
 use crate::auth::store;
 use crate::crypto::random;
 use crate::db::{self, DbError, DbPool};
@@ -40,6 +41,8 @@ pub struct AuthState {
     pub jwt: Arc<crate::auth::jwt::KeyStore>,
     /// Recently minted JWTs by the user data they carry (see [`AuthState::jwt_for`]).
     recent_jwts: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    /// Sessions `get-session` read moments ago; every change here forgets what it touches.
+    pub(crate) sessions: SessionCache,
     pub(crate) document: utoipa::openapi::OpenApi,
     pub(crate) social: crate::auth::social::Social,
     pub(crate) mailer: Mailer,
@@ -77,6 +80,7 @@ impl AuthState {
             )?,
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
             recent_jwts: Mutex::new(HashMap::new()),
+            sessions: SessionCache::new(auth.session.cache_ttl_ms),
             document: crate::auth::handlers::document(),
             social,
             mailer: Mailer::from_config(auth)?,

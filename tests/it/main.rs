@@ -24,6 +24,8 @@ mod platform;
 mod rate_limit;
 #[cfg(feature = "auth")]
 mod reset;
+#[cfg(feature = "auth")]
+mod session_cache;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod trust;
 #[cfg(feature = "auth")]

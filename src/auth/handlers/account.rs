@@ -63,6 +63,7 @@ pub async fn update_user(
             .map_err(DbError::from)
         })
         .await?;
+    state.sessions.forget_user(&signed_in.user.id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         [state.reissue_cookie(&signed_in)],
@@ -139,6 +140,7 @@ pub async fn change_password(
             .map_err(DbError::from)
         })
         .await?;
+    state.sessions.forget_user(&signed_in.user.id);
     let user = signed_in.user;
     if !revoke {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
@@ -209,6 +211,9 @@ pub async fn change_email(
             )?)))
         })
         .await;
+    if let Ok(Some(Some(user))) = &changed {
+        state.sessions.forget_user(&user.id);
+    }
     match changed {
         // Taken (found, or lost a race to the unique index): answer as if it worked.
         Ok(None) | Err(AuthError::Db(DbError::Conflict(_))) => {
@@ -293,8 +298,12 @@ pub async fn delete_user(
     }
     let user_id = signed_in.user.id;
     state
-        .db(move |conn| store::delete_user(conn, &user_id).map_err(DbError::from))
+        .db({
+            let user_id = user_id.clone();
+            move |conn| store::delete_user(conn, &user_id).map_err(DbError::from)
+        })
         .await?;
+    state.sessions.forget_user(&user_id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),

@@ -272,13 +272,16 @@ pub async fn reset_password(
                 if revoke {
                     store::delete_sessions_of(conn, &user.id)?;
                 }
-                Ok::<_, diesel::result::Error>(Ok(()))
+                Ok::<_, diesel::result::Error>(Ok(user.id))
             })
             .map_err(DbError::from)
         })
         .await?;
     match outcome {
-        Ok(()) => Ok(HttpResponse::Ok().json(StatusBody { status: true })),
+        Ok(user_id) => {
+            state.sessions.forget_user(&user_id);
+            Ok(HttpResponse::Ok().json(StatusBody { status: true }))
+        }
         Err(code) => Err(AuthError::bad_request(code)),
     }
 }

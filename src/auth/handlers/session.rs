@@ -20,9 +20,16 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct GetSessionQuery {
-    /// Any non-empty value means true (zod's coerced boolean).
+    /// Any non-empty value means true (zod's coerced boolean): do not extend the session.
     disable_refresh: Option<String>,
+    /// Any non-empty value means true: read the session from the database, not from the
+    /// second-long in-memory cache.
     disable_cookie_cache: Option<String>,
+}
+
+/// zod's coerced boolean: any non-empty value is true, `"false"` included.
+fn truthy(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty())
 }
 
 fn no_store(builder: &mut actix_web::HttpResponseBuilder) {
@@ -31,7 +38,8 @@ fn no_store(builder: &mut actix_web::HttpResponseBuilder) {
         .insert_header((header::PRAGMA, "no-cache"));
 }
 
-/// The caller's session and user, or `null`. Extends the session once a day.
+/// The caller's session and user, or `null`. Extends the session once a day. A session read
+/// less than `auth.session.cache_ttl_ms` ago is answered from memory (`auth::session_cache`).
 #[utoipa::path(get, path = "/api/auth/get-session", tag = "auth", params(GetSessionQuery),
     responses((status = 200, description = "`{session, user}`, or `null` without a valid session", body = Option<SessionWithUser>)))]
 pub async fn get_session(
@@ -39,21 +47,37 @@ pub async fn get_session(
     req: HttpRequest,
     query: web::Query<GetSessionQuery>,
 ) -> AuthResult<HttpResponse> {
-    let _ = &query.disable_cookie_cache;
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
     let cookies = &state.cookies;
     let Some(token) = cookies.read_signed(&req, &cookies.session_token) else {
         return Ok(res.json(Value::Null));
     };
-    let lookup = token.clone();
-    let found = state
-        .db(move |conn| store::session_with_user(conn, &lookup).map_err(DbError::from))
-        .await?;
     let now = state.now();
+    // Better Auth's "read the database" switch also bypasses the in-memory cache.
+    let cached = if truthy(&query.disable_cookie_cache) {
+        None
+    } else {
+        state.sessions.get(&token, now)
+    };
+    let found = match cached {
+        Some(found) => Some(found),
+        None => {
+            let ticket = state.sessions.ticket();
+            let lookup = token.clone();
+            let found = state
+                .db(move |conn| store::session_with_user(conn, &lookup).map_err(DbError::from))
+                .await?;
+            if let Some((session, user)) = &found {
+                state.sessions.put(ticket, session, user, now);
+            }
+            found
+        }
+    };
     let (session, user) = match found {
         Some((session, user)) if session.expires_at >= now => (session, user),
         found => {
+            state.sessions.forget_token(&token);
             if found.is_some() {
                 // Expired: forget it for good.
                 state
@@ -67,10 +91,7 @@ pub async fn get_session(
     };
     crate::platform::telemetry::record_user_id(&req, &user.id);
 
-    let disable_refresh = query
-        .disable_refresh
-        .as_deref()
-        .is_some_and(|v| !v.is_empty());
+    let disable_refresh = truthy(&query.disable_refresh);
     let dont_remember = cookies.read_signed(&req, &cookies.dont_remember).is_some();
     let policy = &state.auth().session;
     let expires_in = Duration::seconds(policy.expires_in_secs);
@@ -80,11 +101,13 @@ pub async fn get_session(
         return Ok(res.json(SessionWithUser { session, user }));
     }
     let id = session.id.clone();
+    let ticket = state.sessions.ticket();
     let session = state
         .db(move |conn| {
             store::extend_session(conn, &id, now + expires_in, now).map_err(DbError::from)
         })
         .await?;
+    state.sessions.put(ticket, &session, &user, now);
     let cookie = cookies.set(
         &cookies.session_token,
         &session.token,
@@ -176,9 +199,11 @@ pub async fn revoke_session(
     };
     let own = token == signed_in.session.token;
     let user_id = signed_in.user.id;
+    let revoked = token.clone();
     state
         .db(move |conn| store::delete_own_session(conn, &user_id, &token).map_err(DbError::from))
         .await?;
+    state.sessions.forget_token(&revoked);
     let cookies = if own {
         state.cookies.clear_session().to_vec()
     } else {
@@ -202,8 +227,12 @@ pub async fn revoke_sessions(
 ) -> AuthResult<HttpResponse> {
     let user_id = signed_in.user.id;
     state
-        .db(move |conn| store::delete_sessions_of(conn, &user_id).map_err(DbError::from))
+        .db({
+            let user_id = user_id.clone();
+            move |conn| store::delete_sessions_of(conn, &user_id).map_err(DbError::from)
+        })
         .await?;
+    state.sessions.forget_user(&user_id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),
@@ -223,9 +252,13 @@ pub async fn revoke_other_sessions(
     let now = state.now();
     let (user_id, keep) = (signed_in.user.id, signed_in.session.token);
     state
-        .db(move |conn| {
-            store::delete_other_sessions(conn, &user_id, &keep, now).map_err(DbError::from)
+        .db({
+            let user_id = user_id.clone();
+            move |conn| {
+                store::delete_other_sessions(conn, &user_id, &keep, now).map_err(DbError::from)
+            }
         })
         .await?;
+    state.sessions.forget_user(&user_id);
     Ok(HttpResponse::Ok().json(json!({"status": true})))
 }

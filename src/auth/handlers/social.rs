@@ -482,8 +482,16 @@ async fn run_callback(
     let expire_state = state.cookies.expire(&state.cookies.state);
     match decision {
         Ok(Decision::Rejected(why)) => Err(Failure::new(&error_target, why)),
-        Ok(Decision::Linked) => Ok(found(&data.callback_url, [expire_state])),
+        Ok(Decision::Linked) => {
+            if let Some(link) = &data.link {
+                // Linking may mark the user verified.
+                state.sessions.forget_user(&link.user_id);
+            }
+            Ok(found(&data.callback_url, [expire_state]))
+        }
         Ok(Decision::SignIn { user, created }) => {
+            // Signing in may have marked the user verified.
+            state.sessions.forget_user(&user.id);
             // A user GitHub could not vouch for gets the verification mail sign-up sends.
             if created && !user.email_verified && state.auth().send_on_sign_up() {
                 crate::auth::handlers::verification::mail_verification(

@@ -232,6 +232,7 @@ pub async fn verify_email(
             }
             Err(other) => return Err(other),
         };
+        state.sessions.forget_user(&user.id);
         let cookies = signed_in
             .map(|s| vec![state.reissue_cookie(&s)])
             .unwrap_or_default();
@@ -245,6 +246,7 @@ pub async fn verify_email(
     state
         .db(move |conn| store::set_email_verified(conn, &user_id, now).map_err(DbError::from))
         .await?;
+    state.sessions.forget_user(&user.id);
     let mut cookies = Vec::new();
     if state
         .auth()

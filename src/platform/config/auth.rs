@@ -163,6 +163,9 @@ pub struct SessionConfig {
     pub expires_in_secs: i64,
     pub update_age_secs: i64,
     pub fresh_age_secs: i64,
+    /// Not Better Auth's: how long `get-session` answers a session it has just read from memory
+    /// (`auth::session_cache`); 0 reads the database every time.
+    pub cache_ttl_ms: u64,
 }
 
 /// Better Auth's `user` options.

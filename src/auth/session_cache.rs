@@ -1,0 +1,215 @@
+//! `get-session`'s short memory of the sessions it has just read from the database.
+//!
+//! A browser asks for its session on every mount and focus, and a backend may ask on every
+//! request, so the same session is read many times a second. Each read from PostgreSQL costs a
+//! blocking-pool thread, a database backend and two thread wake-ups; while sign-ins keep every
+//! core busy hashing passwords, those wake-ups wait for a core and the answer takes tens of
+//! milliseconds. A session read less than `auth.session.cache_ttl_ms` ago (1 s by default, 0 turns
+//! it off) is answered from here instead, on the HTTP worker alone.
+//!
+//! What it trades: every change this instance makes to a user or a session forgets the entries
+//! it touches at once, so one instance answers exactly as Better Auth does. Another instance's
+//! change (auth scaled out to several processes) shows here within the TTL. That bound is far
+//! inside what the JWTs already allow (a revoked session's JWT stays valid for its 15 minutes),
+//! and `?disableCookieCache=true`, Better Auth's own switch for "read the database", always
+//! bypasses it. Only `get-session` reads from it: every endpoint that changes something, and
+//! `/token`, read the database.
+
+use crate::auth::models::{Session, User};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Most sessions remembered; past it the memory is cleared (at the 1 s default that takes more
+/// than 10,000 different sessions a second).
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct SessionCache {
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// By session token (the cookie's value).
+    entries: HashMap<String, Entry>,
+    /// Moves on every forget: a read that began before a change does not remember what it read.
+    generation: u64,
+}
+
+/// Taken before reading the database; [`SessionCache::put`] refuses a read that a change overtook.
+#[derive(Clone, Copy)]
+pub struct Ticket(u64);
+
+struct Entry {
+    session: Session,
+    user: User,
+    read_at: DateTime<Utc>,
+}
+
+impl SessionCache {
+    pub fn new(ttl_ms: u64) -> Self {
+        Self {
+            ttl: Duration::milliseconds(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                generation: 0,
+            }),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // Entries are whole values; a panic elsewhere cannot leave one half-written.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take one before reading a session from the database, and hand it to [`Self::put`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.inner().generation)
+    }
+
+    /// The session with this token and its user, if they were read less than the TTL ago.
+    pub fn get(&self, token: &str, now: DateTime<Utc>) -> Option<(Session, User)> {
+        if self.ttl <= Duration::zero() {
+            return None;
+        }
+        let inner = self.inner();
+        let entry = inner.entries.get(token)?;
+        (now >= entry.read_at && now - entry.read_at < self.ttl)
+            .then(|| (entry.session.clone(), entry.user.clone()))
+    }
+
+    /// Remembers what the database answered for `session.token`, unless something changed since
+    /// the `ticket` was taken.
+    pub fn put(&self, ticket: Ticket, session: &Session, user: &User, now: DateTime<Utc>) {
+        if self.ttl <= Duration::zero() {
+            return;
+        }
+        let mut inner = self.inner();
+        if inner.generation != ticket.0 {
+            return;
+        }
+        let entries = &mut inner.entries;
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&session.token) {
+            entries.clear();
+        }
+        entries.insert(
+            session.token.clone(),
+            Entry {
+                session: session.clone(),
+                user: user.clone(),
+                read_at: now,
+            },
+        );
+    }
+
+    /// The session with this token was deleted or changed.
+    pub fn forget_token(&self, token: &str) {
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.remove(token);
+    }
+
+    /// The user, or any of their sessions, changed.
+    pub fn forget_user(&self, user_id: &str) {
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.retain(|_, entry| entry.user.id != user_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_750_000_000_000 + ms)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn row(user_id: &str, token: &str) -> (Session, User) {
+        let user = User {
+            id: user_id.to_owned(),
+            name: "Ada".to_owned(),
+            email: format!("{user_id}@example.com"),
+            email_verified: false,
+            image: None,
+            created_at: at(0),
+            updated_at: at(0),
+        };
+        let session = Session {
+            id: format!("s-{token}"),
+            expires_at: at(3_600_000),
+            token: token.to_owned(),
+            created_at: at(0),
+            updated_at: at(0),
+            ip_address: None,
+            user_agent: None,
+            user_id: user_id.to_owned(),
+        };
+        (session, user)
+    }
+
+    #[test]
+    fn answers_within_the_ttl_only() {
+        let cache = SessionCache::new(1_000);
+        let (session, user) = row("u1", "t1");
+        cache.put(cache.ticket(), &session, &user, at(0));
+        assert_eq!(
+            cache.get("t1", at(999)).map(|(s, _)| s.id),
+            Some("s-t1".into())
+        );
+        assert!(cache.get("t1", at(1_000)).is_none());
+        // A clock that went back does not make an entry fresh.
+        assert!(cache.get("t1", at(-1)).is_none());
+        assert!(cache.get("t2", at(0)).is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_remembers_nothing() {
+        let cache = SessionCache::new(0);
+        let (session, user) = row("u1", "t1");
+        cache.put(cache.ticket(), &session, &user, at(0));
+        assert!(cache.get("t1", at(0)).is_none());
+    }
+
+    #[test]
+    fn forgets_by_token_and_by_user() {
+        let cache = SessionCache::new(1_000);
+        for (user, token) in [("u1", "a"), ("u1", "b"), ("u2", "c")] {
+            let (session, user) = row(user, token);
+            cache.put(cache.ticket(), &session, &user, at(0));
+        }
+        cache.forget_token("a");
+        assert!(cache.get("a", at(1)).is_none());
+        assert!(cache.get("b", at(1)).is_some());
+        cache.forget_user("u1");
+        assert!(cache.get("b", at(1)).is_none());
+        assert!(cache.get("c", at(1)).is_some());
+    }
+
+    #[test]
+    fn a_read_overtaken_by_a_change_is_not_remembered() {
+        let cache = SessionCache::new(1_000);
+        let (session, user) = row("u1", "t1");
+        let ticket = cache.ticket();
+        // The read is in flight when the user signs out elsewhere on this instance.
+        cache.forget_token("t1");
+        cache.put(ticket, &session, &user, at(0));
+        assert!(cache.get("t1", at(1)).is_none());
+        cache.put(cache.ticket(), &session, &user, at(0));
+        assert!(cache.get("t1", at(1)).is_some());
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let cache = SessionCache::new(1_000);
+        for i in 0..=MAX_ENTRIES {
+            let (session, user) = row("u", &i.to_string());
+            cache.put(cache.ticket(), &session, &user, at(0));
+        }
+        assert!(cache.inner().entries.len() <= MAX_ENTRIES);
+        assert!(cache.get(&MAX_ENTRIES.to_string(), at(1)).is_some());
+    }
+}
