@@ -674,6 +674,80 @@ async fn verified_on_both_sides_links_implicitly() {
 }
 
 #[actix_web::test]
+async fn disable_sign_up_lets_only_existing_users_in() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(
+        &github,
+        &[("SWITCHBOARD__AUTH__GITHUB__DISABLE_SIGN_UP", "true")],
+    )
+    .await;
+    github
+        .simple_user("gho_new", 21, "new@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_new");
+    let res = finish(&mut app, &flow, &code).await;
+    assert_eq!(location(&res), "/login-error?error=signup_disabled");
+    assert!(
+        res.header_all("set-cookie")
+            .iter()
+            .all(|c| !c.contains("session_token=")),
+        "no session"
+    );
+    let mut conn = app.db.conn();
+    assert_eq!(count(&mut conn, "\"user\""), 0);
+    assert_eq!(count(&mut conn, "account"), 0);
+    assert_eq!(count(&mut conn, "session"), 0);
+
+    // A user who already exists (and whose email both sides vouch for) still signs in.
+    local_user(&mut app, "old@example.com", true).await;
+    github
+        .simple_user("gho_old", 22, "old@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_old");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/dash");
+}
+
+#[actix_web::test]
+async fn disable_implicit_sign_up_creates_users_only_on_request() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(
+        &github,
+        &[(
+            "SWITCHBOARD__AUTH__GITHUB__DISABLE_IMPLICIT_SIGN_UP",
+            "true",
+        )],
+    )
+    .await;
+    github
+        .simple_user("gho_a", 23, "quiet@example.com", true)
+        .await;
+    github
+        .simple_user("gho_b", 23, "quiet@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_a");
+    assert_eq!(
+        location(&finish(&mut app, &flow, &code).await),
+        "/login-error?error=signup_disabled",
+        "the sign-in button does not create users"
+    );
+    assert_eq!(count(&mut app.db.conn(), "\"user\""), 0);
+
+    let mut body = flow_body();
+    body["requestSignUp"] = json!(true);
+    let flow = start(&mut app, body).await;
+    let code = github.approve(&flow.url, "gho_b");
+    let res = finish(&mut app, &flow, &code).await;
+    assert_eq!(location(&res), "/welcome", "the sign-up button does");
+    assert_eq!(
+        app.session_of(&cookie_header(&res)).await["user"]["email"],
+        "quiet@example.com"
+    );
+}
+
+#[actix_web::test]
 async fn untrusted_redirect_targets_are_refused_before_anything_is_written() {
     let github = GithubStandIn::start().await;
     let mut app = app_with(&github, &[]).await;

@@ -42,6 +42,8 @@ pub struct SocialSignInBody {
     /// Asked for on top of `read:user user:email`.
     scopes: Option<Vec<String>>,
     login_hint: Option<String>,
+    /// The caller means to create an account (see `auth.github.disable_implicit_sign_up`).
+    request_sign_up: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,6 +62,7 @@ struct Start {
     disable_redirect: bool,
     scopes: Vec<String>,
     login_hint: Option<String>,
+    request_sign_up: bool,
 }
 
 /// Reads and checks the body both start endpoints share. Every URL is checked against the
@@ -76,6 +79,7 @@ fn read_start(state: &AuthState, body: &Value, new_user: bool) -> AuthResult<(St
     let error_url = f.opt_string("errorCallbackURL");
     let disable_redirect = f.opt_bool("disableRedirect").unwrap_or(false);
     let login_hint = f.opt_string("loginHint");
+    let request_sign_up = f.opt_bool("requestSignUp").unwrap_or(false);
     f.finish()?;
     let scopes = read_scopes(body)?;
     let Some(provider) = provider else {
@@ -100,6 +104,7 @@ fn read_start(state: &AuthState, body: &Value, new_user: bool) -> AuthResult<(St
             disable_redirect,
             scopes,
             login_hint,
+            request_sign_up,
         },
     ))
 }
@@ -167,6 +172,7 @@ async fn begin(
         expires_at: expires_at.timestamp_millis(),
         oauth_state: oauth_state.clone(),
         link,
+        request_sign_up: start.request_sign_up,
     };
     let value = serde_json::to_string(&data).map_err(|e| AuthError::Internal(e.to_string()))?;
     let identifier = format!("{STATE_PREFIX}{oauth_state}");
@@ -472,9 +478,14 @@ async fn run_callback(
                 .await
         }
         None => {
+            // Better Auth: `disableImplicitSignUp && !requestSignUp || disableSignUp`.
+            let github = &state.auth().github;
+            let sign_up = !(github.disable_sign_up
+                || (github.disable_implicit_sign_up && !data.request_sign_up));
             state
                 .db(move |conn| {
-                    flow::sign_in(conn, &vault, &linking, &account, now).map_err(DbError::from)
+                    flow::sign_in(conn, &vault, &linking, sign_up, &account, now)
+                        .map_err(DbError::from)
                 })
                 .await
         }

@@ -40,6 +40,9 @@ pub struct StateData {
     pub oauth_state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkData>,
+    /// sign-in/social's `requestSignUp`: the caller means to create an account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub request_sign_up: bool,
 }
 
 /// Who asked to link. Better Auth also keeps the session token here, encrypted; we keep the
@@ -71,6 +74,7 @@ pub enum CallbackError {
     AccountAlreadyLinkedToDifferentUser,
     UnableToCreateUser,
     UnableToCreateSession,
+    SignupDisabled,
     InternalServerError,
 }
 
@@ -90,6 +94,7 @@ impl CallbackError {
             Self::EmailDoesNotMatch => "email_does_not_match",
             Self::AccountAlreadyLinkedToDifferentUser => "account_already_linked_to_different_user",
             Self::UnableToCreateUser => "unable_to_create_user",
+            Self::SignupDisabled => "signup_disabled",
             Self::UnableToCreateSession => "unable_to_create_session",
             Self::InternalServerError => "internal_server_error",
         }
@@ -256,6 +261,7 @@ pub fn sign_in(
     conn: &mut PgConnection,
     vault: &Keyring,
     linking: &AccountLinkingConfig,
+    sign_up: bool,
     p: &ProviderAccount,
     now: DateTime<Utc>,
 ) -> QueryResult<Decision> {
@@ -291,6 +297,9 @@ pub fn sign_in(
                 user,
                 created: false,
             });
+        }
+        if !sign_up {
+            return Ok(Decision::Rejected(CallbackError::SignupDisabled));
         }
         let id = random::id();
         let user = diesel::insert_into(user::table)
@@ -386,5 +395,14 @@ mod tests {
         assert_eq!(s.new_user_url.as_deref(), Some("/welcome"));
         assert_eq!(s.expires_at, 1795625301683);
         assert_eq!(s.link.unwrap().session_id, None);
+        assert!(!s.request_sign_up);
+        let asked = json.replace(r#""requestSignUp":false"#, r#""requestSignUp":true"#);
+        let s: StateData = serde_json::from_str(&asked).unwrap();
+        assert!(s.request_sign_up);
+        assert!(
+            serde_json::to_string(&s)
+                .unwrap()
+                .contains(r#""requestSignUp":true"#)
+        );
     }
 }

@@ -37,6 +37,11 @@ pub struct GithubConfig {
     pub api_url: String,
     /// Asked for on top of `read:user user:email`.
     pub scopes: Vec<String>,
+    /// Better Auth's `disableSignUp`: GitHub signs in existing users only.
+    pub disable_sign_up: bool,
+    /// Better Auth's `disableImplicitSignUp`: a new user only when sign-in/social asked for it
+    /// with `requestSignUp: true`.
+    pub disable_implicit_sign_up: bool,
 }
 
 impl GithubConfig {
