@@ -3,6 +3,7 @@
 
 mod account;
 mod accounts;
+mod callback;
 mod misc;
 mod reset;
 mod session;
@@ -52,10 +53,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/change-email", web::post().to(account::change_email))
                 .route("/delete-user", web::post().to(account::delete_user))
                 .route("/sign-in/social", web::post().to(social::sign_in_social))
-                .route("/callback/{provider}", web::get().to(social::callback))
+                .route("/callback/{provider}", web::get().to(callback::callback))
                 .route(
                     "/callback/{provider}",
-                    web::post().to(social::callback_post),
+                    web::post().to(callback::callback_post),
                 )
                 .route("/link-social", web::post().to(social::link_social))
                 .route("/list-accounts", web::get().to(accounts::list_accounts))
@@ -86,7 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         session::get_session, session::list_sessions, session::token, session::revoke_session,
         session::revoke_sessions, session::revoke_other_sessions,
         account::update_user, account::change_password, account::change_email, account::delete_user,
-        social::sign_in_social, social::callback, social::callback_post, social::link_social,
+        social::sign_in_social, callback::callback, callback::callback_post, social::link_social,
         accounts::list_accounts, accounts::unlink_account,
         verification::send_verification_email, verification::verify_email,
         reset::request_password_reset, reset::forget_password, reset::reset_password_callback,
