@@ -95,7 +95,7 @@ pub fn extend_session(
     id: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> QueryResult<Session> {
+) -> QueryResult<Option<Session>> {
     diesel::update(session::table.find(id))
         .set((
             session::expires_at.eq(expires_at),
@@ -103,6 +103,7 @@ pub fn extend_session(
         ))
         .returning(Session::as_returning())
         .get_result(conn)
+        .optional()
 }
 
 pub fn delete_session_by_token(conn: &mut PgConnection, token: &str) -> QueryResult<usize> {

@@ -174,3 +174,25 @@ async fn a_session_extended_by_get_session_is_remembered_extended() {
     assert!(res.header("set-cookie").is_none(), "not extended twice");
     assert_eq!(res.json()["session"]["expiresAt"], expires);
 }
+
+#[actix_web::test]
+async fn a_session_revoked_elsewhere_is_not_extended_from_memory() {
+    let mut app = TestApp::new();
+    let (cookie, token) = session(&app.sign_up("fay@example.com").await);
+    // Read half a second before the daily extension falls due...
+    app.clock
+        .advance(Duration::days(1) - Duration::milliseconds(500));
+    let res = app.auth(get_with("/api/auth/get-session", &cookie)).await;
+    assert!(res.header("set-cookie").is_none(), "not due yet");
+    // ...revoked by another instance, then asked for again once it is due, from memory.
+    revoke_elsewhere(&mut app, &token);
+    app.clock.advance(Duration::milliseconds(500));
+    let res = app.auth(get_with("/api/auth/get-session", &cookie)).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, b"null", "nothing left to extend");
+    assert!(
+        res.header("set-auth-jwt").is_none(),
+        "no JWT for a revoked session"
+    );
+    assert_eq!(res.header_all("set-cookie").len(), 3, "cookies cleared");
+}

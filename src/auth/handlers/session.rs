@@ -96,8 +96,9 @@ pub async fn get_session(
     let policy = &state.auth().session;
     let expires_in = Duration::seconds(policy.expires_in_secs);
     let due = session.expires_at - expires_in + Duration::seconds(policy.update_age_secs) <= now;
-    res.insert_header((SET_AUTH_JWT, state.jwt_for(&user, now).await?));
+    let jwt = state.jwt_for(&user, now).await?;
     if dont_remember || disable_refresh || !due {
+        res.insert_header((SET_AUTH_JWT, jwt));
         return Ok(res.json(SessionWithUser { session, user }));
     }
     let id = session.id.clone();
@@ -107,6 +108,13 @@ pub async fn get_session(
             store::extend_session(conn, &id, now + expires_in, now).map_err(DbError::from)
         })
         .await?;
+    let Some(session) = session else {
+        // Revoked since it was read (by another request, or another instance within the
+        // cache's TTL): there is no session to extend.
+        state.sessions.forget_token(&token);
+        return Ok(with_cookies(res, cookies.clear_session(), &Value::Null));
+    };
+    res.insert_header((SET_AUTH_JWT, jwt));
     state.sessions.put(ticket, &session, &user, now);
     let cookie = cookies.set(
         &cookies.session_token,
