@@ -20,9 +20,11 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-/// Most sessions remembered; past it the memory is cleared (at the 1 s default that takes more
-/// than 10,000 different sessions a second).
+/// Most sessions remembered, and most bytes of them (a user's `image` may be a long data URL);
+/// past either the memory is cleared (at the 1 s default that takes more than 10,000 different
+/// sessions a second).
 const MAX_ENTRIES: usize = 10_000;
+const MAX_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct SessionCache {
     ttl: Duration,
@@ -34,6 +36,16 @@ struct Inner {
     entries: HashMap<String, Entry>,
     /// Moves on every forget: a read that began before a change does not remember what it read.
     generation: u64,
+    /// Roughly what `entries` holds, by [`Entry::size`].
+    bytes: usize,
+}
+
+impl Inner {
+    fn remove(&mut self, token: &str) {
+        if let Some(gone) = self.entries.remove(token) {
+            self.bytes = self.bytes.saturating_sub(gone.size());
+        }
+    }
 }
 
 /// Taken before reading the database; [`SessionCache::put`] refuses a read that a change overtook.
@@ -46,6 +58,18 @@ struct Entry {
     read_at: DateTime<Utc>,
 }
 
+impl Entry {
+    fn size(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        256 + self.session.token.len()
+            + text(&self.session.user_agent)
+            + text(&self.session.ip_address)
+            + self.user.name.len()
+            + self.user.email.len()
+            + text(&self.user.image)
+    }
+}
+
 impl SessionCache {
     pub fn new(ttl_ms: u64) -> Self {
         Self {
@@ -53,6 +77,7 @@ impl SessionCache {
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
                 generation: 0,
+                bytes: 0,
             }),
         }
     }
@@ -88,32 +113,47 @@ impl SessionCache {
         if inner.generation != ticket.0 {
             return;
         }
-        let entries = &mut inner.entries;
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&session.token) {
-            entries.clear();
+        let entry = Entry {
+            session: session.clone(),
+            user: user.clone(),
+            read_at: now,
+        };
+        inner.remove(&session.token);
+        if inner.entries.len() >= MAX_ENTRIES || inner.bytes + entry.size() > MAX_BYTES {
+            inner.entries.clear();
+            inner.bytes = 0;
         }
-        entries.insert(
-            session.token.clone(),
-            Entry {
-                session: session.clone(),
-                user: user.clone(),
-                read_at: now,
-            },
-        );
+        inner.bytes += entry.size();
+        inner.entries.insert(session.token.clone(), entry);
     }
 
-    /// The session with this token was deleted or changed.
+    /// This instance deleted or changed the session with this token.
     pub fn forget_token(&self, token: &str) {
         let mut inner = self.inner();
         inner.generation = inner.generation.wrapping_add(1);
-        inner.entries.remove(token);
+        inner.remove(token);
     }
 
-    /// The user, or any of their sessions, changed.
+    /// The database has no such session (any more): drop what is remembered of it. Unlike
+    /// [`Self::forget_token`] this changed nothing, so reads in flight may still be remembered
+    /// (a stream of dead cookies must not keep everyone else's reads out of the cache).
+    pub fn discard(&self, token: &str) {
+        self.inner().remove(token);
+    }
+
+    /// This instance changed the user, or some of their sessions.
     pub fn forget_user(&self, user_id: &str) {
         let mut inner = self.inner();
         inner.generation = inner.generation.wrapping_add(1);
-        inner.entries.retain(|_, entry| entry.user.id != user_id);
+        let mut freed = 0;
+        inner.entries.retain(|_, entry| {
+            let keep = entry.user.id != user_id;
+            if !keep {
+                freed += entry.size();
+            }
+            keep
+        });
+        inner.bytes = inner.bytes.saturating_sub(freed);
     }
 }
 
@@ -211,5 +251,35 @@ mod tests {
         }
         assert!(cache.inner().entries.len() <= MAX_ENTRIES);
         assert!(cache.get(&MAX_ENTRIES.to_string(), at(1)).is_some());
+    }
+
+    #[test]
+    fn stays_bounded_in_bytes() {
+        let cache = SessionCache::new(1_000);
+        let (session, mut user) = row("u", "big-0");
+        user.image = Some("x".repeat(MAX_BYTES / 4));
+        for i in 0..8 {
+            let session = Session {
+                token: format!("big-{i}"),
+                ..session.clone()
+            };
+            cache.put(cache.ticket(), &session, &user, at(0));
+            let inner = cache.inner();
+            assert!(inner.bytes <= MAX_BYTES, "{} bytes", inner.bytes);
+            let counted: usize = inner.entries.values().map(Entry::size).sum();
+            assert_eq!(inner.bytes, counted, "the running count matches");
+        }
+        cache.forget_user("u");
+        assert_eq!(cache.inner().bytes, 0);
+    }
+
+    #[test]
+    fn a_discard_leaves_reads_in_flight_alone() {
+        let cache = SessionCache::new(1_000);
+        let (session, user) = row("u1", "t1");
+        let ticket = cache.ticket();
+        cache.discard("dead");
+        cache.put(ticket, &session, &user, at(0));
+        assert!(cache.get("t1", at(1)).is_some());
     }
 }

@@ -131,6 +131,15 @@ async fn changes_on_this_instance_show_at_once() {
     assert_eq!(res.status, 200);
     assert_eq!(app.session_of(&first).await, Value::Null, "sign-out");
 
+    let one = cookie_header(&app.sign_in("dan@example.com", PASSWORD).await);
+    let two = cookie_header(&app.sign_in("dan@example.com", PASSWORD).await);
+    assert_ne!(app.session_of(&two).await, Value::Null);
+    let res = app
+        .auth(post_with("/api/auth/revoke-sessions", &one, json!({})))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(app.session_of(&two).await, Value::Null, "revoke-sessions");
+
     let again = cookie_header(&app.sign_in("dan@example.com", PASSWORD).await);
     let other = cookie_header(&app.sign_in("dan@example.com", PASSWORD).await);
     assert_ne!(app.session_of(&other).await, Value::Null);
@@ -165,11 +174,13 @@ async fn changes_on_this_instance_show_at_once() {
 #[actix_web::test]
 async fn a_session_extended_by_get_session_is_remembered_extended() {
     let mut app = TestApp::new();
-    let cookie = app.signed_in("eve@example.com").await;
+    let (cookie, token) = session(&app.sign_up("eve@example.com").await);
     app.clock.advance(Duration::days(1));
     let extended = app.auth(get_with("/api/auth/get-session", &cookie)).await;
     assert!(extended.header("set-cookie").is_some(), "extended");
     let expires = extended.json()["session"]["expiresAt"].clone();
+    // Only memory can answer now, and it must hold the extended session.
+    revoke_elsewhere(&mut app, &token);
     let res = app.auth(get_with("/api/auth/get-session", &cookie)).await;
     assert!(res.header("set-cookie").is_none(), "not extended twice");
     assert_eq!(res.json()["session"]["expiresAt"], expires);
@@ -188,8 +199,12 @@ async fn a_session_revoked_elsewhere_is_not_extended_from_memory() {
     revoke_elsewhere(&mut app, &token);
     app.clock.advance(Duration::milliseconds(500));
     let res = app.auth(get_with("/api/auth/get-session", &cookie)).await;
-    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.status, 401,
+        "Better Auth's answer when the extension finds no row"
+    );
     assert_eq!(res.body, b"null", "nothing left to extend");
+    assert_eq!(res.header("cache-control"), Some("no-store"));
     assert!(
         res.header("set-auth-jwt").is_none(),
         "no JWT for a revoked session"

@@ -54,6 +54,9 @@ pub async fn get_session(
         return Ok(res.json(Value::Null));
     };
     let now = state.now();
+    // Taken before anything is read: a change made meanwhile keeps what was read out of memory,
+    // the extension below included.
+    let ticket = state.sessions.ticket();
     // Better Auth's "read the database" switch also bypasses the in-memory cache.
     let cached = if truthy(&query.disable_cookie_cache) {
         None
@@ -63,7 +66,6 @@ pub async fn get_session(
     let found = match cached {
         Some(found) => Some(found),
         None => {
-            let ticket = state.sessions.ticket();
             let lookup = token.clone();
             let found = state
                 .db(move |conn| store::session_with_user(conn, &lookup).map_err(DbError::from))
@@ -77,7 +79,7 @@ pub async fn get_session(
     let (session, user) = match found {
         Some((session, user)) if session.expires_at >= now => (session, user),
         found => {
-            state.sessions.forget_token(&token);
+            state.sessions.discard(&token);
             if found.is_some() {
                 // Expired: forget it for good.
                 state
@@ -102,7 +104,6 @@ pub async fn get_session(
         return Ok(res.json(SessionWithUser { session, user }));
     }
     let id = session.id.clone();
-    let ticket = state.sessions.ticket();
     let session = state
         .db(move |conn| {
             store::extend_session(conn, &id, now + expires_in, now).map_err(DbError::from)
@@ -110,9 +111,11 @@ pub async fn get_session(
         .await?;
     let Some(session) = session else {
         // Revoked since it was read (by another request, or another instance within the
-        // cache's TTL): there is no session to extend.
-        state.sessions.forget_token(&token);
-        return Ok(with_cookies(res, cookies.clear_session(), &Value::Null));
+        // cache's TTL): Better Auth answers this `401 null` and clears the cookies.
+        state.sessions.discard(&token);
+        let mut gone = HttpResponse::Unauthorized();
+        no_store(&mut gone);
+        return Ok(with_cookies(gone, cookies.clear_session(), &Value::Null));
     };
     res.insert_header((SET_AUTH_JWT, jwt));
     state.sessions.put(ticket, &session, &user, now);
