@@ -310,6 +310,8 @@ async fn reset_can_sign_out_everywhere() {
     let cookie = app.signed_in("fay@example.com").await;
     app.sign_in("fay@example.com", PASSWORD).await;
     assert_eq!(count(&mut app.db.conn(), "session"), 2);
+    // Read once, so get-session remembers it: the reset must make it forget.
+    assert_ne!(app.session_of(&cookie).await, Value::Null);
     let token = token_of(&reset_link(&mut app, &resend, "fay@example.com", 1).await);
     assert_eq!(app.auth(reset(&token, NEW_PASSWORD)).await.status, 200);
     assert_eq!(count(&mut app.db.conn(), "session"), 0);

@@ -61,6 +61,11 @@ async fn sign_up_mails_a_link_that_verifies_and_redirects() {
         .await;
     assert_eq!(res.status, 200);
     assert!(res.json()["token"].is_string(), "auto sign-in still on");
+    let cookie = cookie_header(&res);
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["emailVerified"],
+        false
+    );
 
     let mail = resend.mail_to("amy@example.com", 1).await.remove(0);
     assert_eq!(mail["subject"], "Verify your email address for Switchboard");
@@ -110,6 +115,11 @@ async fn sign_up_mails_a_link_that_verifies_and_redirects() {
         "no auto sign-in by default"
     );
     assert!(verified(&app, "amy@example.com"));
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["emailVerified"],
+        true,
+        "the session's user shows it at once"
+    );
 
     // Again: already verified, same redirect; without a callback, Better Auth's JSON.
     let again = app.auth(get(&path_of(&link))).await;
