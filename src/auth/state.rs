@@ -140,6 +140,29 @@ impl AuthState {
         db::run(&self.pool, f).await.map_err(AuthError::from)
     }
 
+    /// [`Self::db`] for a write that changes the user or any of their sessions: once it has
+    /// succeeded, get-session forgets what it remembers of them.
+    pub async fn db_for_user<T, F>(&self, user_id: &str, f: F) -> AuthResult<T>
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let out = self.db(f).await?;
+        self.sessions.forget_user(user_id);
+        Ok(out)
+    }
+
+    /// [`Self::db`] for a write that changes or deletes the session with this token.
+    pub async fn db_for_session<T, F>(&self, token: &str, f: F) -> AuthResult<T>
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let out = self.db(f).await?;
+        self.sessions.forget_token(token);
+        Ok(out)
+    }
+
     /// Creates a session row: 7 days (config), or 1 day when the user did not ask to be remembered.
     pub async fn create_session(
         &self,

@@ -52,7 +52,7 @@ pub async fn update_user(
     let now = state.now();
     let user_id = signed_in.user.id.clone();
     state
-        .db(move |conn| {
+        .db_for_user(&signed_in.user.id, move |conn| {
             store::update_profile(
                 conn,
                 &user_id,
@@ -63,7 +63,6 @@ pub async fn update_user(
             .map_err(DbError::from)
         })
         .await?;
-    state.sessions.forget_user(&signed_in.user.id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         [state.reissue_cookie(&signed_in)],
@@ -129,7 +128,7 @@ pub async fn change_password(
     let now = state.now();
     let user_id = signed_in.user.id.clone();
     state
-        .db(move |conn| {
+        .db_for_user(&signed_in.user.id, move |conn| {
             {
                 store::set_password(conn, &account_id, &hash, now)?;
                 if revoke {
@@ -140,7 +139,6 @@ pub async fn change_password(
             .map_err(DbError::from)
         })
         .await?;
-    state.sessions.forget_user(&signed_in.user.id);
     let user = signed_in.user;
     if !revoke {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
@@ -298,12 +296,10 @@ pub async fn delete_user(
     }
     let user_id = signed_in.user.id;
     state
-        .db({
-            let user_id = user_id.clone();
-            move |conn| store::delete_user(conn, &user_id).map_err(DbError::from)
+        .db_for_user(&user_id.clone(), move |conn| {
+            store::delete_user(conn, &user_id).map_err(DbError::from)
         })
         .await?;
-    state.sessions.forget_user(&user_id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),

@@ -210,11 +210,11 @@ pub async fn revoke_session(
     };
     let own = token == signed_in.session.token;
     let user_id = signed_in.user.id;
-    let revoked = token.clone();
     state
-        .db(move |conn| store::delete_own_session(conn, &user_id, &token).map_err(DbError::from))
+        .db_for_session(&token.clone(), move |conn| {
+            store::delete_own_session(conn, &user_id, &token).map_err(DbError::from)
+        })
         .await?;
-    state.sessions.forget_token(&revoked);
     let cookies = if own {
         state.cookies.clear_session().to_vec()
     } else {
@@ -238,12 +238,10 @@ pub async fn revoke_sessions(
 ) -> AuthResult<HttpResponse> {
     let user_id = signed_in.user.id;
     state
-        .db({
-            let user_id = user_id.clone();
-            move |conn| store::delete_sessions_of(conn, &user_id).map_err(DbError::from)
+        .db_for_user(&user_id.clone(), move |conn| {
+            store::delete_sessions_of(conn, &user_id).map_err(DbError::from)
         })
         .await?;
-    state.sessions.forget_user(&user_id);
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),
@@ -263,13 +261,9 @@ pub async fn revoke_other_sessions(
     let now = state.now();
     let (user_id, keep) = (signed_in.user.id, signed_in.session.token);
     state
-        .db({
-            let user_id = user_id.clone();
-            move |conn| {
-                store::delete_other_sessions(conn, &user_id, &keep, now).map_err(DbError::from)
-            }
+        .db_for_user(&user_id.clone(), move |conn| {
+            store::delete_other_sessions(conn, &user_id, &keep, now).map_err(DbError::from)
         })
         .await?;
-    state.sessions.forget_user(&user_id);
     Ok(HttpResponse::Ok().json(json!({"status": true})))
 }

@@ -308,12 +308,10 @@ pub async fn sign_out(state: web::Data<AuthState>, req: HttpRequest) -> AuthResu
         .read_signed(&req, &state.cookies.session_token)
     {
         state
-            .db({
-                let token = token.clone();
-                move |conn| store::delete_session_by_token(conn, &token).map_err(DbError::from)
+            .db_for_session(&token.clone(), move |conn| {
+                store::delete_session_by_token(conn, &token).map_err(DbError::from)
             })
             .await?;
-        state.sessions.forget_token(&token);
     }
     Ok(with_cookies(
         HttpResponse::Ok(),

@@ -219,7 +219,7 @@ pub async fn verify_email(
         }
         let (now, user_id, verified) = (state.now(), user.id.clone(), user.email_verified);
         let updated = state
-            .db(move |conn| {
+            .db_for_user(&user.id, move |conn| {
                 store::update_email(conn, &user_id, &new_email, verified, now)
                     .map_err(DbError::from)
             })
@@ -232,7 +232,6 @@ pub async fn verify_email(
             }
             Err(other) => return Err(other),
         };
-        state.sessions.forget_user(&user.id);
         let cookies = signed_in
             .map(|s| vec![state.reissue_cookie(&s)])
             .unwrap_or_default();
@@ -244,9 +243,10 @@ pub async fn verify_email(
     }
     let (now, user_id) = (state.now(), user.id.clone());
     state
-        .db(move |conn| store::set_email_verified(conn, &user_id, now).map_err(DbError::from))
+        .db_for_user(&user.id, move |conn| {
+            store::set_email_verified(conn, &user_id, now).map_err(DbError::from)
+        })
         .await?;
-    state.sessions.forget_user(&user.id);
     let mut cookies = Vec::new();
     if state
         .auth()
