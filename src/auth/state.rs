@@ -42,7 +42,7 @@ pub struct AuthState {
     /// Recently minted JWTs by the user data they carry (see [`AuthState::jwt_for`]).
     recent_jwts: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     /// Sessions `get-session` read moments ago; every change here forgets what it touches.
-    pub(crate) sessions: SessionCache,
+    pub(crate) sessions: Arc<SessionCache>,
     pub(crate) document: utoipa::openapi::OpenApi,
     pub(crate) social: crate::auth::social::Social,
     pub(crate) mailer: Mailer,
@@ -80,7 +80,7 @@ impl AuthState {
             )?,
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
             recent_jwts: Mutex::new(HashMap::new()),
-            sessions: SessionCache::new(auth.session.cache_ttl_ms),
+            sessions: Arc::new(SessionCache::new(auth.session.cache_ttl_ms)),
             document: crate::auth::handlers::document(),
             social,
             mailer: Mailer::from_config(auth)?,
@@ -141,15 +141,20 @@ impl AuthState {
     }
 
     /// [`Self::db`] for a write that changes the user or any of their sessions: once it has
-    /// succeeded, get-session forgets what it remembers of them.
+    /// succeeded, get-session forgets what it remembers of them. The forget runs on the blocking
+    /// thread right after the write, so a client that hangs up meanwhile cannot skip it.
     pub async fn db_for_user<T, F>(&self, user_id: &str, f: F) -> AuthResult<T>
     where
         F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let out = self.db(f).await?;
-        self.sessions.forget_user(user_id);
-        Ok(out)
+        let (sessions, user_id) = (self.sessions.clone(), user_id.to_owned());
+        self.db(move |conn| {
+            let out = f(conn)?;
+            sessions.forget_user(&user_id);
+            Ok(out)
+        })
+        .await
     }
 
     /// [`Self::db`] for a write that changes or deletes the session with this token.
@@ -158,9 +163,13 @@ impl AuthState {
         F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let out = self.db(f).await?;
-        self.sessions.forget_token(token);
-        Ok(out)
+        let (sessions, token) = (self.sessions.clone(), token.to_owned());
+        self.db(move |conn| {
+            let out = f(conn)?;
+            sessions.forget_token(&token);
+            Ok(out)
+        })
+        .await
     }
 
     /// Creates a session row: 7 days (config), or 1 day when the user did not ask to be remembered.
