@@ -197,7 +197,7 @@ pub async fn change_email(
     let user_id = signed_in.user.id.clone();
     let target = new_email.clone();
     let changed = state
-        .db(move |conn| {
+        .db_for_user(&signed_in.user.id, move |conn| {
             if store::user_by_email(conn, &target)?.is_some() {
                 return Ok(None);
             }
@@ -209,9 +209,6 @@ pub async fn change_email(
             )?)))
         })
         .await;
-    if let Ok(Some(Some(user))) = &changed {
-        state.sessions.forget_user(&user.id);
-    }
     match changed {
         // Taken (found, or lost a race to the unique index): answer as if it worked.
         Ok(None) | Err(AuthError::Db(DbError::Conflict(_))) => {

@@ -232,8 +232,9 @@ async fn run_callback(
                     .map_err(internal)?
                     .is_some_and(|s| s.user.id == link.user_id),
             };
+            // Linking may mark the user verified.
             state
-                .db(move |conn| {
+                .db_for_user(&link.user_id.clone(), move |conn| {
                     flow::link(conn, &vault, &linking, &link, session_ok, &account, now)
                         .map_err(DbError::from)
                 })
@@ -244,10 +245,15 @@ async fn run_callback(
             let github = &state.auth().github;
             let sign_up = !(github.disable_sign_up
                 || (github.disable_implicit_sign_up && !data.request_sign_up));
+            let sessions = state.sessions.clone();
             state
                 .db(move |conn| {
-                    flow::sign_in(conn, &vault, &linking, sign_up, &account, now)
-                        .map_err(DbError::from)
+                    let decision = flow::sign_in(conn, &vault, &linking, sign_up, &account, now)?;
+                    if let Decision::SignIn { user, .. } = &decision {
+                        // Signing in may have marked the user verified.
+                        sessions.forget_user(&user.id);
+                    }
+                    Ok(decision)
                 })
                 .await
         }
@@ -255,16 +261,8 @@ async fn run_callback(
     let expire_state = state.cookies.expire(&state.cookies.state);
     match decision {
         Ok(Decision::Rejected(why)) => Err(Failure::new(&error_target, why)),
-        Ok(Decision::Linked) => {
-            if let Some(link) = &data.link {
-                // Linking may mark the user verified.
-                state.sessions.forget_user(&link.user_id);
-            }
-            Ok(found(&data.callback_url, [expire_state]))
-        }
+        Ok(Decision::Linked) => Ok(found(&data.callback_url, [expire_state])),
         Ok(Decision::SignIn { user, created }) => {
-            // Signing in may have marked the user verified.
-            state.sessions.forget_user(&user.id);
             // A user GitHub could not vouch for gets the verification mail sign-up sends.
             if created && !user.email_verified && state.auth().send_on_sign_up() {
                 crate::auth::handlers::verification::mail_verification(

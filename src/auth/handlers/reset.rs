@@ -249,9 +249,10 @@ pub async fn reset_password(
     let hash = state.hasher.hash(new_password).await?;
     let now = state.now();
     let revoke = state.auth().password_reset.revoke_sessions_on_reset;
+    let sessions = state.sessions.clone();
     let outcome = state
         .db(move |conn| {
-            conn.transaction(|conn| {
+            let outcome = conn.transaction(|conn| {
                 // Consumed in the same statement that reads it: of two concurrent resets with
                 // one token, exactly one finds the row.
                 let Some(row) = store::take_verification(conn, &id, now)? else {
@@ -273,15 +274,15 @@ pub async fn reset_password(
                     store::delete_sessions_of(conn, &user.id)?;
                 }
                 Ok::<_, diesel::result::Error>(Ok(user.id))
-            })
-            .map_err(DbError::from)
+            })?;
+            if let Ok(user_id) = &outcome {
+                sessions.forget_user(user_id);
+            }
+            Ok(outcome)
         })
         .await?;
     match outcome {
-        Ok(user_id) => {
-            state.sessions.forget_user(&user_id);
-            Ok(HttpResponse::Ok().json(StatusBody { status: true }))
-        }
+        Ok(_) => Ok(HttpResponse::Ok().json(StatusBody { status: true })),
         Err(code) => Err(AuthError::bad_request(code)),
     }
 }
