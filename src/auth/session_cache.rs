@@ -8,7 +8,8 @@
 //! it off) is answered from here instead, on the HTTP worker alone.
 //!
 //! What it trades: every change this instance makes to a user or a session forgets the entries
-//! it touches at once, so one instance answers exactly as Better Auth does. Another instance's
+//! it touches at once (`AuthState::db_for_user` / `db_for_session`, on the thread that wrote),
+//! so one instance answers exactly as Better Auth does. Another instance's
 //! change (auth scaled out to several processes) shows here within the TTL. That bound is far
 //! inside what the JWTs already allow (a revoked session's JWT stays valid for its 15 minutes),
 //! and `?disableCookieCache=true`, Better Auth's own switch for "read the database", always
