@@ -57,9 +57,33 @@ impl Clock for ManualClock {
     }
 }
 
+/// The longest lifetime we believe of a token a remote party hands us: ten years.
+pub const MAX_REMOTE_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// `now` plus a lifetime that came from outside (an OAuth `expires_in`), clamped to
+/// [`MAX_REMOTE_LIFETIME_SECS`]: `DateTime + TimeDelta` panics on overflow, and a provider must
+/// not be able to kill a worker with `expires_in: 1e15`. The one place such arithmetic happens.
+pub fn expires_after(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    let secs = i64::try_from(secs.min(MAX_REMOTE_LIFETIME_SECS)).unwrap_or(0);
+    now.checked_add_signed(Duration::seconds(secs))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expires_after_clamps_what_a_provider_sends() {
+        let now = SystemClock.now();
+        let ten_years = Duration::seconds(MAX_REMOTE_LIFETIME_SECS as i64);
+        assert_eq!(expires_after(now, 3600) - now, Duration::hours(1));
+        assert_eq!(expires_after(now, 0), now);
+        assert_eq!(expires_after(now, 1_000_000_000_000_000) - now, ten_years);
+        assert_eq!(expires_after(now, u64::MAX) - now, ten_years);
+        let late = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        assert_eq!(expires_after(late, 3600 * 48), DateTime::<Utc>::MAX_UTC);
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

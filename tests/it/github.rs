@@ -33,6 +33,8 @@ struct Grant {
 #[derive(Clone, Default)]
 struct TokenEndpoint {
     grants: Arc<Mutex<HashMap<String, Grant>>>,
+    /// Extra fields of every successful token response (e.g. lifetimes).
+    extra: Arc<Mutex<serde_json::Map<String, Value>>>,
 }
 
 fn challenge_of(verifier: &str) -> String {
@@ -78,11 +80,15 @@ impl Respond for TokenEndpoint {
         if verifier.len() != 128 || challenge_of(&verifier) != grant.challenge {
             return error("bad_verification_code");
         }
-        ResponseTemplate::new(200).set_body_json(json!({
+        let mut body = json!({
             "access_token": grant.token,
             "token_type": "bearer",
             "scope": "read:user,user:email",
-        }))
+        });
+        if let Value::Object(fields) = &mut body {
+            fields.extend(self.extra.lock().unwrap().clone());
+        }
+        ResponseTemplate::new(200).set_body_json(body)
     }
 }
 
@@ -1191,4 +1197,37 @@ async fn a_new_unverified_github_user_gets_the_sign_up_verification_mail() {
         !format!("{all_mail:?}").contains("sure@example.com"),
         "{all_mail:?}"
     );
+}
+
+#[actix_web::test]
+async fn absurd_token_lifetimes_from_github_are_clamped_not_a_panic() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(&github, &[]).await;
+    github
+        .simple_user("gho_long", 11, "long@example.com", true)
+        .await;
+    // `now + 10^15 s` is past chrono's last date: this used to panic the worker.
+    github.tokens.extra.lock().unwrap().extend(
+        json!({
+            "expires_in": 1_000_000_000_000_000u64,
+            "refresh_token": "ghr_long",
+            "refresh_token_expires_in": u64::MAX,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_long");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/welcome");
+    let mut conn = app.db.conn();
+    // Clamped to ten years from now.
+    let years = text(
+        &mut conn,
+        "SELECT (extract(year from access_token_expires_at) - extract(year from now()))::int::text \
+         || ' ' || (extract(year from refresh_token_expires_at) - extract(year from now()))::int::text \
+         FROM account",
+    )
+    .unwrap();
+    assert!(years == "10 10" || years == "9 9", "{years}");
 }

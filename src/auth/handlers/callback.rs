@@ -11,9 +11,9 @@ use crate::auth::social::store;
 use crate::auth::state::AuthState;
 use crate::crypto::hmac::constant_time_eq;
 use crate::db::DbError;
+use crate::platform::clock::expires_after;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Duration;
 use serde_json::Value;
 use utoipa::IntoParams;
 
@@ -202,8 +202,8 @@ async fn run_callback(
     let Some(email) = profile.email.clone() else {
         return Err(Failure::new(&error_target, CallbackError::EmailNotFound));
     };
-    let seconds =
-        |d: std::time::Duration| Duration::seconds(d.as_secs().min(i64::MAX as u64) as i64);
+    // GitHub's lifetimes are provider input: clamped, never an overflowing `now + delta`.
+    let expiry = |d: std::time::Duration| expires_after(now, d.as_secs());
     let account = ProviderAccount {
         provider_id: GITHUB,
         account_id: profile.id,
@@ -213,8 +213,8 @@ async fn run_callback(
         image: profile.image,
         access_token: tokens.access_token.clone(),
         refresh_token: tokens.refresh_token.clone(),
-        access_token_expires_at: tokens.expires_in.map(|d| now + seconds(d)),
-        refresh_token_expires_at: tokens.refresh_token_expires_in.map(|d| now + seconds(d)),
+        access_token_expires_at: tokens.expires_in.map(expiry),
+        refresh_token_expires_at: tokens.refresh_token_expires_in.map(expiry),
         scopes: tokens.scopes.clone(),
     };
     let vault = state.social.vault.clone();
