@@ -66,6 +66,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    pending_grants (code_hash) {
+        code_hash -> Text,
+        owner_id -> Text,
+        kind -> Text,
+        subject -> Text,
+        payload -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_claims (connection_id) {
+        connection_id -> Text,
+        claim -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     session (id) {
         id -> Text,
         expires_at -> Timestamptz,
@@ -103,6 +123,9 @@ diesel::table! {
 
 diesel::joinable!(account -> user (user_id));
 diesel::joinable!(connections -> user (owner_id));
+diesel::joinable!(oauth_flows -> user (owner_id));
+diesel::joinable!(pending_grants -> user (owner_id));
+diesel::joinable!(refresh_claims -> connections (connection_id));
 diesel::joinable!(session -> user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -110,6 +133,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     connections,
     jwks,
     oauth_flows,
+    pending_grants,
+    refresh_claims,
     session,
     user,
     verification,
