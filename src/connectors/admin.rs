@@ -1,9 +1,10 @@
-//! `switchboard keys rotate-encryption`: re-seals every stored token and PKCE verifier under the
+//! `switchboard keys rotate-encryption`: re-seals every stored token, PKCE verifier and pending
+//! grant under the
 //! current `ENCRYPTION_KEY`, in batches, one transaction per batch (rows locked, so a refresh
 //! running meanwhile waits for the batch and then sees the re-sealed values).
 
-use crate::connectors::store;
 use crate::connectors::vault::{Field, Vault};
+use crate::connectors::{pending, store};
 use crate::db::DbError;
 use crate::platform::config::Config;
 use anyhow::Context;
@@ -17,6 +18,8 @@ pub struct RotationReport {
     pub tokens_resealed: usize,
     pub flows_scanned: usize,
     pub verifiers_resealed: usize,
+    pub grants_scanned: usize,
+    pub grants_resealed: usize,
     pub failed: usize,
 }
 
@@ -31,6 +34,11 @@ impl std::fmt::Display for RotationReport {
             f,
             "oauth flows scanned: {}, verifiers re-sealed: {}",
             self.flows_scanned, self.verifiers_resealed
+        )?;
+        writeln!(
+            f,
+            "pending grants scanned: {}, grants re-sealed: {}",
+            self.grants_scanned, self.grants_resealed
         )?;
         writeln!(f, "failed (left unchanged): {}", self.failed)
     }
@@ -92,6 +100,27 @@ pub(crate) fn rotate(
                 if let Some(new) = reseal(vault, Field::CodeVerifier, hash, sealed, &mut report) {
                     store::set_flow_verifier(c, hash, &new)?;
                     report.verifiers_resealed += 1;
+                }
+            }
+            let done = page.len() < usize::try_from(limit).unwrap_or(usize::MAX);
+            Ok((page.last().map(|(h, _)| h.clone()), done))
+        })?;
+        if let Some(last) = last {
+            after = last;
+        }
+        if done {
+            break;
+        }
+    }
+    let mut after = String::new();
+    loop {
+        let (last, done) = conn.transaction::<_, DbError, _>(|c| {
+            let page = pending::sealed_page(c, &after, limit)?;
+            for (hash, sealed) in &page {
+                report.grants_scanned += 1;
+                if let Some(new) = reseal(vault, Field::PendingGrant, hash, sealed, &mut report) {
+                    pending::set_sealed(c, hash, &new)?;
+                    report.grants_resealed += 1;
                 }
             }
             let done = page.len() < usize::try_from(limit).unwrap_or(usize::MAX);

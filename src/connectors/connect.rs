@@ -1,17 +1,23 @@
 //! The connect flow: `start` stores a single-use state with a sealed PKCE verifier and returns
 //! the provider's authorize URL; `finish` claims the state on the provider's callback,
-//! exchanges the code, names the account and stores (or updates) the connection.
+//! exchanges the code, names the account and parks the result as a pending grant; `complete`
+//! redeems that grant's one-time code for the flow's owner (their bearer token) and stores (or
+//! updates) the connection. Nothing is attached to anyone on the callback alone: the browser
+//! that reaches it may not be the owner's (see `pending`).
 
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
 use crate::connectors::oauth::{self, TokenError};
-use crate::connectors::providers::{self, Identity, Provider};
+use crate::connectors::pending::{self, Kind, Taken};
+use crate::connectors::providers::{self, Provider};
 use crate::connectors::store;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models};
 use crate::db::{self, DbError};
+use crate::platform::clock::expires_after;
 use crate::platform::config::valid_scope;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use url::Url;
 
@@ -145,18 +151,50 @@ pub struct CallbackFailure {
     pub error: ConnectorsError,
 }
 
-/// A finished connect.
+/// A finished authorization, waiting for its owner: `code` redeems it once, before
+/// `expires_at`, with the owner's bearer token.
 #[derive(Debug)]
-pub struct Connected {
+pub struct Authorized {
     pub redirect_to: Option<String>,
-    pub connection: ConnectionRow,
+    pub code: Plain,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a pending connection grant holds (sealed as one value).
+#[derive(Serialize, Deserialize)]
+struct ConnectionGrant {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: Vec<String>,
+    account_id: String,
+    org_id: Option<String>,
+    display_name: String,
+    details: serde_json::Value,
+}
+
+impl ConnectionGrant {
+    fn seal_text(&self) -> Result<Plain, ConnectorsError> {
+        serde_json::to_string(self)
+            .map(Plain::new)
+            .map_err(|e| ConnectorsError::Validation(format!("cannot encode the grant: {e}")))
+    }
+
+    fn open_text(text: &Plain) -> Result<Self, ConnectorsError> {
+        // Only ever written by `seal_text` under our key: unreadable means a bug or a bad key.
+        serde_json::from_str(text.expose()).map_err(|_| {
+            ConnectorsError::Vault(crate::connectors::vault::VaultError::Open(
+                crate::crypto::aead::AeadError::Invalid,
+            ))
+        })
+    }
 }
 
 pub async fn finish(
     ctx: &Arc<Ctx>,
     provider_id: &str,
     callback: Callback,
-) -> Result<Connected, CallbackFailure> {
+) -> Result<Authorized, CallbackFailure> {
     let fail = |redirect_to: Option<String>, error| CallbackFailure { redirect_to, error };
     let provider = ctx
         .registry
@@ -226,27 +264,110 @@ pub async fn finish(
         })?;
 
     let requested: Vec<String> = flow.scopes.iter().flatten().cloned().collect();
-    let granted = tokens.scopes.clone().unwrap_or(requested);
-    let expires_at = tokens.expires_in.map(|s| now + Duration::seconds(s));
-    let connection = save(
-        ctx,
-        &flow.owner_id,
-        &provider,
-        identity,
-        Saved {
-            access: tokens.access_token,
-            refresh: tokens.refresh_token,
-            expires_at,
-            scopes: granted,
-        },
-    )
+    let grant = ConnectionGrant {
+        access_token: tokens.access_token.expose().to_owned(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+        // Provider input: clamped, never an overflowing `now + delta`.
+        expires_at: tokens
+            .expires_in
+            .map(|s| expires_after(now, u64::try_from(s).unwrap_or(0))),
+        scopes: tokens.scopes.clone().unwrap_or(requested),
+        account_id: identity.account_id,
+        org_id: identity.org_id,
+        display_name: identity.display_name,
+        details: identity.details,
+    };
+    let payload = grant.seal_text().map_err(|e| fail(back.clone(), e))?;
+    let (ctx2, owner, pid) = (ctx.clone(), flow.owner_id.clone(), provider.id);
+    let issued = db::run(&ctx.pool, move |c| {
+        pending::issue(
+            c,
+            &ctx2.vault,
+            &owner,
+            Kind::Connection,
+            pid,
+            &payload,
+            ctx2.clock.now(),
+        )
+    })
     .await
     .map_err(|e| fail(back.clone(), e))?;
-    tracing::info!(connection_id = %connection.id, provider = provider.id, "account connected");
-    Ok(Connected {
+    tracing::info!(
+        provider = provider.id,
+        "authorization finished; waiting for its owner"
+    );
+    Ok(Authorized {
         redirect_to: back,
-        connection,
+        code: issued.code,
+        expires_at: issued.expires_at,
     })
+}
+
+/// Redeems the callback's one-time code for `caller`: the connection is stored only if
+/// `caller` started the flow. Anyone else gets `GrantNotFound` (the same answer as an unknown
+/// code), the grant is destroyed and its tokens are withdrawn at the provider, so a link that
+/// reached the wrong browser attaches nothing to anyone.
+pub async fn complete(
+    ctx: &Arc<Ctx>,
+    caller: &str,
+    code: &str,
+) -> Result<ConnectionRow, ConnectorsError> {
+    let (ctx2, caller2, code) = (ctx.clone(), caller.to_owned(), code.to_owned());
+    let result = db::run(&ctx.pool, move |c| {
+        diesel::Connection::transaction::<_, ConnectorsError, _>(c, |c| {
+            let now = ctx2.clock.now();
+            match pending::take(c, &ctx2.vault, &caller2, Kind::Connection, &code, now)? {
+                Taken::Granted { subject, payload } => {
+                    let grant = ConnectionGrant::open_text(&payload)?;
+                    let provider = ctx2
+                        .registry
+                        .get(&subject)
+                        .ok_or(ConnectorsError::ProviderNotFound)?;
+                    save_in(c, &ctx2, &caller2, &provider, grant).map(Ok)
+                }
+                Taken::NotFound => Ok(Err((ConnectorsError::GrantNotFound, None))),
+                Taken::Expired => Ok(Err((ConnectorsError::GrantExpired, None))),
+                // Committed: the deletion is what protects the victim.
+                Taken::Foreign { subject, payload } => Ok(Err((
+                    ConnectorsError::GrantNotFound,
+                    Some((subject, payload)),
+                ))),
+            }
+        })
+    })
+    .await?;
+    match result {
+        Ok(connection) => {
+            tracing::info!(connection_id = %connection.id, provider = %connection.provider,
+                "account connected");
+            Ok(connection)
+        }
+        Err((error, foreign)) => {
+            if let Some((subject, payload)) = foreign {
+                tracing::warn!(provider = %subject,
+                    "a connect code was presented by someone other than the flow's owner; \
+                     the grant is destroyed");
+                withdraw(ctx, &subject, &payload).await;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Best effort: revokes a refused grant's tokens at the provider.
+async fn withdraw(ctx: &Arc<Ctx>, subject: &str, payload: &Plain) {
+    let (Some(provider), Ok(grant)) = (
+        ctx.registry.get(subject),
+        ConnectionGrant::open_text(payload),
+    ) else {
+        return;
+    };
+    let access = Plain::new(grant.access_token);
+    let refresh = grant.refresh_token.map(Plain::new);
+    if let Err(err) = providers::revoke(&ctx.http, &provider, &access, refresh.as_ref()).await {
+        tracing::warn!(provider = provider.id, error = %err,
+            "could not revoke a refused grant at the provider");
+    }
 }
 
 fn provider_error(err: TokenError) -> ConnectorsError {
@@ -258,75 +379,59 @@ fn provider_error(err: TokenError) -> ConnectorsError {
     }
 }
 
-struct Saved {
-    access: Plain,
-    refresh: Option<Plain>,
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    scopes: Vec<String>,
-}
-
-/// Inserts the connection, or updates the owner's existing connection to the same account.
-/// Two racing first connects of one account: the loser's insert hits the unique key and it
-/// retries as an update.
-async fn save(
-    ctx: &Arc<Ctx>,
+/// Inserts the connection, or updates the owner's existing connection to the same account, on
+/// the caller's connection (inside its transaction). Two racing first connects of one account:
+/// the loser's insert hits the unique key and it retries as an update (each try in a savepoint).
+fn save_in(
+    c: &mut diesel::PgConnection,
+    ctx: &Ctx,
     owner: &str,
     provider: &Provider,
-    identity: Identity,
-    saved: Saved,
+    grant: ConnectionGrant,
 ) -> Result<ConnectionRow, ConnectorsError> {
-    let ctx2 = ctx.clone();
-    let (owner, provider_id) = (owner.to_owned(), provider.id);
-    db::run(&ctx.pool, move |c| {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = diesel::Connection::transaction::<_, ConnectorsError, _>(c, |c| {
-                let now = ctx2.clock.now();
-                let existing =
-                    store::lock_by_account(c, &owner, provider_id, &identity.account_id)?;
-                let id = existing
+    let access = Plain::new(grant.access_token.clone());
+    let refresh = grant.refresh_token.clone().map(Plain::new);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = diesel::Connection::transaction::<_, ConnectorsError, _>(c, |c| {
+            let now = ctx.clock.now();
+            let existing = store::lock_by_account(c, owner, provider.id, &grant.account_id)?;
+            let id = existing
+                .as_ref()
+                .map(|r| ConnectionId(r.id.clone()))
+                .unwrap_or_else(ConnectionId::generate);
+            let form = ConnectionForm {
+                access_token: ctx.vault.seal(Field::AccessToken, id.as_str(), &access)?,
+                refresh_token: refresh
                     .as_ref()
-                    .map(|r| ConnectionId(r.id.clone()))
-                    .unwrap_or_else(ConnectionId::generate);
-                let form = ConnectionForm {
-                    access_token: ctx2.vault.seal(
-                        Field::AccessToken,
-                        id.as_str(),
-                        &saved.access,
-                    )?,
-                    refresh_token: saved
-                        .refresh
-                        .as_ref()
-                        .map(|r| ctx2.vault.seal(Field::RefreshToken, id.as_str(), r))
-                        .transpose()?,
-                    id: id.0.clone(),
-                    owner_id: owner.clone(),
-                    provider: provider_id.to_owned(),
-                    external_account_id: identity.account_id.clone(),
-                    external_org_id: identity.org_id.clone(),
-                    display_name: identity.display_name.clone(),
-                    account: identity.details.clone(),
-                    scopes: models::scope_column(&saved.scopes),
-                    status: Status::Active.as_str().to_owned(),
-                    expires_at: saved.expires_at,
-                    refresh_failures: 0,
-                    next_refresh_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                if existing.is_some() {
-                    store::replace(c, &form)?;
-                } else {
-                    store::insert(c, &form)?;
-                }
-                store::find(c, &form.id)?.ok_or(ConnectorsError::ConnectionNotFound)
-            });
-            match result {
-                Err(ConnectorsError::Db(DbError::Conflict(_))) if attempt < 2 => continue,
-                other => return other,
+                    .map(|r| ctx.vault.seal(Field::RefreshToken, id.as_str(), r))
+                    .transpose()?,
+                id: id.0.clone(),
+                owner_id: owner.to_owned(),
+                provider: provider.id.to_owned(),
+                external_account_id: grant.account_id.clone(),
+                external_org_id: grant.org_id.clone(),
+                display_name: grant.display_name.clone(),
+                account: grant.details.clone(),
+                scopes: models::scope_column(&grant.scopes),
+                status: Status::Active.as_str().to_owned(),
+                expires_at: grant.expires_at,
+                refresh_failures: 0,
+                next_refresh_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            if existing.is_some() {
+                store::replace(c, &form)?;
+            } else {
+                store::insert(c, &form)?;
             }
+            store::find(c, &form.id)?.ok_or(ConnectorsError::ConnectionNotFound)
+        });
+        match result {
+            Err(ConnectorsError::Db(DbError::Conflict(_))) if attempt < 2 => continue,
+            other => return other,
         }
-    })
-    .await
+    }
 }

@@ -37,8 +37,16 @@ pub enum ConnectorsError {
     ProviderMalformed,
     #[error("Refreshing this connection failed recently; retry after {0} s")]
     Backoff(i64),
+    /// Unknown, used, or someone else's (the code is then destroyed): all look the same.
+    #[error("The code is unknown or was already used; connect again")]
+    GrantNotFound,
+    #[error("The code has expired; connect again")]
+    GrantExpired,
+    /// A valid token whose user was deleted: the database refuses to attach anything to them.
+    #[error("The user this token was issued to no longer exists")]
+    OwnerGone,
     #[error("database: {0}")]
-    Db(#[from] DbError),
+    Db(DbError),
     #[error("vault: {0}")]
     Vault(#[from] VaultError),
 }
@@ -59,6 +67,9 @@ impl ConnectorsError {
             Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             Self::ProviderMalformed => "PROVIDER_BAD_RESPONSE",
             Self::Backoff(_) => "REFRESH_BACKOFF",
+            Self::GrantNotFound => "GRANT_NOT_FOUND",
+            Self::GrantExpired => "GRANT_EXPIRED",
+            Self::OwnerGone => "USER_NOT_FOUND",
             Self::Db(DbError::NotFound) => "CONNECTION_NOT_FOUND",
             Self::Db(DbError::Unavailable(_)) => "SERVICE_UNAVAILABLE",
             Self::Db(_) | Self::Vault(_) => "INTERNAL_SERVER_ERROR",
@@ -76,7 +87,43 @@ impl ConnectorsError {
 
 impl From<diesel::result::Error> for ConnectorsError {
     fn from(err: diesel::result::Error) -> Self {
-        Self::Db(DbError::from(err))
+        Self::from(DbError::from(err))
+    }
+}
+
+impl From<DbError> for ConnectorsError {
+    /// Every foreign key of the connectors tables is `owner_id → "user"`: a violation means the
+    /// caller's user was deleted while their JWT is still valid. That is a clear 403, not a 500.
+    fn from(err: DbError) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => {
+                Self::OwnerGone
+            }
+            other => Self::Db(other),
+        }
+    }
+}
+
+impl ConnectorsError {
+    /// Whether this is our own failure (not the client's, not the provider's).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Db(_) | Self::Vault(_))
+    }
+
+    /// Logs an internal failure with its detail, inside the request's span (which carries the
+    /// request id). Called on every path that turns an error into a response: the JSON
+    /// renderer and the callback's redirect alike, so no internal error goes unlogged.
+    pub fn log(&self) {
+        match self {
+            Self::Db(DbError::Unavailable(_)) => {
+                tracing::warn!(error = %self, "database unavailable");
+            }
+            Self::Db(_) | Self::Vault(_) => {
+                tracing::error!(error = %self, "connectors request failed");
+            }
+            _ => {}
+        }
     }
 }
 
@@ -91,7 +138,10 @@ impl ResponseError for ConnectorsError {
             | Self::InvalidState
             | Self::StateExpired
             | Self::StateUsed
+            | Self::GrantExpired
             | Self::AuthorizationDenied(_) => StatusCode::BAD_REQUEST,
+            Self::GrantNotFound => StatusCode::NOT_FOUND,
+            Self::OwnerGone => StatusCode::FORBIDDEN,
             Self::NeedsReauth => StatusCode::CONFLICT,
             Self::ProviderRejected(_) | Self::ProviderUnavailable | Self::ProviderMalformed => {
                 StatusCode::BAD_GATEWAY
@@ -103,17 +153,14 @@ impl ResponseError for ConnectorsError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        // The detail goes to the log (with the request id from the root span), never to the
+        // client.
+        self.log();
         match self {
             Self::Db(DbError::Unavailable(_)) => {
-                tracing::warn!(error = %self, "database unavailable");
                 render(status, self.code(), "Service temporarily unavailable")
             }
-            Self::Db(_) | Self::Vault(_) => {
-                // The detail goes to the log (with the request id from the root span), never
-                // to the client.
-                tracing::error!(error = %self, "connectors request failed");
-                render(status, self.code(), "Internal server error")
-            }
+            Self::Db(_) | Self::Vault(_) => render(status, self.code(), "Internal server error"),
             Self::Backoff(secs) => {
                 let mut res = render(status, self.code(), &self.to_string());
                 if let Ok(value) = secs.to_string().parse() {

@@ -8,6 +8,7 @@ mod handlers;
 mod me;
 mod models;
 mod oauth;
+mod pending;
 mod providers;
 mod refresh;
 mod service;
@@ -114,6 +115,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/connections/{provider}/callback",
             web::get().to(connect::callback),
         )
+        .route(
+            "/api/connections/complete",
+            web::post().to(connect::complete),
+        )
         .route("/api/connections/{id}", web::get().to(connections::get))
         .route(
             "/api/connections/{id}",
@@ -132,6 +137,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::providers::list,
         handlers::connect::authorize,
         handlers::connect::callback,
+        handlers::connect::complete,
         handlers::connections::list,
         handlers::connections::get,
         handlers::connections::delete,
@@ -146,6 +152,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::connect::AuthorizeBody,
         handlers::connect::AuthorizeResponse,
         handlers::connect::ConnectedBody,
+        handlers::connect::AuthorizedBody,
+        handlers::connect::CompleteBody,
         handlers::connections::ConnectionList,
         handlers::connections::DeletedBody,
     ))

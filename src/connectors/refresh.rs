@@ -1,28 +1,33 @@
 //! Keeping access tokens fresh: [`access_token`], the one function later capabilities call,
 //! the forced refresh behind `POST /api/connections/{id}/refresh`, and the periodic sweep.
 //!
-//! Single flight, across processes: the refresh runs inside a transaction holding
-//! `SELECT … FOR UPDATE` on the connection row, re-checks the row once the lock is held
-//! (another process may have refreshed meanwhile), calls the token endpoint, and writes the new
-//! access token and the rotated refresh token in that same transaction. A lost response can be
-//! replayed within Linear's 30-minute grace; a crash before commit leaves the old pair, which
-//! the grace also covers.
+//! Single flight, across processes, without holding anything while the provider thinks:
 //!
-//! Why the whole critical section runs on the blocking pool, with the HTTP call driven by
-//! `Handle::block_on`: diesel's transaction is synchronous, and the lock must be held across the
-//! provider call. `pg_advisory_xact_lock` would need the same open transaction across an await,
-//! and a session-level advisory lock would pin a pooled connection just the same while being
-//! easy to leak; the row lock also serialises with every other writer of the row (reconnect,
-//! delete, key rotation). The cost is one pooled connection and one blocking thread per
-//! in-flight refresh, bounded by `provider_timeout_secs`.
+//! 1. **Claim** (one short transaction through `db::run`): lock the row, decide whether a
+//!    refresh is needed at all (another process may just have done it), and if so write a
+//!    random claim id and a lease end (`refresh_claim`, `refresh_claim_expires_at`). A row
+//!    with a live claim of someone else's is not touched: the caller waits (async, no
+//!    connection held) and reads the row again, so it sees the claimer's result.
+//! 2. **Call** the token endpoint with no transaction and no pooled connection held; transient
+//!    failures are retried with async sleeps.
+//! 3. **Write back** (a second short transaction) only `WHERE refresh_claim = <our id>`, and
+//!    clear the claim. A claimer that crashed leaves a lease that runs out (by the injected
+//!    clock); whoever claims next takes over, and a late write of the crashed one finds its
+//!    claim gone and changes nothing. Reconnecting the account clears the claim too.
+//!
+//! A slow provider thus costs one claim per connection, not one pooled connection and one
+//! blocking thread: other requests keep the whole pool. A lost response can be replayed within
+//! Linear's 30-minute refresh-token grace.
 
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionId, ConnectionRow, Status, scope_column};
 use crate::connectors::oauth::{self, TokenError};
+use crate::connectors::pending;
 use crate::connectors::store;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, jitter};
 use crate::db::{self, DbError};
+use crate::platform::clock::expires_after;
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use std::sync::Arc;
@@ -57,13 +62,13 @@ pub async fn access_token(ctx: &Arc<Ctx>, id: &ConnectionId) -> Result<Plain, Co
             .vault
             .open(Field::AccessToken, &row.id, &row.access_token)?);
     }
-    locked_refresh(ctx, id.clone(), Mode::Proactive)
+    refresh(ctx, id.clone(), Mode::Proactive)
         .await
         .map(|(token, _)| token)
 }
 
 /// Refreshes now (the owner asked), returning the updated row. Two concurrent calls make one
-/// provider call: the second finds the row changed once it holds the lock.
+/// provider call: the second waits for the first's claim and finds the row changed.
 pub async fn refresh_now(
     ctx: &Arc<Ctx>,
     owner: &str,
@@ -84,7 +89,7 @@ pub async fn refresh_now(
         ));
     }
     let seen = row.access_token.clone();
-    locked_refresh(ctx, id.clone(), Mode::Force { seen })
+    refresh(ctx, id.clone(), Mode::Force { seen })
         .await
         .map(|(_, row)| row)
 }
@@ -101,100 +106,182 @@ fn still_valid(row: &ConnectionRow, now: DateTime<Utc>) -> bool {
     row.expires_at.is_none_or(|at| at > now)
 }
 
-/// What the locked section decided; committed either way, so a failure's bookkeeping
-/// (status, backoff) persists.
+/// How long a claim lasts: every attempt's timeout, the pauses between them, and slack.
+fn lease(ctx: &Ctx) -> std::time::Duration {
+    let per_call = ctx.config.connectors.provider_timeout_secs.max(1);
+    std::time::Duration::from_secs(per_call * u64::from(ATTEMPTS) + 10)
+}
+
+/// How often a caller that found someone else's claim looks at the row again.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What a refresh ended with.
 enum Outcome {
     Token(Plain, Box<ConnectionRow>),
     Failed(ConnectorsError),
 }
 
-async fn locked_refresh(
+impl Outcome {
+    fn into_result(self) -> Result<(Plain, ConnectionRow), ConnectorsError> {
+        match self {
+            Self::Token(token, row) => Ok((token, *row)),
+            Self::Failed(err) => Err(err),
+        }
+    }
+}
+
+/// What the claim transaction decided.
+enum Step {
+    /// Nothing to call: the answer is known (fresh, refreshed meanwhile, needs reauth …).
+    Done(Outcome),
+    /// Ours to refresh: the row as claimed, under `claim`.
+    Claimed {
+        row: Box<ConnectionRow>,
+        claim: String,
+    },
+    /// Someone else holds a live claim.
+    Busy(Box<ConnectionRow>),
+}
+
+fn current(ctx: &Ctx, row: ConnectionRow) -> Result<Outcome, ConnectorsError> {
+    let token = ctx
+        .vault
+        .open(Field::AccessToken, &row.id, &row.access_token)?;
+    Ok(Outcome::Token(token, Box::new(row)))
+}
+
+async fn refresh(
     ctx: &Arc<Ctx>,
     id: ConnectionId,
     mode: Mode,
 ) -> Result<(Plain, ConnectionRow), ConnectorsError> {
-    let ctx = ctx.clone();
-    let handle = tokio::runtime::Handle::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut conn = ctx.pool.get().map_err(DbError::from)?;
-        conn.transaction::<Outcome, ConnectorsError, _>(|c| {
-            locked_section(c, &ctx, &handle, &id, &mode)
+    // A wall-clock bound on waiting for another claimer: the lease (by the injected clock)
+    // normally ends the wait first.
+    let give_up = tokio::time::Instant::now() + lease(ctx);
+    let (row, claim) = loop {
+        let (ctx2, id2, mode2) = (ctx.clone(), id.clone(), mode.clone());
+        let step = db::run(&ctx.pool, move |c| {
+            c.transaction(|c| claim_step(c, &ctx2, &id2, &mode2))
         })
-    })
-    .await
-    .map_err(|e| ConnectorsError::Db(DbError::Task(e.to_string())))??;
-    match outcome {
-        Outcome::Token(token, row) => Ok((token, *row)),
-        Outcome::Failed(err) => Err(err),
-    }
+        .await?;
+        match step {
+            Step::Done(outcome) => return outcome.into_result(),
+            Step::Claimed { row, claim } => break (*row, claim),
+            Step::Busy(row) => {
+                if tokio::time::Instant::now() >= give_up {
+                    let now = ctx.clock.now();
+                    if matches!(mode, Mode::Proactive) && still_valid(&row, now) {
+                        return current(ctx, *row)?.into_result();
+                    }
+                    return Err(ConnectorsError::ProviderUnavailable);
+                }
+                tokio::time::sleep(jitter(WAIT_POLL)).await;
+            }
+        }
+    };
+    call_and_write_back(ctx, row, claim, &mode)
+        .await?
+        .into_result()
 }
 
-fn locked_section(
+/// Step 1, inside one short transaction holding the row lock.
+fn claim_step(
     c: &mut diesel::PgConnection,
     ctx: &Ctx,
-    handle: &tokio::runtime::Handle,
     id: &ConnectionId,
     mode: &Mode,
-) -> Result<Outcome, ConnectorsError> {
+) -> Result<Step, ConnectorsError> {
     let row = store::lock(c, id.as_str())?.ok_or(ConnectorsError::ConnectionNotFound)?;
     let now = ctx.clock.now();
-    let current = |row: ConnectionRow| -> Result<Outcome, ConnectorsError> {
-        let token = ctx
-            .vault
-            .open(Field::AccessToken, &row.id, &row.access_token)?;
-        Ok(Outcome::Token(token, Box::new(row)))
-    };
+    let done = |outcome: Result<Outcome, ConnectorsError>| outcome.map(Step::Done);
     if row.status() != Status::Active {
-        return Ok(Outcome::Failed(ConnectorsError::NeedsReauth));
+        return done(Ok(Outcome::Failed(ConnectorsError::NeedsReauth)));
     }
     match mode {
-        Mode::Proactive if is_fresh(ctx, &row, now) => return current(row),
-        Mode::Force { seen } if *seen != row.access_token => return current(row),
+        Mode::Proactive if is_fresh(ctx, &row, now) => return done(current(ctx, row)),
+        Mode::Force { seen } if *seen != row.access_token => return done(current(ctx, row)),
         _ => {}
     }
-    let Some(sealed_refresh) = row.refresh_token.clone() else {
+    if row.refresh_token.is_none() {
         if still_valid(&row, now) {
-            return current(row);
+            return done(current(ctx, row));
         }
         store::mark_needs_reauth(c, &row.id, now)?;
-        return Ok(Outcome::Failed(ConnectorsError::NeedsReauth));
-    };
+        return done(Ok(Outcome::Failed(ConnectorsError::NeedsReauth)));
+    }
+    let existing = store::refresh_claim(c, &row.id)?;
+    if existing.as_ref().is_some_and(|(_, until)| *until > now) {
+        return Ok(Step::Busy(Box::new(row)));
+    }
     if matches!(mode, Mode::Proactive)
         && let Some(next) = row.next_refresh_at
         && next > now
     {
         if still_valid(&row, now) {
-            return current(row);
+            return done(current(ctx, row));
         }
-        return Ok(Outcome::Failed(ConnectorsError::Backoff(
+        return done(Ok(Outcome::Failed(ConnectorsError::Backoff(
             (next - now).num_seconds().max(1),
-        )));
+        ))));
     }
-    let Some(provider) = ctx.registry.get(&row.provider) else {
+    if ctx.registry.get(&row.provider).is_none() {
         tracing::error!(connection_id = %row.id, provider = %row.provider,
             "cannot refresh: the connection's provider is not configured");
-        return Ok(Outcome::Failed(ConnectorsError::ProviderUnavailable));
-    };
-    let refresh_token = ctx
+        return done(Ok(Outcome::Failed(ConnectorsError::ProviderUnavailable)));
+    }
+    if existing.is_some() {
+        tracing::warn!(connection_id = %row.id,
+            "a refresh claim's lease ran out (its claimer died or hung); taking over");
+    }
+    let claim = crate::crypto::random::id();
+    let lease = Duration::milliseconds(i64::try_from(lease(ctx).as_millis()).unwrap_or(60_000));
+    store::claim_refresh(c, &row.id, &claim, now + lease)?;
+    Ok(Step::Claimed {
+        row: Box::new(row),
+        claim,
+    })
+}
+
+/// Steps 2 and 3: the provider call with nothing held, then the conditional write.
+async fn call_and_write_back(
+    ctx: &Arc<Ctx>,
+    row: ConnectionRow,
+    claim: String,
+    mode: &Mode,
+) -> Result<Outcome, ConnectorsError> {
+    let provider = ctx
+        .registry
+        .get(&row.provider)
+        .ok_or(ConnectorsError::ProviderUnavailable)?;
+    let sealed_refresh = row.refresh_token.clone().unwrap_or_default();
+    let refresh_token = match ctx
         .vault
-        .open(Field::RefreshToken, &row.id, &sealed_refresh)?;
+        .open(Field::RefreshToken, &row.id, &sealed_refresh)
+    {
+        Ok(token) => token,
+        Err(err) => {
+            release(ctx, &row.id, &claim).await;
+            return Err(err.into());
+        }
+    };
 
     let mut attempt = 1;
     let result = loop {
-        let result = handle.block_on(oauth::refresh_grant(&ctx.http, &provider, &refresh_token));
-        match result {
+        match oauth::refresh_grant(&ctx.http, &provider, &refresh_token).await {
             Err(err) if err.is_transient() && attempt < ATTEMPTS => {
                 tracing::info!(connection_id = %row.id, provider = %row.provider, attempt,
                     error = %err, "token refresh failed transiently; retrying");
-                // 250 ms, 500 ms, jittered; the lock stays held, so no other caller races.
-                std::thread::sleep(jitter(std::time::Duration::from_millis(
+                // 250 ms, 500 ms, jittered; the claim keeps other callers waiting meanwhile.
+                tokio::time::sleep(jitter(std::time::Duration::from_millis(
                     250 << (attempt - 1),
-                )));
+                )))
+                .await;
                 attempt += 1;
             }
             other => break other,
         }
     };
+    let now = ctx.clock.now();
 
     match result {
         Ok(tokens) => {
@@ -203,41 +290,85 @@ fn locked_section(
                 .seal(Field::AccessToken, &row.id, &tokens.access_token)?;
             // No refresh_token in the response: keep the one we have (Nango #298).
             let refresh = match &tokens.refresh_token {
-                Some(new) => Some(ctx.vault.seal(Field::RefreshToken, &row.id, new)?),
-                None => Some(sealed_refresh),
+                Some(new) => ctx.vault.seal(Field::RefreshToken, &row.id, new)?,
+                None => sealed_refresh,
             };
-            let expires_at = tokens.expires_in.map(|s| now + Duration::seconds(s));
-            store::save_refreshed(
-                c,
-                &row.id,
-                &store::Refreshed {
-                    access_token: &access,
-                    refresh_token: refresh.as_deref(),
-                    expires_at,
-                    scopes: tokens.scopes.as_deref().map(scope_column),
-                },
-                now,
-            )?;
-            tracing::info!(connection_id = %row.id, provider = %row.provider,
-                rotated = tokens.refresh_token.is_some(), "access token refreshed");
-            let row = store::find(c, &row.id)?.ok_or(ConnectorsError::ConnectionNotFound)?;
-            Ok(Outcome::Token(tokens.access_token, Box::new(row)))
+            // Provider input: clamped, never an overflowing `now + delta`.
+            let expires_at = tokens
+                .expires_in
+                .map(|s| expires_after(now, u64::try_from(s).unwrap_or(0)));
+            let scopes = tokens.scopes.as_deref().map(scope_column);
+            let (id, claim2) = (row.id.clone(), claim.clone());
+            let saved = db::run(&ctx.pool, move |c| {
+                c.transaction::<_, DbError, _>(|c| {
+                    let mut n = 0;
+                    if store::release_claim(c, &id, &claim2)? {
+                        n = store::save_refreshed(
+                            c,
+                            &id,
+                            &store::Refreshed {
+                                access_token: &access,
+                                refresh_token: Some(&refresh),
+                                expires_at,
+                                scopes,
+                            },
+                            now,
+                        )?;
+                    }
+                    Ok((n, store::find(c, &id)?))
+                })
+            })
+            .await?;
+            let rotated = tokens.refresh_token.is_some();
+            match saved {
+                (1, Some(fresh)) => {
+                    tracing::info!(connection_id = %row.id, provider = %row.provider, rotated,
+                        "access token refreshed");
+                    Ok(Outcome::Token(tokens.access_token, Box::new(fresh)))
+                }
+                (_, Some(other)) => {
+                    // Our lease ran out and someone else claimed, or the account was
+                    // reconnected: their state wins. The token we got is still good to use.
+                    tracing::warn!(connection_id = %row.id, provider = %row.provider, rotated,
+                        "refreshed, but the claim was lost meanwhile; the result is not stored");
+                    Ok(Outcome::Token(tokens.access_token, Box::new(other)))
+                }
+                (_, None) => Ok(Outcome::Failed(ConnectorsError::ConnectionNotFound)),
+            }
         }
         Err(TokenError::InvalidGrant) => {
             tracing::warn!(connection_id = %row.id, provider = %row.provider,
                 "refresh token refused (invalid_grant): the connection needs reauthorization");
-            store::mark_needs_reauth(c, &row.id, now)?;
+            let (id, claim2) = (row.id.clone(), claim.clone());
+            db::run(&ctx.pool, move |c| {
+                c.transaction::<_, DbError, _>(|c| {
+                    if store::release_claim(c, &id, &claim2)? {
+                        store::mark_needs_reauth(c, &id, now)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
             Ok(Outcome::Failed(ConnectorsError::NeedsReauth))
         }
         Err(err) => {
             let failures = row.refresh_failures.saturating_add(1);
             let wait = backoff(ctx, failures);
-            store::record_failure(c, &row.id, failures, now + wait, now)?;
+            let (id, claim2) = (row.id.clone(), claim.clone());
+            db::run(&ctx.pool, move |c| {
+                c.transaction::<_, DbError, _>(|c| {
+                    if store::release_claim(c, &id, &claim2)? {
+                        store::record_failure(c, &id, failures, now + wait, now)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
             tracing::warn!(connection_id = %row.id, provider = %row.provider, failures,
                 retry_in_secs = wait.num_seconds(), error = %err, "token refresh failed");
             if matches!(mode, Mode::Proactive) && still_valid(&row, now) {
                 // The old token still works for a while: serve it, the sweep tries again.
-                return current(row);
+                return current(ctx, row);
             }
             Ok(Outcome::Failed(match err {
                 TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
@@ -245,6 +376,19 @@ fn locked_section(
                 _ => ConnectorsError::ProviderUnavailable,
             }))
         }
+    }
+}
+
+/// Gives a claim back without a result (nothing was asked of the provider).
+async fn release(ctx: &Arc<Ctx>, id: &str, claim: &str) {
+    let (id, claim) = (id.to_owned(), claim.to_owned());
+    if let Err(err) = db::run(&ctx.pool, move |c| {
+        store::release_claim(c, &id, &claim).map_err(DbError::from)
+    })
+    .await
+    .map(drop)
+    {
+        tracing::warn!(error = %err, "could not release a refresh claim; its lease will run out");
     }
 }
 
@@ -264,26 +408,34 @@ pub struct SweepReport {
     pub refreshed: usize,
     pub failed: usize,
     pub flows_deleted: usize,
+    pub grants_deleted: usize,
 }
 
-/// Refreshes up to `sweep_batch` connections expiring within the margin, and deletes OAuth
-/// flows that expired more than a day ago (kept that long so a replay gets a clear answer).
+/// Refreshes up to `sweep_batch` connections expiring within the margin, deletes OAuth flows
+/// that expired more than a day ago (kept that long so a replay gets a clear answer) and
+/// pending grants nobody redeemed in time.
 pub async fn sweep_once(ctx: &Arc<Ctx>) -> Result<SweepReport, ConnectorsError> {
     let now = ctx.clock.now();
     let before = now + margin(ctx);
     let limit = i64::from(ctx.config.connectors.refresh.sweep_batch);
-    let (due, flows_deleted) = db::run(&ctx.pool, move |c| -> Result<_, DbError> {
+    let (due, flows_deleted, grants_deleted) = db::run(&ctx.pool, move |c| -> Result<_, DbError> {
         let flows = store::delete_stale_flows(c, now - Duration::days(1))?;
-        Ok((store::due_for_refresh(c, before, now, limit)?, flows))
+        let grants = pending::delete_expired(c, now)?;
+        Ok((
+            store::due_for_refresh(c, before, now, limit)?,
+            flows,
+            grants,
+        ))
     })
     .await?;
     let mut report = SweepReport {
         due: due.len(),
         flows_deleted,
+        grants_deleted,
         ..SweepReport::default()
     };
     for id in due {
-        match locked_refresh(ctx, ConnectionId(id), Mode::Proactive).await {
+        match refresh(ctx, ConnectionId(id), Mode::Proactive).await {
             Ok(_) => report.refreshed += 1,
             Err(_) => report.failed += 1,
         }
@@ -298,12 +450,15 @@ pub fn spawn_sweeper(ctx: Arc<Ctx>, runtime: &tokio::runtime::Handle) {
         loop {
             tokio::time::sleep(jitter(std::time::Duration::from_secs(interval))).await;
             match sweep_once(&ctx).await {
-                Ok(report) if report.due > 0 || report.flows_deleted > 0 => {
+                Ok(report)
+                    if report.due > 0 || report.flows_deleted > 0 || report.grants_deleted > 0 =>
+                {
                     tracing::info!(
                         due = report.due,
                         refreshed = report.refreshed,
                         failed = report.failed,
                         flows_deleted = report.flows_deleted,
+                        grants_deleted = report.grants_deleted,
                         "refresh sweep"
                     )
                 }

@@ -3,7 +3,7 @@
 //! user's connection is simply not found.
 
 use crate::connectors::models::{ConnectionForm, ConnectionRow, FlowRow};
-use crate::db::schema::{connections, oauth_flows};
+use crate::db::schema::{connections, oauth_flows, refresh_claims};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -86,7 +86,54 @@ pub fn replace(conn: &mut PgConnection, form: &ConnectionForm) -> QueryResult<us
             col::next_refresh_at.eq(None::<DateTime<Utc>>),
             col::updated_at.eq(form.updated_at),
         ))
+        .execute(conn)?;
+    // A refresh in flight holds the old grant: its write-back must not land.
+    diesel::delete(refresh_claims::table.find(&form.id)).execute(conn)
+}
+
+/// The live claim on a connection's refresh, if any: `(claim, expires_at)`.
+pub fn refresh_claim(
+    conn: &mut PgConnection,
+    id: &str,
+) -> QueryResult<Option<(String, DateTime<Utc>)>> {
+    refresh_claims::table
+        .find(id)
+        .select((refresh_claims::claim, refresh_claims::expires_at))
+        .first(conn)
+        .optional()
+}
+
+/// Marks a refresh as in flight under `claim` until `until`, replacing a lapsed claim (the
+/// connection row is locked by the caller).
+pub fn claim_refresh(
+    conn: &mut PgConnection,
+    id: &str,
+    claim: &str,
+    until: DateTime<Utc>,
+) -> QueryResult<usize> {
+    use refresh_claims as col;
+    diesel::insert_into(refresh_claims::table)
+        .values((
+            col::connection_id.eq(id),
+            col::claim.eq(claim),
+            col::expires_at.eq(until),
+        ))
+        .on_conflict(col::connection_id)
+        .do_update()
+        .set((col::claim.eq(claim), col::expires_at.eq(until)))
         .execute(conn)
+}
+
+/// Drops `claim` if it is still the connection's; true if it was. Writing a refresh's result
+/// happens only in the same transaction as a `true` from this.
+pub fn release_claim(conn: &mut PgConnection, id: &str, claim: &str) -> QueryResult<bool> {
+    diesel::delete(
+        refresh_claims::table
+            .filter(refresh_claims::connection_id.eq(id))
+            .filter(refresh_claims::claim.eq(claim)),
+    )
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// The outcome of a successful refresh.
@@ -164,8 +211,8 @@ pub fn delete_for_owner(conn: &mut PgConnection, id: &str, owner: &str) -> Query
     .execute(conn)
 }
 
-/// Active connections with a refresh token whose access token expires before `before` and
-/// that are not backing off, soonest first.
+/// Active connections with a refresh token whose access token expires before `before`, that
+/// are not backing off and not being refreshed by someone else, soonest first.
 pub fn due_for_refresh(
     conn: &mut PgConnection,
     before: DateTime<Utc>,
@@ -181,6 +228,11 @@ pub fn due_for_refresh(
                 .is_null()
                 .or(connections::next_refresh_at.le(now)),
         )
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            refresh_claims::table
+                .filter(refresh_claims::connection_id.eq(connections::id))
+                .filter(refresh_claims::expires_at.gt(now)),
+        )))
         .order(connections::expires_at.asc())
         .limit(limit)
         .select(connections::id)

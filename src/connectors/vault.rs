@@ -33,6 +33,8 @@ pub enum Field {
     AccessToken,
     RefreshToken,
     CodeVerifier,
+    /// A pending grant's payload (tokens and the account they name), bound to its code hash.
+    PendingGrant,
 }
 
 impl Field {
@@ -41,6 +43,7 @@ impl Field {
             Self::AccessToken => ("connections", "access_token"),
             Self::RefreshToken => ("connections", "refresh_token"),
             Self::CodeVerifier => ("oauth_flows", "code_verifier"),
+            Self::PendingGrant => ("pending_grants", "payload"),
         };
         format!("switchboard/{table}/{row}/{column}").into_bytes()
     }

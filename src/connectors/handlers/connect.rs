@@ -1,4 +1,5 @@
-//! `POST /api/connections/{provider}/authorize` and `GET /api/connections/{provider}/callback`.
+//! `POST /api/connections/{provider}/authorize`, `GET /api/connections/{provider}/callback` and
+//! `POST /api/connections/complete`.
 
 use crate::connectors::ConnectorsState;
 use crate::connectors::connect::{self, Callback};
@@ -82,14 +83,25 @@ pub(crate) struct ConnectedBody {
     connection: ConnectionView,
 }
 
-/// The provider's redirect after the user approved (or declined). Redirects to the flow's
-/// `redirect_to` with `?status=connected&connection_id=…` or `?error=<code>`; answers with JSON
-/// when the flow named no `redirect_to` or the state is unknown.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuthorizedBody {
+    /// `authorized`: redeem `code` with `POST /api/connections/complete`.
+    status: &'static str,
+    /// One-time code; only the user who started the flow can redeem it.
+    code: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The provider's redirect after the user approved (or declined). Nothing is connected here:
+/// the browser that arrives may not be the flow owner's. Redirects to the flow's `redirect_to`
+/// with `?status=authorized&code=…` (a one-time code the owner redeems with
+/// `POST /api/connections/complete`) or `?error=<code>`; answers with JSON when the flow named
+/// no `redirect_to` or the state is unknown.
 #[utoipa::path(get, path = "/api/connections/{provider}/callback", tag = "connectors",
     params(("provider" = String, Path, description = "Provider id"), CallbackQuery),
     responses(
-        (status = 302, description = "Back to redirect_to, with status or error in the query"),
-        (status = 200, description = "Connected (no redirect_to)", body = ConnectedBody),
+        (status = 302, description = "Back to redirect_to, with status and code, or error, in the query"),
+        (status = 200, description = "Authorized (no redirect_to)", body = AuthorizedBody),
         (status = 400, description = "Unknown, expired or replayed state; declined", body = crate::platform::error::ErrorBody),
         (status = 404, description = "Unknown provider", body = crate::platform::error::ErrorBody),
         (status = 502, description = "The provider failed", body = crate::platform::error::ErrorBody),
@@ -114,18 +126,21 @@ pub(crate) async fn callback(
         Ok(done) => match done.redirect_to {
             Some(to) => redirect(
                 &to,
-                &[
-                    ("status", "connected"),
-                    ("connection_id", &done.connection.id),
-                ],
+                &[("status", "authorized"), ("code", done.code.expose())],
             ),
-            None => HttpResponse::Ok().json(ConnectedBody {
-                status: "connected",
-                connection: done.connection.into(),
+            None => HttpResponse::Ok().json(AuthorizedBody {
+                status: "authorized",
+                code: done.code.expose().to_owned(),
+                expires_at: done.expires_at,
             }),
         },
         Err(failure) => match failure.redirect_to {
-            Some(to) => redirect(&to, &[("error", &failure.error.redirect_code())]),
+            Some(to) => {
+                // The redirect carries only a code: the detail of an internal failure goes to
+                // the log, inside the request's span (request id), as the JSON path does.
+                failure.error.log();
+                redirect(&to, &[("error", &failure.error.redirect_code())])
+            }
             None => failure.error.error_response(),
         },
     };
@@ -142,6 +157,8 @@ pub(crate) async fn callback(
     response
 }
 
+/// Every redirect this role sends is built here: `to` (a `redirect_to` checked when the flow
+/// started) with `pairs` added to its query.
 fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
     let Ok(mut url) = url::Url::parse(to) else {
         return render(
@@ -154,4 +171,40 @@ fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
         .finish()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteBody {
+    /// The one-time `code` the callback handed to `redirect_to` (or answered with).
+    code: String,
+}
+
+/// Finishes connecting: redeems the callback's one-time code for the caller, who must be the
+/// user who started the flow. Any other caller gets the same 404 as for an unknown code, and
+/// the code is destroyed (its grant withdrawn at the provider).
+#[utoipa::path(post, path = "/api/connections/complete", tag = "connectors",
+    security(("bearer" = [])),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "Connected", body = ConnectedBody),
+        (status = 400, description = "Malformed body, or the code expired", body = crate::platform::error::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = crate::platform::error::ErrorBody),
+        (status = 403, description = "The token's user no longer exists", body = crate::platform::error::ErrorBody),
+        (status = 404, description = "Unknown, used or someone else's code", body = crate::platform::error::ErrorBody),
+    ))]
+pub(crate) async fn complete(
+    caller: Caller,
+    state: web::Data<ConnectorsState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConnectorsError> {
+    let body: CompleteBody = serde_json::from_slice(&body)
+        .map_err(|e| ConnectorsError::Validation(format!("[body] {e}")))?;
+    let connection = connect::complete(&state.ctx, &caller.id, &body.code).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ConnectedBody {
+            status: "connected",
+            connection: connection.into(),
+        }))
 }

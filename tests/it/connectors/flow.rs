@@ -53,12 +53,24 @@ async fn the_full_linear_flow_stores_an_encrypted_connection() {
         .await;
     assert_eq!(res.status, 302, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(res.header("cache-control"), Some("no-store"));
     let back = Url::parse(res.header("location").unwrap()).unwrap();
     assert_eq!(back.origin().ascii_serialization(), APP_ORIGIN);
     assert_eq!(back.path(), "/settings");
     assert_eq!(query(&back, "tab").as_deref(), Some("x"));
-    assert_eq!(query(&back, "status").as_deref(), Some("connected"));
-    let id = query(&back, "connection_id").unwrap();
+    let grant = w.authorized_code(&res);
+    // Nothing is connected until the owner redeems the code.
+    let count = w.sql_texts("SELECT count(*)::text AS t FROM connections");
+    assert_eq!(count, vec!["0"]);
+    let done = w.complete(&ada, &grant).await;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.header("cache-control"), Some("no-store"));
+    assert_eq!(done.json()["status"], "connected");
+    let id = done.json()["connection"]["id"].as_str().unwrap().to_owned();
+    // Once.
+    let again = w.complete(&ada, &grant).await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.json()["code"], "GRANT_NOT_FOUND");
 
     // The code exchange sent the PKCE verifier whose S256 is the challenge, and the secret.
     let exchanges = w
@@ -353,6 +365,13 @@ async fn providers_are_listed_and_github_connects_through_the_same_registry() {
     let res = w
         .callback("github", &format!("code=gh-code&state={state}"))
         .await;
+    // Without redirect_to the callback answers the one-time code as JSON.
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let body = res.json();
+    assert_eq!(body["status"], "authorized");
+    assert!(body["expires_at"].is_string());
+    let grant = body["code"].as_str().unwrap().to_owned();
+    let res = w.complete(&ada, &grant).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     let body = res.json();
     assert_eq!(body["status"], "connected");
@@ -398,6 +417,7 @@ async fn every_endpoint_is_in_the_openapi_document() {
         "/api/connections/{id}/refresh",
         "/api/connections/{provider}/authorize",
         "/api/connections/{provider}/callback",
+        "/api/connections/complete",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");
     }

@@ -1,7 +1,9 @@
 //! The connectors role: connecting accounts over OAuth against local provider stand-ins,
 //! the token vault, refresh, and ownership.
 
+mod binding;
 mod flow;
+mod lease;
 mod lifecycle;
 mod refresh;
 mod vault;
@@ -24,6 +26,8 @@ pub struct World {
     pub minter: Minter,
     pub linear: Provider,
     pub github: Provider,
+    /// Every one-time grant code a callback handed out (secrets: never in a table or log).
+    pub grant_codes: Vec<String>,
 }
 
 impl World {
@@ -50,6 +54,7 @@ impl World {
             minter,
             linear,
             github,
+            grant_codes: Vec::new(),
         }
     }
 
@@ -103,8 +108,31 @@ impl World {
             .await
     }
 
-    /// A whole Linear connect: authorize, the provider's consent (simulated), the callback.
-    /// Returns the connection id.
+    /// `POST /api/connections/complete {code}` as `user`.
+    pub async fn complete(&mut self, user: &str, code: &str) -> Seen {
+        self.send(
+            user,
+            TestRequest::post()
+                .uri("/api/connections/complete")
+                .set_json(json!({ "code": code })),
+        )
+        .await
+    }
+
+    /// The callback's redirect back to the app: asserts `status=authorized` and returns the
+    /// one-time code.
+    pub fn authorized_code(&mut self, res: &Seen) -> String {
+        assert_eq!(res.status, 302, "{:?}", String::from_utf8_lossy(&res.body));
+        let location = Url::parse(res.header("location").unwrap()).unwrap();
+        assert_eq!(query(&location, "status").as_deref(), Some("authorized"));
+        assert!(query(&location, "connection_id").is_none());
+        let code = query(&location, "code").unwrap();
+        self.grant_codes.push(code.clone());
+        code
+    }
+
+    /// A whole Linear connect: authorize, the provider's consent (simulated), the callback,
+    /// and the owner redeeming the callback's code. Returns the connection id.
     pub async fn connect_linear(
         &mut self,
         user: &str,
@@ -127,10 +155,17 @@ impl World {
         let res = self
             .callback("linear", &format!("code={code}&state={state}"))
             .await;
-        assert_eq!(res.status, 302, "{:?}", String::from_utf8_lossy(&res.body));
-        let location = Url::parse(res.header("location").unwrap()).unwrap();
-        assert_eq!(query(&location, "status").as_deref(), Some("connected"));
-        query(&location, "connection_id").unwrap()
+        let grant = self.authorized_code(&res);
+        let done = self.complete(user, &grant).await;
+        assert_eq!(
+            done.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&done.body)
+        );
+        let body = done.json();
+        assert_eq!(body["status"], "connected");
+        body["connection"]["id"].as_str().unwrap().to_owned()
     }
 
     /// Raw SQL against the test database.

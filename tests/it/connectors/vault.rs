@@ -123,6 +123,9 @@ async fn no_plaintext_token_code_or_verifier_in_any_table_or_log() {
     .map(|s| s.to_string())
     .collect();
     secrets.extend(verifiers);
+    // The one-time codes the callbacks handed out are stored only as hashes.
+    assert_eq!(w.grant_codes.len(), 2);
+    secrets.extend(w.grant_codes.clone());
 
     // Every table, every row, as JSON text.
     let tables = w.sql_texts(
@@ -167,6 +170,21 @@ async fn rotate_encryption_reseals_every_value_under_the_new_key() {
         .connect_linear(&ada, "c1", "lin_a1", "lin_r1", "v1", "o1")
         .await;
     let _pending = w.authorize(&ada, "linear", json!({})).await;
+    // A finished authorization whose code was not redeemed yet: its grant is sealed too.
+    w.linear.linear_code("c2", "lin_a2", "lin_r2").await;
+    w.linear.linear_viewer("lin_a2", "v2", "o2", "Beta").await;
+    let url = w
+        .authorize(
+            &ada,
+            "linear",
+            json!({ "redirect_to": format!("{APP_ORIGIN}/x") }),
+        )
+        .await;
+    let state = query(&url, "state").unwrap();
+    let res = w
+        .callback("linear", &format!("code=c2&state={state}"))
+        .await;
+    let _grant = w.authorized_code(&res);
     let before = w.sql_texts("SELECT access_token AS t FROM connections");
     assert!(before[0].starts_with("v1:"));
 
@@ -189,13 +207,15 @@ async fn rotate_encryption_reseals_every_value_under_the_new_key() {
     let report = switchboard::connectors::admin::run(&rotated, 1).unwrap();
     assert_eq!(report.connections_scanned, 1);
     assert_eq!(report.tokens_resealed, 2);
-    // The connect's consumed flow and the pending one.
-    assert_eq!(report.flows_scanned, 2);
-    assert_eq!(report.verifiers_resealed, 2);
+    // The connects' consumed flows and the pending one.
+    assert_eq!(report.flows_scanned, 3);
+    assert_eq!(report.verifiers_resealed, 3);
+    assert_eq!(report.grants_scanned, 1);
+    assert_eq!(report.grants_resealed, 1);
     assert_eq!(report.failed, 0);
     let sealed = w.sql_texts(
         "SELECT access_token AS t FROM connections UNION ALL SELECT refresh_token FROM connections \
-         UNION ALL SELECT code_verifier FROM oauth_flows",
+         UNION ALL SELECT code_verifier FROM oauth_flows UNION ALL SELECT payload FROM pending_grants",
     );
     assert!(sealed.iter().all(|s| s.starts_with("v2:")), "{sealed:?}");
     // Idempotent.
