@@ -92,8 +92,10 @@ impl From<diesel::result::Error> for ConnectorsError {
 }
 
 impl From<DbError> for ConnectorsError {
-    /// Every foreign key of the connectors tables is `owner_id → "user"`: a violation means the
-    /// caller's user was deleted while their JWT is still valid. That is a clear 403, not a 500.
+    /// The foreign keys a connectors write can violate are `owner_id → "user"` (connections,
+    /// oauth_flows, pending_grants; `refresh_claims` is written only with its connection row
+    /// locked): a violation means the caller's user was deleted while their JWT is still
+    /// valid. That is a clear 403, not a 500.
     fn from(err: DbError) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
