@@ -215,6 +215,11 @@ pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, TokenE
         Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| TokenError::Malformed)?),
         Some(_) => return Err(TokenError::Malformed),
     };
+    // A negative lifetime is nonsense, not "never expires": refused, like a fractional one.
+    // Zero keeps meaning "no expiry given"; huge values are clamped where the date is computed.
+    if expires_in.is_some_and(|s| s < 0) {
+        return Err(TokenError::Malformed);
+    }
     Ok(TokenSet {
         access_token: Plain::new(raw.access_token),
         refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Plain::new),
@@ -343,6 +348,25 @@ mod tests {
         assert!(e(503, b"<html>down</html>").is_transient());
         assert!(e(429, b"{}").is_transient());
         assert_eq!(e(200, br#"{"token_type":"bearer"}"#), TokenError::Malformed);
+        // Lifetimes a provider cannot mean: refused, never a panic later.
+        for body in [
+            br#"{"access_token":"a","expires_in":-5}"#.as_slice(),
+            br#"{"access_token":"a","expires_in":"-5"}"#,
+            br#"{"access_token":"a","expires_in":1e300}"#,
+            br#"{"access_token":"a","expires_in":"99999999999999999999999"}"#,
+        ] {
+            assert_eq!(e(200, body), TokenError::Malformed);
+        }
+        let huge = parse_token_response(
+            200,
+            br#"{"access_token":"a","expires_in":9223372036854775807}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            huge.expires_in,
+            Some(i64::MAX),
+            "kept; clamped by expires_after"
+        );
         assert_eq!(
             e(400, br#"{"error":"Bad <script>"}"#),
             TokenError::Rejected("bad__script_".into())

@@ -173,12 +173,17 @@ async fn twenty_refreshes_waiting_on_the_provider_leave_the_pool_to_other_reques
     // All twenty are at the provider at once (the pool has 8 connections)...
     gate.wait_for_calls(20).await;
     // ...and another user's request still gets a connection right away.
+    let started = std::time::Instant::now();
     let listed = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         w.send(&bob, TestRequest::get().uri("/api/connections")),
     )
     .await
     .expect("GET /api/connections waited for the refreshes");
+    eprintln!(
+        "GET /api/connections with 20 refreshes parked at the provider: {:?}",
+        started.elapsed()
+    );
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json()["connections"], json!([]));
     // While parked, the claims are visible and no transaction is open on them.
