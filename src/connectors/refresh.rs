@@ -179,9 +179,14 @@ async fn refresh(
             }
         }
     };
-    call_and_write_back(ctx, row, claim, &mode)
-        .await?
-        .into_result()
+    let row_id = row.id.clone();
+    let result = call_and_write_back(ctx, row, claim.clone(), &mode).await;
+    if result.is_err() {
+        // Whatever failed (sealing, the database), others need not wait out the lease. A no-op
+        // when the write-back already released the claim.
+        release(ctx, &row_id, &claim).await;
+    }
+    result?.into_result()
 }
 
 /// Step 1, inside one short transaction holding the row lock.
@@ -254,16 +259,9 @@ async fn call_and_write_back(
         .get(&row.provider)
         .ok_or(ConnectorsError::ProviderUnavailable)?;
     let sealed_refresh = row.refresh_token.clone().unwrap_or_default();
-    let refresh_token = match ctx
+    let refresh_token = ctx
         .vault
-        .open(Field::RefreshToken, &row.id, &sealed_refresh)
-    {
-        Ok(token) => token,
-        Err(err) => {
-            release(ctx, &row.id, &claim).await;
-            return Err(err.into());
-        }
-    };
+        .open(Field::RefreshToken, &row.id, &sealed_refresh)?;
 
     let mut attempt = 1;
     let result = loop {
@@ -379,7 +377,7 @@ async fn call_and_write_back(
     }
 }
 
-/// Gives a claim back without a result (nothing was asked of the provider).
+/// Gives a claim back without a result.
 async fn release(ctx: &Arc<Ctx>, id: &str, claim: &str) {
     let (id, claim) = (id.to_owned(), claim.to_owned());
     if let Err(err) = db::run(&ctx.pool, move |c| {
