@@ -241,7 +241,7 @@ async fn two_processes_make_one_provider_call_per_connection() {
 }
 
 #[actix_web::test]
-async fn a_crashed_claimers_lease_runs_out_and_its_late_write_is_ignored() {
+async fn a_crashed_claimers_lease_runs_out_and_a_reconnect_drops_a_claim_in_flight() {
     let mut w = World::new().await;
     let ada = w.user("ada");
     let id = w
