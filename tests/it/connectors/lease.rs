@@ -22,11 +22,12 @@ fn nearly_a_day() -> Duration {
 }
 
 /// A Linear token endpoint that answers codes at once and holds every refresh until the test
-/// opens the gate. It counts the refresh calls per refresh token.
+/// opens the gate. It records the refresh calls; the n-th rotates to `<refresh token>_n<n>`.
 struct Gate {
     refreshes: Mutex<Vec<String>>,
     arrived: watch::Sender<usize>,
-    open: watch::Sender<bool>,
+    /// Released calls: all of them, or these (1-based) call numbers.
+    open: watch::Sender<(bool, Vec<usize>)>,
 }
 
 async fn token(gate: web::Data<Gate>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
@@ -46,9 +47,11 @@ async fn token(gate: web::Data<Gate>, form: web::Form<HashMap<String, String>>) 
     };
     gate.arrived.send_replace(count);
     let mut open = gate.open.subscribe();
-    let _ = open.wait_for(|o| *o).await;
+    let _ = open
+        .wait_for(|(all, some)| *all || some.contains(&count))
+        .await;
     HttpResponse::Ok().json(json!({
-        "access_token": format!("new_{refresh}"), "refresh_token": format!("{refresh}_2"),
+        "access_token": format!("new_{refresh}"), "refresh_token": format!("{refresh}_n{count}"),
         "expires_in": 86399, "token_type": "Bearer",
     }))
 }
@@ -63,7 +66,7 @@ impl GateServer {
         let gate = web::Data::new(Gate {
             refreshes: Mutex::new(Vec::new()),
             arrived: watch::channel(0).0,
-            open: watch::channel(false).0,
+            open: watch::channel((false, Vec::new())).0,
         });
         let data = gate.clone();
         let server = HttpServer::new(move || {
@@ -98,7 +101,12 @@ impl GateServer {
     }
 
     fn release(&self) {
-        self.gate.open.send_replace(true);
+        self.gate.open.send_modify(|(all, _)| *all = true);
+    }
+
+    /// Lets only the `n`-th refresh call (1-based) answer.
+    fn release_call(&self, n: usize) {
+        self.gate.open.send_modify(|(_, some)| some.push(n));
     }
 
     fn calls(&self) -> Vec<String> {
@@ -295,4 +303,46 @@ async fn a_crashed_claimers_lease_runs_out_and_a_reconnect_drops_a_claim_in_flig
         vec!["0"]
     );
     assert_eq!(state.access_token(&cid).await.unwrap().expose(), "lin_a9");
+}
+
+#[actix_web::test]
+async fn a_claimer_that_outlived_its_lease_does_not_overwrite_the_takeover() {
+    let gate = GateServer::start();
+    let (w, ids) = world_with_connections(&gate, 1).await;
+    w.app.clock.advance(nearly_a_day());
+    let (p1, p2) = (
+        Arc::new(separate_process(&w)),
+        Arc::new(separate_process(&w)),
+    );
+    let id = ids[0].clone();
+
+    // p1 claims and hangs at the provider past its lease...
+    let slow = {
+        let (p1, id) = (p1.clone(), id.clone());
+        actix_web::rt::spawn(async move { p1.access_token(&id).await })
+    };
+    gate.wait_for_calls(1).await;
+    w.app.clock.advance(Duration::minutes(2));
+    // ...so p2 takes over and refreshes with the same refresh token.
+    let takeover = {
+        let (p2, id) = (p2.clone(), id.clone());
+        actix_web::rt::spawn(async move { p2.access_token(&id).await })
+    };
+    gate.wait_for_calls(2).await;
+    // The takeover answers and is stored first; then the late claimer's answer arrives.
+    gate.release_call(2);
+    assert_eq!(takeover.await.unwrap().unwrap().expose(), "new_ref_c0");
+    gate.release_call(1);
+    // Its token is still usable for its caller, but not stored over the takeover's.
+    assert_eq!(slow.await.unwrap().unwrap().expose(), "new_ref_c0");
+    gate.release();
+
+    // The stored refresh token is the takeover's (the 2nd call's rotation).
+    w.app.clock.advance(nearly_a_day());
+    p1.access_token(&id).await.unwrap();
+    assert_eq!(
+        gate.calls(),
+        vec!["ref_c0", "ref_c0", "ref_c0_n2"],
+        "the next refresh used the takeover's rotated token"
+    );
 }
