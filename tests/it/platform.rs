@@ -283,3 +283,153 @@ async fn the_auth_document_lists_every_auth_endpoint() {
         );
     }
 }
+
+/// A development configuration (config/development.toml) over a fresh test database.
+fn development_app(env: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::new();
+    let mut all = vec![("APP_ENV", "development"), ("DATABASE_URL", db.url())];
+    all.extend_from_slice(env);
+    let config = test_config(&all);
+    TestApp::from_parts(db, config)
+}
+
+#[actix_web::test]
+async fn only_development_admits_the_usual_local_app_origins() {
+    let dev = test_config(&[("APP_ENV", "development")]);
+    for origin in ["http://localhost:3000", "http://localhost:5173"] {
+        assert!(
+            dev.server.cors_origins.iter().any(|o| o == origin),
+            "{origin} missing from {:?}",
+            dev.server.cors_origins
+        );
+    }
+    let production = test_config(&[("APP_ENV", "production")]);
+    assert!(
+        production.server.cors_origins.is_empty(),
+        "{:?}",
+        production.server.cors_origins
+    );
+    // An explicit CORS_ORIGINS replaces the development list.
+    let explicit = test_config(&[
+        ("APP_ENV", "development"),
+        ("CORS_ORIGINS", "http://localhost:8080"),
+    ]);
+    assert_eq!(explicit.server.cors_origins, vec!["http://localhost:8080"]);
+}
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn a_browser_app_on_a_dev_port_signs_up_in_development() {
+    let mut app = development_app(&[]);
+    for (i, origin) in [
+        "http://localhost:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+        "http://127.0.0.1:5001",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let res = app
+            .call(
+                Role::Auth,
+                test::TestRequest::post()
+                    .uri("/api/auth/sign-up/email")
+                    .insert_header((header::ORIGIN, origin))
+                    .insert_header(("sec-fetch-mode", "cors"))
+                    .insert_header(("sec-fetch-site", "same-site"))
+                    .set_json(json!({
+                        "name": "Dev",
+                        "email": format!("dev{i}@example.com"),
+                        "password": "a-long-enough-password",
+                    })),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            200,
+            "{origin}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        if !origin.ends_with(":5001") {
+            assert_eq!(res.header("access-control-allow-origin"), Some(origin));
+        }
+    }
+}
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn a_refused_origin_is_logged_with_the_setting_that_would_admit_it() {
+    let logs = crate::common::logs::capture();
+    let mut app = development_app(&[]);
+    let origin = "http://localhost:4711";
+    let res = app
+        .call(
+            Role::Auth,
+            test::TestRequest::post()
+                .uri("/api/auth/sign-up/email")
+                .insert_header((header::ORIGIN, origin))
+                .insert_header(("sec-fetch-mode", "cors"))
+                .set_json(json!({
+                    "name": "Dev",
+                    "email": "refused@example.com",
+                    "password": "a-long-enough-password",
+                })),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.json()["code"], "INVALID_ORIGIN");
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("INVALID_ORIGIN") && l.contains(origin))
+        .unwrap_or_else(|| panic!("no log line names {origin}:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("CORS_ORIGINS"), "{line}");
+    assert!(line.contains("BETTER_AUTH_TRUSTED_ORIGINS"), "{line}");
+}
+
+#[actix_web::test]
+async fn a_refused_preflight_is_a_json_error_and_is_logged() {
+    let logs = crate::common::logs::capture();
+    let mut app = TestApp::with_env(&[("CORS_ORIGINS", "https://app.example.com")]);
+    let origin = "https://preflight-refused.example";
+    for role in compiled_roles() {
+        let res = app
+            .call(
+                role,
+                test::TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/healthz")
+                    .insert_header((header::ORIGIN, origin))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST")),
+            )
+            .await;
+        assert_eq!(res.status, 403, "{role}");
+        assert_eq!(res.json()["code"], "CORS_ORIGIN_NOT_ALLOWED", "{role}");
+        assert!(
+            res.json()["message"].as_str().unwrap().contains(origin),
+            "{role}"
+        );
+        assert_eq!(res.header("access-control-allow-origin"), None);
+        // A preflight CORS refuses for another reason is JSON too.
+        let bad_method = app
+            .call(
+                role,
+                test::TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/healthz")
+                    .insert_header((header::ORIGIN, "https://app.example.com"))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "TRACE")),
+            )
+            .await;
+        assert_eq!(bad_method.status, 400, "{role}");
+        assert_eq!(bad_method.json()["code"], "BAD_REQUEST", "{role}");
+    }
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains(origin) && l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no WARN line names {origin}:\n{text}"));
+    assert!(line.contains("CORS_ORIGINS"), "{line}");
+}
