@@ -4,6 +4,7 @@
 mod flow;
 mod lifecycle;
 mod refresh;
+mod unconfigured;
 mod vault;
 
 use crate::common::jwt::Minter;
