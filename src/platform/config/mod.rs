@@ -437,11 +437,27 @@ fn base_url_given(env: &HashMap<String, String>, files: &[PathBuf]) -> bool {
     {
         return true;
     }
+    // config/default.toml repeats the built-in default (it documents every key); only a value
+    // that differs from it, or one in another file, says where the auth role is.
+    let built_in = config::Config::builder()
+        .add_source(config::File::from_str(
+            BUILT_IN_DEFAULTS,
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .ok()
+        .and_then(|c| c.get_string("auth.base_url").ok());
     files.iter().any(|file| {
-        config::Config::builder()
+        let value = config::Config::builder()
             .add_source(config::File::from(file.as_path()))
             .build()
-            .is_ok_and(|c| c.get_string("auth.base_url").is_ok())
+            .ok()
+            .and_then(|c| c.get_string("auth.base_url").ok());
+        match value {
+            None => false,
+            Some(_) if file.file_name().is_none_or(|n| n != "default.toml") => true,
+            Some(v) => Some(v) != built_in,
+        }
     })
 }
 
