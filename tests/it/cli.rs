@@ -516,3 +516,69 @@ fn sigint_during_start_up_is_not_lost_when_the_parent_ignored_it() {
     let out = signal_and_wait(child, "INT").unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn healthcheck_asks_the_running_server_and_exits_0_or_1() {
+    use crate::common::http::LiveServer;
+    use switchboard::platform::role::Role;
+    let role = if cfg!(feature = "auth") {
+        Role::Auth
+    } else {
+        Role::Connectors
+    };
+    let (variable, other) = match role {
+        Role::Auth => ("AUTH_LISTEN", "CONNECTORS_LISTEN"),
+        Role::Connectors => ("CONNECTORS_LISTEN", "AUTH_LISTEN"),
+    };
+    let server = LiveServer::start(role, &[]);
+    // A wildcard listen address is asked on loopback, as in a container.
+    let listen = format!("0.0.0.0:{}", server.addr.port());
+    let env = [
+        ("APP_ENV", "test"),
+        (variable, listen.as_str()),
+        (other, "127.0.0.1:1"),
+    ];
+    let role_arg = role.as_str();
+    let out = switchboard(&env, &["healthcheck", "--role", role_arg]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = switchboard(
+        &env,
+        &["healthcheck", "--role", role_arg, "--path", "/healthz"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = switchboard(
+        &env,
+        &["healthcheck", "--role", role_arg, "--path", "/no-such-path"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("404"), "{}", text(&out));
+    drop(server);
+
+    // Nothing listening: unhealthy, and the address is named.
+    let out = switchboard(
+        &[("APP_ENV", "test"), (variable, "127.0.0.1:1")],
+        &["healthcheck", "--role", role_arg],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("127.0.0.1:1"), "{}", text(&out));
+}
+
+#[test]
+fn the_builder_image_is_the_pinned_toolchain() {
+    let toolchain =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rust-toolchain.toml"))
+            .unwrap();
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("FROM rust:{channel}-")),
+        "the Dockerfile's builder is not rust:{channel}"
+    );
+    assert!(dockerfile.contains("HEALTHCHECK"));
+    assert!(dockerfile.contains("\"healthcheck\""));
+}
