@@ -4,6 +4,7 @@
 use crate::platform::config::Config;
 use crate::platform::error;
 use crate::platform::health;
+use crate::platform::proxy;
 use crate::platform::state::Platform;
 use crate::platform::telemetry::{self, RoleTag, SwitchboardRootSpan};
 use actix_cors::Cors;
@@ -59,6 +60,7 @@ where
         // Outside CORS: the preflights it refuses get the JSON envelope too.
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
         .wrap(from_fn(refuse_unknown_origins))
+        .wrap(from_fn(proxy::warn_untrusted_forwarding))
         .wrap(from_fn(telemetry::request_id_header))
         .wrap(TracingLogger::<SwitchboardRootSpan>::new())
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod proxy;
 pub mod role;
 pub mod secret;
 pub mod shutdown;

@@ -433,3 +433,50 @@ async fn a_refused_preflight_is_a_json_error_and_is_logged() {
         .unwrap_or_else(|| panic!("no WARN line names {origin}:\n{text}"));
     assert!(line.contains("CORS_ORIGINS"), "{line}");
 }
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn forwarded_requests_without_a_trusted_proxy_are_warned_about_once() {
+    let logs = crate::common::logs::capture();
+    let mut app = TestApp::with_env(&[("SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED", "true")]);
+    let balancer: std::net::SocketAddr = "10.99.88.77:40000".parse().unwrap();
+    for _ in 0..2 {
+        let res = app
+            .call(
+                Role::Auth,
+                test::TestRequest::get()
+                    .uri("/api/auth/ok")
+                    .peer_addr(balancer)
+                    .insert_header(("x-forwarded-for", "203.0.113.9")),
+            )
+            .await;
+        assert_eq!(res.status, 200);
+    }
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("10.99.88.77") && l.contains("trusted_proxies"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+
+    // With the balancer trusted there is nothing to say.
+    let mut trusted = TestApp::with_env(&[
+        ("SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED", "true"),
+        (
+            "SWITCHBOARD__AUTH__RATE_LIMIT__TRUSTED_PROXIES",
+            "10.99.88.0/24",
+        ),
+    ]);
+    let before = logs.text().matches("10.99.88.78").count();
+    trusted
+        .call(
+            Role::Auth,
+            test::TestRequest::get()
+                .uri("/api/auth/ok")
+                .peer_addr("10.99.88.78:40000".parse().unwrap())
+                .insert_header(("x-forwarded-for", "203.0.113.9")),
+        )
+        .await;
+    assert_eq!(logs.text().matches("10.99.88.78").count(), before);
+}
