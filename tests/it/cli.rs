@@ -225,17 +225,27 @@ fn an_invalid_rust_log_is_an_error() {
     assert!(stderr.contains("RUST_LOG"), "{stderr}");
 }
 
+/// The role this binary serves alone in a test, and the variable that sets its listener.
+fn one_role() -> (&'static str, &'static str) {
+    if cfg!(feature = "auth") {
+        ("auth", "AUTH_LISTEN")
+    } else {
+        ("connectors", "CONNECTORS_LISTEN")
+    }
+}
+
 #[test]
 fn a_port_in_use_names_its_variable() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let (role, variable) = one_role();
     let out = switchboard(
-        &[("APP_ENV", "test"), ("AUTH_LISTEN", &addr)],
-        &["serve", "--role", "auth"],
+        &[("APP_ENV", "test"), (variable, &addr)],
+        &["serve", "--role", role],
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("AUTH_LISTEN"), "{stderr}");
+    assert!(stderr.contains(variable), "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
 }
 
@@ -411,7 +421,8 @@ fn start_stuck_on_the_database(
         db.local_addr().unwrap()
     );
     let bin = env!("CARGO_BIN_EXE_switchboard");
-    let args = ["serve", "--role", "auth"];
+    let (role, variable) = one_role();
+    let args = ["serve", "--role", role];
     let mut cmd = match shell_prefix {
         Some(prefix) => {
             let mut c = Command::new("sh");
@@ -433,7 +444,7 @@ fn start_stuck_on_the_database(
         .env("RUST_LOG", "info")
         .env("DATABASE_URL", &url)
         .env("SWITCHBOARD__DATABASE__MIGRATE_ON_START", "true")
-        .env("AUTH_LISTEN", "127.0.0.1:0")
+        .env(variable, "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();

@@ -285,6 +285,7 @@ async fn the_auth_document_lists_every_auth_endpoint() {
 }
 
 /// A development configuration (config/development.toml) over a fresh test database.
+#[cfg(feature = "auth")]
 fn development_app(env: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new();
     let mut all = vec![("APP_ENV", "development"), ("DATABASE_URL", db.url())];
