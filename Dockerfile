@@ -3,7 +3,8 @@
 #   docker run ... -e SWITCHBOARD_ROLE=auth       switchboard     # or: switchboard serve --role auth
 #   docker run ... -e SWITCHBOARD_ROLE=connectors switchboard     # or: switchboard serve --role connectors
 #
-# and `switchboard migrate` once per release, before the new version serves. The default CMD
+# and `switchboard migrate` once per release, before the new version serves. Choose the role with
+# SWITCHBOARD_ROLE rather than `--role`: the HEALTHCHECK reads the same variable. The default CMD
 # (`serve` with no role) runs BOTH roles in one container: fine to try the image, not for
 # production. Configuration: /app/config/production.toml (shipped; mount your own over it if you
 # like) plus the environment (see README, "Production"). The health check needs no curl:
