@@ -1,16 +1,36 @@
 //! The command line: `serve --role …`, `migrate`, `check-config --role …`,
-//! `keys rotate|list|rotate-encryption`.
+//! `keys rotate|list|rotate-encryption`, `healthcheck`.
 
 use crate::platform::role::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Printed after `--help`: what the environment and the files decide.
+const AFTER_HELP: &str = "\
+Environment and files:
+  APP_ENV                 development (default; reads ./.env), test or production
+  config folder           --config-dir, else SWITCHBOARD_CONFIG_DIR, else the first of ./config,
+                          config/ next to the executable, /etc/switchboard (and, in a debug build,
+                          the source tree's config/). Read from it: default.toml, then
+                          <APP_ENV>.toml; the environment wins over both (DATABASE_URL,
+                          BETTER_AUTH_SECRET, ..., or SWITCHBOARD__SECTION__KEY). Every key and its
+                          variable: config/default.toml.
+  ports                   auth on AUTH_LISTEN (127.0.0.1:5001), connectors on CONNECTORS_LISTEN
+                          (127.0.0.1:5002); each serves /healthz and /readyz.
+  RUST_LOG                log filter (default info); logs are JSON in production.
+
+`switchboard check-config --role <role>` runs every start-up check and serves nothing.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
     version,
-    about = "Better Auth-compatible auth and connectors in one binary"
+    about = "Better Auth-compatible auth and connectors in one binary",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
+    /// The folder holding default.toml and <APP_ENV>.toml (env SWITCHBOARD_CONFIG_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<std::path::PathBuf>,
     /// What to do; with none, `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -27,6 +47,21 @@ pub enum Command {
     /// Manage keys: JWT signing keys (auth) and the token encryption key (connectors).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask the running server on this host whether it is healthy (for a container HEALTHCHECK):
+    /// GET /readyz on the chosen roles' listen addresses; exit 0 when every one answers 200.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// The path to ask: /readyz (the database answers too) or /healthz (the process answers).
+    #[arg(long, default_value = "/readyz")]
+    pub path: String,
+    /// Give up on a listener after this many seconds.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -2,11 +2,10 @@
 
 use clap::Parser;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use switchboard::cli::{Cli, Command, RoleArgs};
-use switchboard::platform::config::{AppEnv, Config};
+use switchboard::platform::config::{AppEnv, Config, ConfigError, dir};
 use switchboard::platform::role::Role;
 use switchboard::platform::telemetry;
 use switchboard::server;
@@ -27,15 +26,39 @@ fn main() -> ExitCode {
         }
     }
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config_dir = env
-        .get("SWITCHBOARD_CONFIG_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config"));
-    let config = match Config::load(&env, &config_dir) {
-        Ok(config) => config,
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    let config_dir = match dir::resolve(
+        cli.config_dir.as_deref(),
+        env.get("SWITCHBOARD_CONFIG_DIR").map(String::as_str),
+        cwd.as_deref(),
+        exe.as_deref(),
+    ) {
+        Ok(found) => found,
         Err(err) => return fail(&err.to_string()),
     };
+    let loaded = match Config::load_from(&env, config_dir.path()) {
+        Ok(loaded) => loaded,
+        Err(err @ ConfigError::Load(_)) => {
+            return fail(&format!("{err} ({})", config_dir.describe()));
+        }
+        Err(err) => return fail(&err.to_string()),
+    };
+    let config = loaded.config;
     telemetry::init(&config.log);
+    if !matches!(command, Command::Healthcheck(_)) {
+        match &config_dir {
+            dir::ConfigDir::Found { .. } => tracing::info!(
+                app_env = %config.app_env,
+                files = ?loaded.files_read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "{}", config_dir.describe()
+            ),
+            dir::ConfigDir::None { .. } => tracing::warn!("{}", config_dir.describe()),
+        }
+        for missing in &loaded.missing {
+            tracing::warn!("{missing}");
+        }
+    }
 
     match command {
         Command::Serve(args) => {
@@ -47,7 +70,11 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(err) => return fail(&format!("starting the runtime: {err}")),
             };
-            match runtime.block_on(server::serve(Arc::new(config), roles)) {
+            let result = runtime.block_on(server::serve(Arc::new(config), roles));
+            // A start-up step stuck on the database (a signal arrived meanwhile) must not keep
+            // the process alive: blocking work still running is abandoned.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => fail(&format!("{err:#}")),
             }
@@ -94,15 +121,15 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+        Command::Healthcheck(args) => healthcheck(&config, &args),
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());
             }
             let db = config.database.clone();
             let result = (|| {
-                if db.create_if_missing {
-                    switchboard::db::migrate::create_database_if_missing(db.url.expose())
-                        .map_err(|e| anyhow::anyhow!("creating the database: {e}"))?;
+                if db.create_if_missing && server::ensure_database(&db)? {
+                    println!("created the database named in DATABASE_URL");
                 }
                 server::migrate(&db)
             })();
@@ -117,6 +144,33 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+    }
+}
+
+fn healthcheck(config: &Config, args: &switchboard::cli::HealthcheckArgs) -> ExitCode {
+    let roles = match args.role.role.roles() {
+        Ok(roles) => roles,
+        Err(err) => return fail(&err),
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    let mut healthy = true;
+    for role in roles {
+        let listen = match role {
+            Role::Auth => &config.server.auth_listen,
+            Role::Connectors => &config.server.connectors_listen,
+        };
+        match switchboard::platform::health::probe(listen, &args.path, timeout) {
+            Ok(()) => println!("{role}: ok ({listen}{})", args.path),
+            Err(why) => {
+                eprintln!("{role}: unhealthy: {why}");
+                healthy = false;
+            }
+        }
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -6,6 +6,7 @@ use crate::platform::app::build_app;
 use crate::platform::clock::SystemClock;
 use crate::platform::config::Config;
 use crate::platform::role::Role;
+use crate::platform::shutdown::Signals;
 use crate::platform::state::Platform;
 use crate::platform::telemetry::RoleTag;
 use actix_web::{HttpServer, web};
@@ -44,10 +45,7 @@ pub fn mount(role: Role, platform: &Platform) -> anyhow::Result<Mount> {
 pub async fn prepare_database(config: &Config) -> anyhow::Result<()> {
     let db = config.database.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        if db.create_if_missing
-            && db::migrate::create_database_if_missing(db.url.expose())
-                .map_err(|e| anyhow::anyhow!("creating the database: {e}"))?
-        {
+        if db.create_if_missing && ensure_database(&db)? {
             tracing::info!("created the database named in DATABASE_URL");
         }
         if db.migrate_on_start {
@@ -59,26 +57,80 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<()> {
     .await?
 }
 
+/// Creates the database named in `DATABASE_URL` when the server says it does not exist; returns
+/// whether it did. Any other failure to connect is reported as what it is.
+pub fn ensure_database(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<bool> {
+    use diesel::Connection;
+    let err = match diesel::PgConnection::establish(db.url.expose()) {
+        Ok(_) => return Ok(false),
+        Err(err) => err,
+    };
+    let missing =
+        matches!(&err, diesel::ConnectionError::BadConnection(m) if m.contains("does not exist"));
+    if !missing {
+        anyhow::bail!(
+            "connecting to the database (DATABASE_URL): {}",
+            err.to_string().trim()
+        );
+    }
+    db::migrate::create_database_if_missing(db.url.expose())
+        .map_err(|e| anyhow::anyhow!("creating the database named in DATABASE_URL: {e}"))
+}
+
 /// Applies pending migrations over a connection of its own.
 pub fn migrate(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<Vec<String>> {
     use diesel::Connection;
-    let mut conn =
-        diesel::PgConnection::establish(db.url.expose()).context("connecting to the database")?;
+    let mut conn = diesel::PgConnection::establish(db.url.expose()).map_err(|e| {
+        anyhow::anyhow!(
+            "connecting to the database (DATABASE_URL): {}",
+            e.to_string().trim()
+        )
+    })?;
     db::migrate::run_pending(&mut conn).map_err(|e| anyhow::anyhow!("migrating: {e}"))
 }
 
-/// Serves `roles` until a shutdown signal, then drains in-flight requests.
+/// Serves `roles` until a shutdown signal, then drains in-flight requests. The signal handlers
+/// are installed before anything slow, so a signal during start-up stops the process at once.
 pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> {
-    prepare_database(&config).await?;
+    let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
+    let servers = tokio::select! {
+        started = start(&config, roles) => started?,
+        signal = signals.recv() => {
+            tracing::info!(signal, "stopped during start-up, before serving");
+            return Ok(());
+        }
+    };
+
+    let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
+    tokio::spawn(async move {
+        let signal = signals.recv().await;
+        tracing::info!(signal, "shutting down: finishing in-flight requests");
+        for handle in handles {
+            handle.stop(true).await;
+        }
+    });
+    for result in futures_util::future::join_all(servers).await {
+        result?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything before serving: the database, each role's state, the listeners.
+async fn start(
+    config: &Arc<Config>,
+    roles: Vec<Role>,
+) -> anyhow::Result<Vec<actix_web::dev::Server>> {
+    prepare_database(config).await?;
     let pool = db::build_pool(&config.database);
     let platform = Platform::new(config.clone(), pool, Arc::new(SystemClock));
 
     let mut servers = Vec::new();
     for role in roles {
         let mount = mount(role, &platform)?;
-        let listen = match role {
-            Role::Auth => &config.server.auth_listen,
-            Role::Connectors => &config.server.connectors_listen,
+        let (listen, variable) = match role {
+            Role::Auth => (&config.server.auth_listen, "AUTH_LISTEN"),
+            Role::Connectors => (&config.server.connectors_listen, "CONNECTORS_LISTEN"),
         };
         let data = web::Data::new(platform.clone());
         let tag = RoleTag(role.as_str());
@@ -93,45 +145,15 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
         }
         let server = server
             .bind(listen.as_str())
-            .with_context(|| format!("binding the {role} listener to {listen}"))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the {role} role cannot listen on {listen} ({variable}): {e}; stop whatever \
+                     holds that port or set {variable} to a free address:port"
+                )
+            })?
             .run();
         tracing::info!(role = role.as_str(), %listen, "listening");
         servers.push(server);
     }
-
-    let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        for handle in handles {
-            handle.stop(true).await;
-        }
-    });
-    for result in futures_util::future::join_all(servers).await {
-        result?;
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    Ok(servers)
 }

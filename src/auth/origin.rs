@@ -140,7 +140,15 @@ impl TrustedOrigins {
             None => Err(AuthError::forbidden(Code::MissingOrNullOrigin)),
             Some(c) if c == "null" => Err(AuthError::forbidden(Code::MissingOrNullOrigin)),
             Some(c) if self.is_trusted(&c) => Ok(()),
-            Some(_) => Err(AuthError::forbidden(Code::InvalidOrigin)),
+            Some(c) => {
+                tracing::warn!(
+                    origin = %c,
+                    path = %req.path(),
+                    "refused a request from an untrusted origin (403 INVALID_ORIGIN); add the \
+                     origin to CORS_ORIGINS (browser apps) or BETTER_AUTH_TRUSTED_ORIGINS to admit it"
+                );
+                Err(AuthError::forbidden(Code::InvalidOrigin))
+            }
         }
     }
 

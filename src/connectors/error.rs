@@ -11,6 +11,9 @@ use actix_web::{HttpResponse, ResponseError};
 pub enum ConnectorsError {
     #[error("Unknown provider")]
     ProviderNotFound,
+    /// A built-in provider whose client id or secret is not set; names the settings.
+    #[error("{0}")]
+    ProviderNotConfigured(String),
     #[error("Connection not found")]
     ConnectionNotFound,
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl ConnectorsError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::ProviderNotFound => "PROVIDER_NOT_FOUND",
+            Self::ProviderNotConfigured(_) => "PROVIDER_NOT_CONFIGURED",
             Self::ConnectionNotFound => "CONNECTION_NOT_FOUND",
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::InvalidRedirect => "INVALID_REDIRECT",
@@ -144,7 +148,7 @@ impl ResponseError for ConnectorsError {
             | Self::AuthorizationDenied(_) => StatusCode::BAD_REQUEST,
             Self::GrantNotFound => StatusCode::NOT_FOUND,
             Self::OwnerGone => StatusCode::FORBIDDEN,
-            Self::NeedsReauth => StatusCode::CONFLICT,
+            Self::NeedsReauth | Self::ProviderNotConfigured(_) => StatusCode::CONFLICT,
             Self::ProviderRejected(_) | Self::ProviderUnavailable | Self::ProviderMalformed => {
                 StatusCode::BAD_GATEWAY
             }

@@ -4,13 +4,14 @@
 use crate::platform::config::Config;
 use crate::platform::error;
 use crate::platform::health;
+use crate::platform::proxy;
 use crate::platform::state::Platform;
 use crate::platform::telemetry::{self, RoleTag, SwitchboardRootSpan};
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, header};
-use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
@@ -56,6 +57,10 @@ where
         .default_service(web::to(error::not_found))
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
         .wrap(cors)
+        // Outside CORS: the preflights it refuses get the JSON envelope too.
+        .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
+        .wrap(from_fn(refuse_unknown_origins))
+        .wrap(from_fn(proxy::warn_untrusted_forwarding))
         .wrap(from_fn(telemetry::request_id_header))
         .wrap(TracingLogger::<SwitchboardRootSpan>::new())
 }
@@ -81,4 +86,71 @@ fn cors(config: &Config) -> Cors {
         cors = cors.allowed_origin(origin.trim_end_matches('/'));
     }
     cors
+}
+
+/// The origins `CORS_ORIGINS` admits, as the browser sends them.
+fn cors_admits(config: &Config, origin: &str) -> bool {
+    config
+        .server
+        .cors_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == origin)
+}
+
+/// Says in the log, at WARN, which setting would admit an origin CORS does not, and answers a
+/// refused preflight with the JSON envelope (actix-cors would send plain text). A non-preflight
+/// request from such an origin is still served (the browser withholds the response); the auth
+/// role's own origin check decides what a write may do, and logs its refusals itself.
+async fn refuse_unknown_origins(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<BoxBody, impl MessageBody>>, actix_web::Error> {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let same_origin = origin.as_deref().is_some_and(|o| {
+        let info = req.connection_info();
+        o == format!("{}://{}", info.scheme(), info.host())
+    });
+    let refused = match (&origin, req.app_data::<web::Data<Platform>>()) {
+        (Some(origin), Some(platform))
+            if !same_origin && !cors_admits(&platform.config, origin) =>
+        {
+            Some(origin.clone())
+        }
+        _ => None,
+    };
+    let Some(origin) = refused else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_right_body);
+    };
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let role = req.app_data::<RoleTag>().map(|r| r.0).unwrap_or("unknown");
+    tracing::warn!(
+        %origin,
+        role,
+        path = %req.path(),
+        preflight,
+        "cross-origin request from an origin not in CORS_ORIGINS: the browser will not let the \
+         page read the answer; add the origin to CORS_ORIGINS to admit it"
+    );
+    if !preflight {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_right_body);
+    }
+    let response = error::render(
+        StatusCode::FORBIDDEN,
+        "CORS_ORIGIN_NOT_ALLOWED",
+        &format!("Origin {origin} is not allowed; the server's CORS_ORIGINS must list it"),
+    );
+    Ok(req.into_response(response).map_into_left_body())
 }

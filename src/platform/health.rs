@@ -56,3 +56,58 @@ pub async fn readyz(platform: web::Data<Platform>) -> HttpResponse {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(healthz, readyz), components(schemas(HealthBody, ErrorBody)))]
 pub struct HealthApi;
+
+/// `switchboard healthcheck`: GET `path` from the server listening on `listen` (a wildcard
+/// address is asked on loopback) with plain HTTP/1.1 over std, so the image needs no curl.
+/// `Ok` when it answers 200.
+pub fn probe(listen: &str, path: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+
+    let mut addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("{listen:?} is not an address with a port"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: switchboard-healthcheck\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("asking {addr}: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0_u8; 256];
+    // The status line is all that is needed.
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("reading from {addr}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else if status.is_empty() {
+        Err(format!("{addr}{path}: no HTTP answer"))
+    } else {
+        Err(format!("{addr}{path} answered {status}"))
+    }
+}

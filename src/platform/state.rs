@@ -4,12 +4,15 @@ use crate::db::DbPool;
 use crate::platform::clock::SharedClock;
 use crate::platform::config::Config;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Clone)]
 pub struct Platform {
     pub config: Arc<Config>,
     pub pool: DbPool,
     pub clock: SharedClock,
+    /// Whether the "forwarded request but no trusted proxy" warning was given (once per process).
+    pub proxy_warned: Arc<AtomicBool>,
 }
 
 impl Platform {
@@ -18,6 +21,7 @@ impl Platform {
             config,
             pool,
             clock,
+            proxy_warned: Arc::new(AtomicBool::new(false)),
         }
     }
 }

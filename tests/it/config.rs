@@ -417,3 +417,69 @@ fn mail_settings_are_read_and_checked() {
     assert!(has(&p, "auth.mail.resend_base_url"), "{p:?}");
     assert_eq!(p.len(), 3, "{p:?}");
 }
+
+#[test]
+fn unset_secrets_are_called_unset_with_a_recipe() {
+    let config = production(&[
+        ("BETTER_AUTH_SECRET", ""),
+        ("JWT_SECRET", ""),
+        ("ENCRYPTION_KEY", ""),
+    ]);
+    let found = problems(&config, BOTH);
+    assert!(has(&found, "BETTER_AUTH_SECRET is not set"), "{found:?}");
+    assert!(has(&found, "JWT_SECRET is not set"), "{found:?}");
+    assert!(has(&found, "ENCRYPTION_KEY is not set"), "{found:?}");
+    assert!(has(&found, "openssl rand"), "{found:?}");
+    assert!(!has(&found, "(it has 0)"), "{found:?}");
+}
+
+#[test]
+fn a_base64_encryption_key_is_refused_with_a_recipe() {
+    // What `openssl rand -base64 32` prints: 44 characters.
+    let config = production(&[(
+        "ENCRYPTION_KEY",
+        "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=",
+    )]);
+    let found = problems(&config, BOTH);
+    let line = found
+        .iter()
+        .find(|p| p.contains("ENCRYPTION_KEY"))
+        .unwrap_or_else(|| panic!("{found:?}"));
+    assert!(line.contains("openssl rand -base64 32"), "{line}");
+    assert!(line.contains("openssl rand -base64 24"), "{line}");
+    assert!(
+        !line.contains("q83vEjRWeJ"),
+        "the key itself was printed: {line}"
+    );
+}
+
+#[test]
+fn the_resend_message_names_both_settings_that_turn_mail_off() {
+    let config = production(&[("RESEND_API_KEY", "")]);
+    let found = problems(&config, &[Role::Auth]);
+    let line = found
+        .iter()
+        .find(|p| p.contains("RESEND_API_KEY"))
+        .unwrap_or_else(|| panic!("{found:?}"));
+    assert!(line.contains("auth.email_verification.enabled"), "{line}");
+    assert!(line.contains("auth.password_reset.enabled"), "{line}");
+}
+
+#[test]
+fn production_logs_json_even_without_a_config_folder() {
+    let env: std::collections::HashMap<String, String> =
+        [("APP_ENV".to_owned(), "production".to_owned())]
+            .into_iter()
+            .collect();
+    let loaded = Config::load_from(&env, None).unwrap();
+    assert_eq!(
+        loaded.config.log.format,
+        switchboard::platform::config::LogFormat::Json
+    );
+    assert!(loaded.files_read.is_empty());
+    let dev = test_config(&[("APP_ENV", "development")]);
+    assert_eq!(
+        dev.log.format,
+        switchboard::platform::config::LogFormat::Pretty
+    );
+}

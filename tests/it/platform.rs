@@ -283,3 +283,201 @@ async fn the_auth_document_lists_every_auth_endpoint() {
         );
     }
 }
+
+/// A development configuration (config/development.toml) over a fresh test database.
+#[cfg(feature = "auth")]
+fn development_app(env: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::new();
+    let mut all = vec![("APP_ENV", "development"), ("DATABASE_URL", db.url())];
+    all.extend_from_slice(env);
+    let config = test_config(&all);
+    TestApp::from_parts(db, config)
+}
+
+#[actix_web::test]
+async fn only_development_admits_the_usual_local_app_origins() {
+    let dev = test_config(&[("APP_ENV", "development")]);
+    for origin in ["http://localhost:3000", "http://localhost:5173"] {
+        assert!(
+            dev.server.cors_origins.iter().any(|o| o == origin),
+            "{origin} missing from {:?}",
+            dev.server.cors_origins
+        );
+    }
+    let production = test_config(&[("APP_ENV", "production")]);
+    assert!(
+        production.server.cors_origins.is_empty(),
+        "{:?}",
+        production.server.cors_origins
+    );
+    // An explicit CORS_ORIGINS replaces the development list.
+    let explicit = test_config(&[
+        ("APP_ENV", "development"),
+        ("CORS_ORIGINS", "http://localhost:8080"),
+    ]);
+    assert_eq!(explicit.server.cors_origins, vec!["http://localhost:8080"]);
+}
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn a_browser_app_on_a_dev_port_signs_up_in_development() {
+    let mut app = development_app(&[]);
+    for (i, origin) in [
+        "http://localhost:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+        "http://127.0.0.1:5001",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let res = app
+            .call(
+                Role::Auth,
+                test::TestRequest::post()
+                    .uri("/api/auth/sign-up/email")
+                    .insert_header((header::ORIGIN, origin))
+                    .insert_header(("sec-fetch-mode", "cors"))
+                    .insert_header(("sec-fetch-site", "same-site"))
+                    .set_json(json!({
+                        "name": "Dev",
+                        "email": format!("dev{i}@example.com"),
+                        "password": "a-long-enough-password",
+                    })),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            200,
+            "{origin}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        if !origin.ends_with(":5001") {
+            assert_eq!(res.header("access-control-allow-origin"), Some(origin));
+        }
+    }
+}
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn a_refused_origin_is_logged_with_the_setting_that_would_admit_it() {
+    let logs = crate::common::logs::capture();
+    let mut app = development_app(&[]);
+    let origin = "http://localhost:4711";
+    let res = app
+        .call(
+            Role::Auth,
+            test::TestRequest::post()
+                .uri("/api/auth/sign-up/email")
+                .insert_header((header::ORIGIN, origin))
+                .insert_header(("sec-fetch-mode", "cors"))
+                .set_json(json!({
+                    "name": "Dev",
+                    "email": "refused@example.com",
+                    "password": "a-long-enough-password",
+                })),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.json()["code"], "INVALID_ORIGIN");
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("INVALID_ORIGIN") && l.contains(origin))
+        .unwrap_or_else(|| panic!("no log line names {origin}:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("CORS_ORIGINS"), "{line}");
+    assert!(line.contains("BETTER_AUTH_TRUSTED_ORIGINS"), "{line}");
+}
+
+#[actix_web::test]
+async fn a_refused_preflight_is_a_json_error_and_is_logged() {
+    let logs = crate::common::logs::capture();
+    let mut app = TestApp::with_env(&[("CORS_ORIGINS", "https://app.example.com")]);
+    let origin = "https://preflight-refused.example";
+    for role in compiled_roles() {
+        let res = app
+            .call(
+                role,
+                test::TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/healthz")
+                    .insert_header((header::ORIGIN, origin))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST")),
+            )
+            .await;
+        assert_eq!(res.status, 403, "{role}");
+        assert_eq!(res.json()["code"], "CORS_ORIGIN_NOT_ALLOWED", "{role}");
+        assert!(
+            res.json()["message"].as_str().unwrap().contains(origin),
+            "{role}"
+        );
+        assert_eq!(res.header("access-control-allow-origin"), None);
+        // A preflight CORS refuses for another reason is JSON too.
+        let bad_method = app
+            .call(
+                role,
+                test::TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/healthz")
+                    .insert_header((header::ORIGIN, "https://app.example.com"))
+                    .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "TRACE")),
+            )
+            .await;
+        assert_eq!(bad_method.status, 400, "{role}");
+        assert_eq!(bad_method.json()["code"], "BAD_REQUEST", "{role}");
+    }
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains(origin) && l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no WARN line names {origin}:\n{text}"));
+    assert!(line.contains("CORS_ORIGINS"), "{line}");
+}
+
+#[cfg(feature = "auth")]
+#[actix_web::test]
+async fn forwarded_requests_without_a_trusted_proxy_are_warned_about_once() {
+    let logs = crate::common::logs::capture();
+    let mut app = TestApp::with_env(&[("SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED", "true")]);
+    let balancer: std::net::SocketAddr = "10.99.88.77:40000".parse().unwrap();
+    for _ in 0..2 {
+        let res = app
+            .call(
+                Role::Auth,
+                test::TestRequest::get()
+                    .uri("/api/auth/ok")
+                    .peer_addr(balancer)
+                    .insert_header(("x-forwarded-for", "203.0.113.9")),
+            )
+            .await;
+        assert_eq!(res.status, 200);
+    }
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("10.99.88.77") && l.contains("trusted_proxies"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+
+    // With the balancer trusted there is nothing to say.
+    let mut trusted = TestApp::with_env(&[
+        ("SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED", "true"),
+        (
+            "SWITCHBOARD__AUTH__RATE_LIMIT__TRUSTED_PROXIES",
+            "10.99.88.0/24",
+        ),
+    ]);
+    let before = logs.text().matches("10.99.88.78").count();
+    trusted
+        .call(
+            Role::Auth,
+            test::TestRequest::get()
+                .uri("/api/auth/ok")
+                .peer_addr("10.99.88.78:40000".parse().unwrap())
+                .insert_header(("x-forwarded-for", "203.0.113.9")),
+        )
+        .await;
+    assert_eq!(logs.text().matches("10.99.88.78").count(), before);
+}

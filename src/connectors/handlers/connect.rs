@@ -39,6 +39,7 @@ pub(crate) struct AuthorizeResponse {
         (status = 400, description = "Bad scopes or redirect_to", body = crate::platform::error::ErrorBody),
         (status = 401, description = "No valid bearer token", body = crate::platform::error::ErrorBody),
         (status = 404, description = "Unknown provider", body = crate::platform::error::ErrorBody),
+        (status = 409, description = "A built-in provider that is not configured on this server (PROVIDER_NOT_CONFIGURED; the message names the settings)", body = crate::platform::error::ErrorBody),
     ))]
 pub(crate) async fn authorize(
     caller: Caller,
@@ -53,6 +54,11 @@ pub(crate) async fn authorize(
         serde_json::from_slice(&body)
             .map_err(|e| ConnectorsError::Validation(format!("[body] {e}")))?
     };
+    if let Some(unconfigured) = state.ctx.registry.unconfigured(&provider) {
+        return Err(ConnectorsError::ProviderNotConfigured(
+            unconfigured.message(),
+        ));
+    }
     let url = connect::start(
         &state.ctx,
         &caller.id,

@@ -52,32 +52,129 @@ pub struct Identity {
     pub details: Value,
 }
 
-/// The providers that are configured (client id and secret set), in a stable order.
+/// A built-in provider this server cannot offer yet: its client id or secret is not set.
+#[derive(Debug, Clone)]
+pub struct Unconfigured {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub default_scopes: Vec<String>,
+    pub actor: Option<&'static str>,
+    /// The settings to set (environment names), never their values.
+    pub missing: Vec<&'static str>,
+}
+
+impl Unconfigured {
+    /// What to tell a client that tries to connect it.
+    pub fn message(&self) -> String {
+        format!(
+            "{} is not configured on this server: set {}",
+            self.name,
+            self.missing.join(" and ")
+        )
+    }
+}
+
+/// A built-in provider, configured or not, in the registry's order.
+#[derive(Debug, Clone)]
+pub enum Listing<'a> {
+    Configured(&'a Arc<Provider>),
+    Unconfigured(&'a Unconfigured),
+}
+
+/// Every built-in provider: the configured ones (client id and secret set) can be connected,
+/// the others are listed with the settings they lack. Stable order: Linear, GitHub.
 #[derive(Debug, Default)]
 pub struct Registry {
     providers: Vec<Arc<Provider>>,
+    unconfigured: Vec<Unconfigured>,
+    order: Vec<&'static str>,
 }
 
 impl Registry {
     pub fn from_config(config: &ProvidersConfig) -> Self {
-        let providers = [
-            linear::provider(&config.linear),
-            github::provider(&config.github),
-        ]
-        .into_iter()
-        .flatten()
-        .map(Arc::new)
-        .collect();
-        Self { providers }
+        let mut registry = Self::default();
+        let linear = &config.linear;
+        registry.add(linear::provider(linear), || Unconfigured {
+            id: "linear",
+            name: "Linear",
+            default_scopes: linear.scopes.clone(),
+            actor: Some(linear.actor.as_str()),
+            missing: missing(
+                &linear.client_id,
+                &linear.client_secret,
+                "LINEAR_CLIENT_ID",
+                "LINEAR_CLIENT_SECRET",
+            ),
+        });
+        let github = &config.github;
+        registry.add(github::provider(github), || Unconfigured {
+            id: "github",
+            name: "GitHub",
+            default_scopes: github.scopes.clone(),
+            actor: None,
+            missing: missing(
+                &github.client_id,
+                &github.client_secret,
+                "SWITCHBOARD__CONNECTORS__PROVIDERS__GITHUB__CLIENT_ID",
+                "SWITCHBOARD__CONNECTORS__PROVIDERS__GITHUB__CLIENT_SECRET",
+            ),
+        });
+        registry
+    }
+
+    fn add(&mut self, provider: Option<Provider>, otherwise: impl FnOnce() -> Unconfigured) {
+        match provider {
+            Some(p) => {
+                self.order.push(p.id);
+                self.providers.push(Arc::new(p));
+            }
+            None => {
+                let u = otherwise();
+                self.order.push(u.id);
+                self.unconfigured.push(u);
+            }
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Provider>> {
         self.providers.iter().find(|p| p.id == id).cloned()
     }
 
-    pub fn all(&self) -> &[Arc<Provider>] {
-        &self.providers
+    /// A built-in provider that is not configured, by id.
+    pub fn unconfigured(&self, id: &str) -> Option<&Unconfigured> {
+        self.unconfigured.iter().find(|u| u.id == id)
     }
+
+    /// Every built-in provider, configured or not.
+    pub fn listing(&self) -> Vec<Listing<'_>> {
+        self.order
+            .iter()
+            .filter_map(|id| {
+                self.providers
+                    .iter()
+                    .find(|p| p.id == *id)
+                    .map(Listing::Configured)
+                    .or_else(|| self.unconfigured(id).map(Listing::Unconfigured))
+            })
+            .collect()
+    }
+}
+
+/// The names of the unset halves of a client id/secret pair.
+fn missing(
+    id: &Option<String>,
+    secret: &Option<Secret>,
+    id_name: &'static str,
+    secret_name: &'static str,
+) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if id.as_deref().is_none_or(str::is_empty) {
+        names.push(id_name);
+    }
+    if secret.as_ref().is_none_or(Secret::is_empty) {
+        names.push(secret_name);
+    }
+    names
 }
 
 /// Names the account `access_token` belongs to.

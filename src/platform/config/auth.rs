@@ -324,18 +324,8 @@ impl Config {
             }
             Ok(_) => {}
         }
-        let secret_len = auth.secret.expose().chars().count();
-        if secret_len < 32 {
-            problems.push(format!(
-                "BETTER_AUTH_SECRET must be at least 32 characters (it has {secret_len})"
-            ));
-        }
-        let jwt_len = auth.jwt_secret.expose().chars().count();
-        if jwt_len < 32 {
-            problems.push(format!(
-                "JWT_SECRET must be at least 32 characters (it has {jwt_len})"
-            ));
-        }
+        check_secret_length(problems, "BETTER_AUTH_SECRET", &auth.secret);
+        check_secret_length(problems, "JWT_SECRET", &auth.jwt_secret);
         if !auth.jwt_secret.is_empty() && auth.jwt_secret == auth.secret {
             problems.push("JWT_SECRET must differ from BETTER_AUTH_SECRET".to_owned());
         }
@@ -411,7 +401,9 @@ impl Config {
         if production && auth.sends_mail() && transport != MailTransport::Resend {
             problems.push(
                 "RESEND_API_KEY must be set in production while email verification or password \
-                 reset is enabled (or disable both)"
+                 reset is enabled (or turn both off: auth.email_verification.enabled = false and \
+                 auth.password_reset.enabled = false, i.e. SWITCHBOARD__AUTH__EMAIL_VERIFICATION__ENABLED=false \
+                 and SWITCHBOARD__AUTH__PASSWORD_RESET__ENABLED=false)"
                     .to_owned(),
             );
         }
@@ -464,6 +456,20 @@ impl Config {
             .audience
             .clone()
             .unwrap_or_else(|| url_origin(&self.auth.base_url))
+    }
+}
+
+/// A secret of at least 32 characters; an unset one is called unset, with a recipe.
+fn check_secret_length(problems: &mut Vec<String>, name: &str, secret: &Secret) {
+    let len = secret.expose().chars().count();
+    if len == 0 {
+        problems.push(format!(
+            "{name} is not set; it needs at least 32 characters, e.g. `openssl rand -base64 32`"
+        ));
+    } else if len < 32 {
+        problems.push(format!(
+            "{name} must be at least 32 characters (it has {len}); e.g. `openssl rand -base64 32`"
+        ));
     }
 }
 

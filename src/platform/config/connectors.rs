@@ -116,11 +116,8 @@ impl Config {
         if let Err(why) = http_url(&c.jwks_url) {
             problems.push(format!("AUTH_JWKS_URL {why}"));
         }
-        let key_len = c.encryption_key.expose().len();
-        if key_len != 32 {
-            problems.push(format!(
-                "ENCRYPTION_KEY must be exactly 32 bytes (it has {key_len})"
-            ));
+        if let Some(problem) = encryption_key_problem(c.encryption_key.expose()) {
+            problems.push(problem);
         }
         if production && is_dev_secret(&c.encryption_key) {
             problems.push(
@@ -230,6 +227,39 @@ impl Config {
             .clone()
             .unwrap_or_else(|| url_origin(&self.auth.base_url))
     }
+}
+
+/// How to make a 32-byte key that is 32 printable characters: 24 random bytes in base64.
+pub const ENCRYPTION_KEY_RECIPE: &str = "`openssl rand -base64 24` prints exactly 32 characters";
+
+/// What is wrong with an `ENCRYPTION_KEY`, if anything. The 32 bytes are the AES-256 key as they
+/// are (spec: raw, exactly 32 bytes), so base64 of 32 random bytes (44 characters) is refused
+/// with a recipe rather than decoded: decoding would make a 44-character key mean something
+/// else than in every other deployment of the original services.
+fn encryption_key_problem(key: &str) -> Option<String> {
+    use base64::Engine;
+    let len = key.len();
+    if len == 32 {
+        return None;
+    }
+    if len == 0 {
+        return Some(format!(
+            "ENCRYPTION_KEY is not set; it must be exactly 32 bytes: {ENCRYPTION_KEY_RECIPE}"
+        ));
+    }
+    let looks_base64 = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|bytes| bytes.len() == 32);
+    if looks_base64 {
+        return Some(format!(
+            "ENCRYPTION_KEY must be exactly 32 bytes; it has {len}, like the output of \
+             `openssl rand -base64 32` (base64 is not decoded: the characters themselves are the key). \
+             Use a 32-character value instead: {ENCRYPTION_KEY_RECIPE}"
+        ));
+    }
+    Some(format!(
+        "ENCRYPTION_KEY must be exactly 32 bytes (it has {len}): {ENCRYPTION_KEY_RECIPE}"
+    ))
 }
 
 fn validate_providers(problems: &mut Vec<String>, p: &ProvidersConfig, production: bool) {

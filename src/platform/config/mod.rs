@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use url::Url;
 
 /// The built-in defaults are `config/default.toml` itself, compiled in, so that file stays the
@@ -98,6 +98,10 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub connectors: ConnectorsConfig,
+    /// Whether `BETTER_AUTH_URL` (auth.base_url) was given rather than left at its default;
+    /// set by the loader, never from a file.
+    #[serde(skip)]
+    pub auth_base_url_set: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +146,7 @@ pub struct LogConfig {
 
 mod auth;
 mod connectors;
+pub mod dir;
 
 pub use auth::*;
 pub use connectors::*;
@@ -164,44 +169,108 @@ impl ConfigError {
     }
 }
 
+/// What [`Config::load_from`] found besides the configuration: the files it read and what it
+/// looked for in vain, for `main` to log once logging is set up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// The config files that were read, in layer order.
+    pub files_read: Vec<PathBuf>,
+    /// Expected files or folders that were not there.
+    pub missing: Vec<String>,
+}
+
+/// Production logs are JSON even when no config file says so.
+const PRODUCTION_DEFAULTS: &str = "[log]\nformat = \"json\"\n";
+
 impl Config {
     /// Loads the layers from `config_dir` and `env` (the process environment in `main`, a map of
     /// the test's choosing in tests). Validation is separate: see [`Config::validate`].
     pub fn load(env: &HashMap<String, String>, config_dir: &Path) -> Result<Self, ConfigError> {
+        Self::load_from(env, Some(config_dir)).map(|loaded| loaded.config)
+    }
+
+    /// Like [`Config::load`], with no folder at all when `config_dir` is `None` (built-in
+    /// defaults and the environment only), and saying which files were read. Every environment
+    /// value that does not fit its key is reported at once, by the variable's name.
+    pub fn load_from(
+        env: &HashMap<String, String>,
+        config_dir: Option<&Path>,
+    ) -> Result<Loaded, ConfigError> {
         let app_env = AppEnv::parse(env.get("APP_ENV").map(String::as_str))?;
-        let env: HashMap<String, String> = env
+        let mut env: HashMap<String, String> = env
             .iter()
             .filter(|(_, v)| !v.trim().is_empty())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
-        let mut switchboard_env = config::Environment::with_prefix("SWITCHBOARD")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .source(Some(
-                env.iter()
-                    .filter(|(k, _)| k.starts_with("SWITCHBOARD__"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ));
-        for key in LIST_KEYS {
-            switchboard_env = switchboard_env.with_list_parse_key(key);
+        let mut files_read = Vec::new();
+        let mut missing = Vec::new();
+        if let Some(dir) = config_dir {
+            for name in ["default.toml".to_owned(), format!("{app_env}.toml")] {
+                let path = dir.join(&name);
+                if path.is_file() {
+                    files_read.push(path);
+                } else if name != "default.toml" {
+                    missing.push(format!(
+                        "{} not found (APP_ENV={app_env}); only the defaults and the environment apply",
+                        path.display()
+                    ));
+                }
+            }
         }
 
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(
-                BUILT_IN_DEFAULTS,
-                config::FileFormat::Toml,
-            ))
-            .add_source(config::File::from(config_dir.join("default.toml")).required(false))
-            .add_source(
-                config::File::from(config_dir.join(format!("{}.toml", app_env.as_str())))
-                    .required(false),
-            )
-            .add_source(switchboard_env);
+        // A value that does not fit is reported by its variable, then dropped so the next one
+        // shows too: every problem at once, not one per start.
+        let mut problems = Vec::new();
+        for _ in 0..=env.len() {
+            match Self::build(&env, app_env, &files_read) {
+                Ok(mut config) => {
+                    if !problems.is_empty() {
+                        return Err(ConfigError::Invalid(problems));
+                    }
+                    config.auth_base_url_set = base_url_given(&env, &files_read);
+                    return Ok(Loaded {
+                        config,
+                        files_read,
+                        missing,
+                    });
+                }
+                Err(err) => match env_var_of(&err, &env) {
+                    Some(var) => {
+                        problems.push(describe_env_error(&var, &err));
+                        env.remove(&var);
+                    }
+                    None if problems.is_empty() => return Err(ConfigError::Load(err.to_string())),
+                    None => {
+                        problems.push(err.to_string());
+                        return Err(ConfigError::Invalid(problems));
+                    }
+                },
+            }
+        }
+        Err(ConfigError::Invalid(problems))
+    }
 
+    fn build(
+        env: &HashMap<String, String>,
+        app_env: AppEnv,
+        files: &[PathBuf],
+    ) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            BUILT_IN_DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        if app_env == AppEnv::Production {
+            builder = builder.add_source(config::File::from_str(
+                PRODUCTION_DEFAULTS,
+                config::FileFormat::Toml,
+            ));
+        }
+        for file in files {
+            builder = builder.add_source(config::File::from(file.as_path()));
+        }
+        builder = builder.add_source(switchboard_env(env));
         for (name, key) in LEGACY_ENV {
             let Some(value) = env.get(*name) else {
                 continue;
@@ -210,16 +279,12 @@ impl Config {
                 builder.set_override(*key, split_list(value))
             } else {
                 builder.set_override(*key, value.as_str())
-            }
-            .map_err(|e| ConfigError::Load(format!("{name}: {e}")))?;
+            }?;
         }
-        let built = builder
-            .set_override("app_env", app_env.as_str())
-            .and_then(|b| b.build())
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        built
+        builder
+            .set_override("app_env", app_env.as_str())?
+            .build()?
             .try_deserialize::<Config>()
-            .map_err(|e| ConfigError::Load(e.to_string()))
     }
 
     /// Checks everything the given roles need and reports every problem at once.
@@ -234,7 +299,10 @@ impl Config {
             problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL".to_owned());
         }
         if self.database.pool_max_size == 0 {
-            problems.push("database.pool_max_size must be at least 1".to_owned());
+            problems.push(
+                "database.pool_max_size (SWITCHBOARD__DATABASE__POOL_MAX_SIZE) must be at least 1"
+                    .to_owned(),
+            );
         }
         if self.server.json_limit_bytes < 1024 {
             problems.push("server.json_limit_bytes must be at least 1024".to_owned());
@@ -269,6 +337,24 @@ impl Config {
         }
         if needs_connectors {
             self.validate_connectors(&mut problems, production);
+            if !needs_auth
+                && !self.auth_base_url_set
+                && (self.connectors.jwt_issuer.is_none() || self.connectors.jwt_audience.is_none())
+            {
+                problems.push(
+                    "the connectors role cannot know which JWT issuer and audience to expect: set \
+                     BETTER_AUTH_URL to the auth role's public URL (as the auth role has it), or set \
+                     both connectors.jwt_issuer and connectors.jwt_audience \
+                     (SWITCHBOARD__CONNECTORS__JWT_ISSUER, SWITCHBOARD__CONNECTORS__JWT_AUDIENCE)"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!(
+                "RUST_LOG (log.filter) is not a valid filter: {err}; e.g. RUST_LOG=info or \
+                 RUST_LOG=info,switchboard=debug"
+            ));
         }
 
         if problems.is_empty() {
@@ -284,6 +370,95 @@ impl Config {
             .secure_cookies
             .unwrap_or_else(|| self.auth.base_url.starts_with("https://"))
     }
+}
+
+/// `SWITCHBOARD__SECTION__KEY` variables as a config source.
+fn switchboard_env(env: &HashMap<String, String>) -> config::Environment {
+    let mut source = config::Environment::with_prefix("SWITCHBOARD")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(
+            env.iter()
+                .filter(|(k, _)| k.starts_with("SWITCHBOARD__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ));
+    for key in LIST_KEYS {
+        source = source.with_list_parse_key(key);
+    }
+    source
+}
+
+/// The key a loading error is about, without list indexes (`a.b[0]` -> `a.b`).
+fn error_key(err: &config::ConfigError) -> Option<String> {
+    let key = match err {
+        config::ConfigError::Type { key, .. } | config::ConfigError::At { key, .. } => key.clone(),
+        _ => None,
+    }?;
+    Some(key.split('[').next().unwrap_or_default().to_owned())
+}
+
+/// The environment variable that set the key `err` is about, when one did.
+fn env_var_of(err: &config::ConfigError, env: &HashMap<String, String>) -> Option<String> {
+    let key = error_key(err)?;
+    if let Some((name, _)) = LEGACY_ENV
+        .iter()
+        .find(|(name, k)| *k == key && env.contains_key(*name))
+    {
+        return Some((*name).to_owned());
+    }
+    let wanted = format!("SWITCHBOARD__{}", key.replace('.', "__"));
+    env.keys()
+        .find(|k| k.eq_ignore_ascii_case(&wanted))
+        .cloned()
+}
+
+/// What is wrong with `var`'s value, without the value (it may be a secret).
+fn describe_env_error(var: &str, err: &config::ConfigError) -> String {
+    let key = error_key(err).unwrap_or_default();
+    match err {
+        config::ConfigError::Type { expected, .. } => {
+            format!("{var} must be {expected} (it sets {key})")
+        }
+        config::ConfigError::At { error, .. } => format!("{var} is not valid for {key}: {error}"),
+        other => format!("{var}: {other}"),
+    }
+}
+
+/// Whether the auth role's public URL was given (environment or a config file), rather than
+/// left at the built-in `http://localhost:5001`.
+fn base_url_given(env: &HashMap<String, String>, files: &[PathBuf]) -> bool {
+    if env.contains_key("BETTER_AUTH_URL")
+        || env
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("SWITCHBOARD__AUTH__BASE_URL"))
+    {
+        return true;
+    }
+    // config/default.toml repeats the built-in default (it documents every key); only a value
+    // that differs from it, or one in another file, says where the auth role is.
+    let built_in = config::Config::builder()
+        .add_source(config::File::from_str(
+            BUILT_IN_DEFAULTS,
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .ok()
+        .and_then(|c| c.get_string("auth.base_url").ok());
+    files.iter().any(|file| {
+        let value = config::Config::builder()
+            .add_source(config::File::from(file.as_path()))
+            .build()
+            .ok()
+            .and_then(|c| c.get_string("auth.base_url").ok());
+        match value {
+            None => false,
+            Some(_) if file.file_name().is_none_or(|n| n != "default.toml") => true,
+            Some(v) => Some(v) != built_in,
+        }
+    })
 }
 
 /// `scheme://host[:port]` of a URL (Better Auth's `options.baseURL`); the input itself when it

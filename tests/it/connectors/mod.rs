@@ -6,6 +6,7 @@ mod flow;
 mod lease;
 mod lifecycle;
 mod refresh;
+mod unconfigured;
 mod vault;
 
 use crate::common::jwt::Minter;
