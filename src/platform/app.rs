@@ -4,13 +4,14 @@
 use crate::platform::config::Config;
 use crate::platform::error;
 use crate::platform::health;
+use crate::platform::route;
 use crate::platform::state::Platform;
 use crate::platform::telemetry::{self, RoleTag, SwitchboardRootSpan};
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, header};
-use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
@@ -54,8 +55,10 @@ where
         .configure(health::configure)
         .configure(configure)
         .default_service(web::to(error::not_found))
+        .wrap(from_fn(screen_path_and_query))
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
         .wrap(cors)
+        .wrap(from_fn(no_credentials_for_any_origin))
         .wrap(from_fn(telemetry::request_id_header))
         .wrap(TracingLogger::<SwitchboardRootSpan>::new())
 }
@@ -81,4 +84,85 @@ fn cors(config: &Config) -> Cors {
         cors = cors.allowed_origin(origin.trim_end_matches('/'));
     }
     cors
+}
+
+/// Longest path we route, as the router reads it (decoded).
+pub const MAX_PATH_LEN: usize = 2048;
+/// Longest single path segment (an id, a provider, a token).
+pub const MAX_SEGMENT_LEN: usize = 512;
+/// Longest query string, and longest single query value once decoded.
+pub const MAX_QUERY_LEN: usize = 8192;
+pub const MAX_QUERY_VALUE_LEN: usize = 4096;
+
+/// The screening bodies get (`auth::body`, the JSON extractors), for the path and the query, in
+/// front of every route of both roles so that a new route cannot forget it: no NUL (PostgreSQL
+/// text cannot hold one, so it would surface as a 500) and no control character in the path,
+/// and bounded lengths. Refused with 400 `VALIDATION_ERROR` before any handler or query runs.
+async fn screen_path_and_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Err(message) = screen(route::routed_path(&req), req.query_string()) {
+        let res = error::render(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// `path` is the router's reading (percent-decoded but for `%2F`, `%25`, `%2B`); the path
+/// extractor decodes those three too, which can make neither a NUL nor a control character.
+pub fn screen(path: &str, query: &str) -> Result<(), String> {
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!(
+            "[path] Too big: expected at most {MAX_PATH_LEN} bytes"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err("[path] Invalid input: control characters are not allowed".to_owned());
+    }
+    if path.split('/').any(|seg| seg.len() > MAX_SEGMENT_LEN) {
+        return Err(format!(
+            "[path] Too big: expected each segment to have at most {MAX_SEGMENT_LEN} bytes"
+        ));
+    }
+    if query.len() > MAX_QUERY_LEN {
+        return Err(format!(
+            "[query] Too big: expected at most {MAX_QUERY_LEN} bytes"
+        ));
+    }
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(format!(
+                "[query.{}] Invalid input: NUL characters are not allowed",
+                key.replace('\0', "")
+            ));
+        }
+        if value.len() > MAX_QUERY_VALUE_LEN {
+            return Err(format!(
+                "[query.{key}] Too big: expected at most {MAX_QUERY_VALUE_LEN} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Access-Control-Allow-Origin: *` is for public documents (the JWKS); a browser refuses it
+/// together with `Allow-Credentials: true`, and the pair says something we do not mean. Drop the
+/// credentials header whenever a response ends up with the wildcard, whatever set either one.
+async fn no_credentials_for_any_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let wildcard = res
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_some_and(|v| v.as_bytes() == b"*");
+    if wildcard {
+        res.headers_mut()
+            .remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    Ok(res)
 }

@@ -113,6 +113,7 @@ pub(crate) async fn callback(
     let mut response = match result {
         Ok(done) => match done.redirect_to {
             Some(to) => redirect(
+                &state.ctx.config.server.cors_origins,
                 &to,
                 &[
                     ("status", "connected"),
@@ -125,7 +126,11 @@ pub(crate) async fn callback(
             }),
         },
         Err(failure) => match failure.redirect_to {
-            Some(to) => redirect(&to, &[("error", &failure.error.redirect_code())]),
+            Some(to) => redirect(
+                &state.ctx.config.server.cors_origins,
+                &to,
+                &[("error", &failure.error.redirect_code())],
+            ),
             None => failure.error.error_response(),
         },
     };
@@ -142,7 +147,7 @@ pub(crate) async fn callback(
     response
 }
 
-fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+fn redirect(cors_origins: &[String], to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
     let Ok(mut url) = url::Url::parse(to) else {
         return render(
             StatusCode::BAD_REQUEST,
@@ -151,6 +156,21 @@ fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
         );
     };
     url.query_pairs_mut().extend_pairs(pairs);
+    // The shared redirect check, on the exact Location, after it is built.
+    let trusted = |u: &url::Url| {
+        let origin = u.origin().ascii_serialization();
+        cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    };
+    if let Err(why) = crate::platform::redirect::check_location(url.as_str(), trusted) {
+        tracing::warn!(reason = %why, "refused a redirect target after building it");
+        return render(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REDIRECT",
+            "redirect_to is not allowed",
+        );
+    }
     HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
         .finish()
