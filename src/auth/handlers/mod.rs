@@ -171,9 +171,7 @@ async fn redirect_guard(
         return Ok(res.map_into_left_body());
     };
     let checked = match location.to_str() {
-        Ok(location) => {
-            redirect::check_location(location, |url| state.origins.is_trusted(url.as_str()))
-        }
+        Ok(location) => redirect::check_location(location, |url| trusted_target(&state, url)),
         Err(_) => Err(redirect::Refused::Characters),
     };
     match checked {
@@ -184,6 +182,19 @@ async fn redirect_guard(
             Ok(res.into_response(refused).map_into_right_body())
         }
     }
+}
+
+/// Where an auth response may send a browser: a trusted origin, or (starting GitHub sign-in) the
+/// configured GitHub authorize endpoint itself, path included, when GitHub sign-in is on.
+fn trusted_target(state: &AuthState, url: &url::Url) -> bool {
+    if state.origins.is_trusted(url.as_str()) {
+        return true;
+    }
+    let github = &state.auth().github;
+    github.client_id.is_some()
+        && url::Url::parse(&github.authorize_url).is_ok_and(|authorize| {
+            authorize.origin() == url.origin() && authorize.path() == url.path()
+        })
 }
 
 /// A JSON response carrying `Set-Cookie` headers, in order.
