@@ -269,6 +269,14 @@ mod tests {
         assert_eq!(decode_uri_component("%E0%A4%A"), None);
     }
 
+    #[test]
+    fn a_sign_is_not_a_hex_digit() {
+        // `u8::from_str_radix("+1", 16)` is Ok(1); decodeURIComponent throws on `%+1`.
+        assert_eq!(decode_uri_component("%+1"), None);
+        assert_eq!(decode_uri_component("%-1"), None);
+        assert_eq!(decode_uri_component("%2B1"), Some("+1".to_owned()));
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;

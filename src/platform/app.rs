@@ -166,3 +166,43 @@ async fn no_credentials_for_any_origin(
     }
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn screens_nul_control_and_length() {
+        assert!(screen("/api/connections/abc", "force=true").is_ok());
+        assert!(screen("/api/connections/\0", "").is_err());
+        assert!(screen("/api/x\n", "").is_err());
+        assert!(screen("/api/x", "state=%00").is_err());
+        assert!(screen("/api/x", "%00=1").is_err());
+        assert!(
+            screen("/api/x", "a=b%0Ac").is_ok(),
+            "a newline in a value is text"
+        );
+        assert!(screen(&format!("/a/{}", "b".repeat(MAX_SEGMENT_LEN + 1)), "").is_err());
+        assert!(screen("/a", &format!("t={}", "b".repeat(MAX_QUERY_VALUE_LEN + 1))).is_err());
+        assert!(screen("/a", &"b=1&".repeat(MAX_QUERY_LEN / 4 + 1)).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever passes holds no NUL anywhere a query could take it from, and nothing panics.
+        #[test]
+        fn what_passes_the_screen_holds_no_nul(
+            path in "(/|%00|\\x00|\\n|[a-z]|é|%)*",
+            query in "([a-z=&%+]|%00|%0|%zz|%C3|\\x00)*",
+        ) {
+            if screen(&path, &query).is_ok() {
+                prop_assert!(!path.chars().any(char::is_control));
+                for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                    prop_assert!(!k.contains('\0') && !v.contains('\0'));
+                }
+            }
+        }
+    }
+}
