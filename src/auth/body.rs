@@ -92,13 +92,30 @@ impl<'a> Fields<'a> {
         ));
     }
 
-    /// PostgreSQL text cannot hold NUL, so a NUL anywhere is a validation error, not a 500.
+    /// PostgreSQL text cannot hold NUL, so a NUL anywhere is a validation error, not a 500; and
+    /// every field with a documented cap ([`limit_of`]) is held to it here, before any query.
     fn checked(&mut self, name: &str, s: &str) -> Option<String> {
         if s.contains('\0') {
             self.errors.push(format!(
                 "[body.{name}] Invalid input: NUL characters are not allowed"
             ));
             return None;
+        }
+        if let Some(limit) = limit_of(name) {
+            let chars = s.chars().count();
+            if chars > limit.max_chars {
+                self.errors.push(format!(
+                    "[body.{name}] Too big: expected string to have <={} characters",
+                    limit.max_chars
+                ));
+                return None;
+            }
+            if limit.http_url && !s.is_empty() && !is_http_url(s) {
+                self.errors.push(format!(
+                    "[body.{name}] Invalid input: expected an http(s) URL"
+                ));
+                return None;
+            }
         }
         Some(s.to_owned())
     }
@@ -184,6 +201,43 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The longest email address RFC 5321 allows through a mail path, and our cap on every email
+/// field (Better Auth has none; a 3,000-character one failed in the unique index as a 500).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// A display name: generous, but small enough that a JWT carrying it stays far below the
+/// connectors role's 8 KB token limit.
+pub const MAX_NAME_CHARS: usize = 256;
+/// An avatar URL.
+pub const MAX_IMAGE_CHARS: usize = 2048;
+
+/// A documented cap on a body field, by the field's name (README "Input limits").
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max_chars: usize,
+    /// Must be an absolute `http:` or `https:` URL (no `javascript:`, no `data:`).
+    pub http_url: bool,
+}
+
+pub fn limit_of(name: &str) -> Option<Limit> {
+    let (max_chars, http_url) = match name {
+        "email" | "newEmail" => (MAX_EMAIL_CHARS, false),
+        "name" => (MAX_NAME_CHARS, false),
+        "image" => (MAX_IMAGE_CHARS, true),
+        "callbackURL" | "newUserCallbackURL" | "errorCallbackURL" | "redirectTo" => {
+            (crate::platform::redirect::MAX_TARGET_LEN, false)
+        }
+        _ => return None,
+    };
+    Some(Limit {
+        max_chars,
+        http_url,
+    })
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
 /// zod v4's default email check (ASCII only):
 /// `^(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9\-]*\.)+[A-Za-z]{2,}$`
 pub fn is_email(value: &str) -> bool {
@@ -252,5 +306,49 @@ mod tests {
             err,
             "[body.name] Invalid input: expected string, received number; [body.email] Invalid email address; [body.password] Invalid input: expected string, received undefined"
         );
+    }
+
+    #[test]
+    fn documented_caps_hold_before_anything_else_reads_the_field() {
+        let long_email = format!("{}@example.com", "a".repeat(3000));
+        let body = json!({
+            "email": long_email,
+            "name": "n".repeat(MAX_NAME_CHARS + 1),
+            "image": "javascript:alert(1)",
+            "callbackURL": format!("/{}", "x".repeat(2048)),
+        });
+        let mut f = Fields::new(&body);
+        assert_eq!(f.email("email"), None);
+        assert_eq!(f.opt_string("name"), None);
+        assert_eq!(f.opt_nullable_string("image"), None);
+        assert_eq!(f.opt_string("callbackURL"), None);
+        let err = f.finish().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "[body.email] Too big: expected string to have <=254 characters; \
+             [body.name] Too big: expected string to have <=256 characters; \
+             [body.image] Invalid input: expected an http(s) URL; \
+             [body.callbackURL] Too big: expected string to have <=2048 characters"
+        );
+        for bad in [
+            "data:image/png;base64,AAAA",
+            "javascript:x",
+            "/relative.png",
+            "ftp://h/x",
+        ] {
+            let body = json!({ "image": bad });
+            let mut f = Fields::new(&body);
+            assert_eq!(f.opt_nullable_string("image"), None, "{bad}");
+        }
+        let body = json!({
+            "email": format!("{}@example.com", "a".repeat(242)),
+            "name": "é".repeat(MAX_NAME_CHARS),
+            "image": "https://avatars.example.com/u/1?v=4",
+        });
+        let mut f = Fields::new(&body);
+        assert!(f.email("email").is_some());
+        assert!(f.string("name").is_some());
+        assert!(f.opt_nullable_string("image").is_some());
+        assert!(f.finish().is_ok());
     }
 }

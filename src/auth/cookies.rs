@@ -132,7 +132,11 @@ pub fn decode_uri_component(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits exactly: `from_str_radix` alone would take `%+1` (JS throws).
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -263,5 +267,70 @@ mod tests {
             Some("a+b/c=d é")
         );
         assert_eq!(decode_uri_component("%E0%A4%A"), None);
+    }
+
+    #[test]
+    fn a_sign_is_not_a_hex_digit() {
+        // `u8::from_str_radix("+1", 16)` is Ok(1); decodeURIComponent throws on `%+1`.
+        assert_eq!(decode_uri_component("%+1"), None);
+        assert_eq!(decode_uri_component("%-1"), None);
+        assert_eq!(decode_uri_component("%2B1"), Some("+1".to_owned()));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Header-safe text (visible ASCII and spaces), as a `Cookie` header can carry it.
+        const HEADER_TEXT: &str = "[ -~]{0,120}";
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn any_cookie_header_is_read_without_panicking(raw in HEADER_TEXT, name in "[a-z_.]{1,20}") {
+                let c = Cookies::new(SECRET, false);
+                let req = TestRequest::default()
+                    .insert_header((header::COOKIE, raw.clone()))
+                    .to_http_request();
+                // Whatever comes back must carry a valid signature of itself.
+                if let Some(value) = c.read_signed(&req, &name) {
+                    prop_assert!(raw.contains(&name));
+                    let wire = c.sign(&value);
+                    prop_assert!(wire.starts_with(&encode_uri_component(&value)));
+                }
+            }
+
+            #[test]
+            fn a_forged_signature_never_verifies(value in "[A-Za-z0-9]{1,40}", sig in "[A-Za-z0-9+/]{43}=") {
+                let c = Cookies::new(SECRET, false);
+                let forged = format!("{value}.{sig}");
+                prop_assume!(forged != c.sign(&value) && encode_uri_component(&forged) != c.sign(&value));
+                let req = TestRequest::default()
+                    .insert_header((header::COOKIE, format!("better-auth.session_token={}", encode_uri_component(&forged))))
+                    .to_http_request();
+                prop_assert_eq!(c.read_signed(&req, "better-auth.session_token"), None);
+            }
+
+            #[test]
+            fn decoding_undoes_encoding(s in "\\PC{0,40}") {
+                prop_assert_eq!(decode_uri_component(&encode_uri_component(&s)), Some(s));
+            }
+
+            #[test]
+            fn decoding_never_panics_and_refuses_bad_escapes(s in "(%|%[0-9a-fA-F+-]{0,2}|[a-z]|é)*") {
+                let decoded = decode_uri_component(&s);
+                // A `%` not followed by two hex digits is an error, as in JavaScript.
+                let bytes = s.as_bytes();
+                let malformed = bytes.iter().enumerate().any(|(i, b)| {
+                    *b == b'%'
+                        && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                });
+                if malformed {
+                    prop_assert_eq!(decoded, None);
+                }
+            }
+        }
     }
 }

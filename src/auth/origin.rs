@@ -4,6 +4,7 @@
 
 use crate::auth::cookies::has_cookie_header;
 use crate::auth::error::{AuthError, Code};
+use crate::platform::redirect;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use url::Url;
@@ -99,12 +100,11 @@ impl TrustedOrigins {
         })
     }
 
-    /// A redirect target a client supplied: a safe relative path or a URL on a trusted origin.
+    /// A redirect target a client supplied: the shared redirect rule (a relative path that
+    /// normalises to itself, or a URL whose origin is trusted), within the length cap.
     pub fn allows_redirect(&self, target: &str) -> bool {
-        if target.starts_with('/') {
-            return is_safe_relative_path(target);
-        }
-        self.is_trusted(target)
+        target.len() <= redirect::MAX_TARGET_LEN
+            && redirect::check_location(target, |url| self.is_trusted(url.as_str())).is_ok()
     }
 
     /// Checks one client-supplied URL field; `code` names which field failed.
@@ -143,7 +143,7 @@ impl TrustedOrigins {
             Some(c) => {
                 tracing::warn!(
                     origin = %c,
-                    path = %req.path(),
+                    route = %req.match_pattern().unwrap_or_default(),
                     "refused a request from an untrusted origin (403 INVALID_ORIGIN); add the \
                      origin to CORS_ORIGINS (browser apps) or BETTER_AUTH_TRUSTED_ORIGINS to admit it"
                 );
@@ -192,19 +192,6 @@ fn is_safe_method(req: &HttpRequest) -> bool {
     matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// A relative path that cannot be read as another host: one leading `/`, no backslash, no
-/// control characters, no encoded slash or backslash.
-pub fn is_safe_relative_path(path: &str) -> bool {
-    if !path.starts_with('/') || path.starts_with("//") {
-        return false;
-    }
-    let lower = path.to_ascii_lowercase();
-    !path.contains('\\')
-        && !path.chars().any(|c| c.is_control())
-        && !lower.contains("%2f")
-        && !lower.contains("%5c")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +235,10 @@ mod tests {
             "/a\nb",
             "https://evil.example/x",
             "javascript:alert(1)",
+            // Finding 2: targets that normalise to another host once a parameter is set.
+            "/.//evil.com/phish",
+            "/a/..//evil.com",
+            "/%2e//evil.com",
         ] {
             assert!(!t.allows_redirect(bad), "{bad:?} allowed");
         }
@@ -346,5 +337,78 @@ mod tests {
         assert!(wildcard_match("a?c", "abc"));
         assert!(!wildcard_match("*.a.com", "a.com"));
         assert!(wildcard_match("*", ""));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces attackers splice into hosts and URLs.
+        const URLISH: &str =
+            "(https?:|//|/|\\\\|@|:|\\.|localhost|5173|example\\.com|evil|app|\\*|%2e|%2f|\\?|#)*";
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever the string, a trusted verdict means its origin (as a browser reads it)
+            /// is one the configuration names.
+            #[test]
+            fn trusted_means_a_configured_origin(s in prop_oneof![URLISH, ".{0,40}"]) {
+                let t = trusted();
+                if t.is_trusted(&s) {
+                    let url = Url::parse(&s).unwrap();
+                    let host = url.host_str().unwrap_or("").to_owned();
+                    let ok = match url.scheme() {
+                        "http" => {
+                            (host == "127.0.0.1" && url.port() == Some(3111))
+                                || (host == "localhost" && url.port() == Some(5173))
+                                || host.ends_with(".preview.dev")
+                        }
+                        "https" => host.ends_with(".example.com") || host.ends_with(".preview.dev"),
+                        "myapp" => true,
+                        _ => host.ends_with(".preview.dev"),
+                    };
+                    prop_assert!(ok, "{s:?} trusted as {url}");
+                }
+            }
+
+            /// An allowed redirect target, resolved by a browser on our origin, lands on a
+            /// trusted host.
+            #[test]
+            fn an_allowed_redirect_lands_on_a_trusted_origin(s in prop_oneof![URLISH, "/.{0,40}"]) {
+                let t = trusted();
+                if t.allows_redirect(&s) {
+                    let base = Url::parse("http://127.0.0.1:3111/api/auth/verify-email").unwrap();
+                    let landed = base.join(&s).unwrap();
+                    prop_assert!(t.is_trusted(landed.as_str()), "{s:?} lands on {landed}");
+                }
+            }
+
+            /// The origin checks read any header values without panicking, and a cookie-bearing
+            /// write whose Origin is untrusted is always refused.
+            #[test]
+            fn origin_checks_never_panic_and_refuse_untrusted_writes(
+                origin in "[ -~]{0,40}",
+                referer in "[ -~]{0,40}",
+                site in "(cross-site|same-origin|same-site|none|[a-z-]{0,10})",
+                mode in "(navigate|cors|no-cors|[a-z-]{0,8})",
+            ) {
+                let t = trusted();
+                let req = TestRequest::post()
+                    .insert_header((header::COOKIE, "a=b"))
+                    .insert_header((header::ORIGIN, origin.clone()))
+                    .insert_header((header::REFERER, referer))
+                    .insert_header(("sec-fetch-site", site))
+                    .insert_header(("sec-fetch-mode", mode))
+                    .to_http_request();
+                let write = t.check_write(&req);
+                let login = t.check_login(&req);
+                let same_origin_null = origin == "null";
+                if !same_origin_null && !t.is_trusted(&origin) {
+                    prop_assert!(write.is_err(), "write from {origin:?} allowed");
+                    prop_assert!(login.is_err(), "login from {origin:?} allowed");
+                }
+            }
+        }
     }
 }

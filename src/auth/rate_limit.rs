@@ -11,6 +11,7 @@ use crate::auth::AuthState;
 use crate::platform::clock::SharedClock;
 use crate::platform::config::{AppEnv, RateLimitConfig};
 use crate::platform::error::{PlatformError, render};
+use crate::platform::route;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -391,10 +392,13 @@ pub async fn enforce(
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok());
-        // Decoded paths, so `%65mail` cannot dodge `/sign-in/email`; `path` is after the scope.
-        let (full, path) = (req.match_info().as_str(), req.match_info().unprocessed());
-        let base = &full[..full.len() - path.len()];
-        let route = req.resource_map().match_pattern(full);
+        // The router's reading of the path (decoded), so `%65mail` cannot dodge
+        // `/sign-in/email`; `path` is what is left after the scope.
+        let (full, path) = (route::routed_path(&req), req.match_info().unprocessed());
+        let base = full
+            .get(..full.len().saturating_sub(path.len()))
+            .unwrap_or("");
+        let route = route::matched_pattern(&req);
         let route = route.as_deref().map(|r| r.strip_prefix(base).unwrap_or(r));
         if let Decision::Limited { retry_after_secs } =
             limiter.check(peer, forwarded_for, path, route).await

@@ -35,6 +35,9 @@ pub fn redirect_uri(ctx: &Ctx, provider: &Provider) -> String {
 
 /// `redirect_to` must be on an origin of `CORS_ORIGINS` (exact origin, any path).
 pub fn check_redirect(ctx: &Ctx, value: &str) -> Result<String, ConnectorsError> {
+    if value.len() > crate::platform::redirect::MAX_TARGET_LEN {
+        return Err(ConnectorsError::InvalidRedirect);
+    }
     let url = Url::parse(value).map_err(|_| ConnectorsError::InvalidRedirect)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConnectorsError::InvalidRedirect);

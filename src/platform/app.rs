@@ -5,6 +5,7 @@ use crate::platform::config::Config;
 use crate::platform::error;
 use crate::platform::health;
 use crate::platform::proxy;
+use crate::platform::route;
 use crate::platform::state::Platform;
 use crate::platform::telemetry::{self, RoleTag, SwitchboardRootSpan};
 use actix_cors::Cors;
@@ -55,12 +56,14 @@ where
         .configure(health::configure)
         .configure(configure)
         .default_service(web::to(error::not_found))
+        .wrap(from_fn(screen_path_and_query))
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
         .wrap(cors)
         // Outside CORS: the preflights it refuses get the JSON envelope too.
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))
         .wrap(from_fn(refuse_unknown_origins))
         .wrap(from_fn(proxy::warn_untrusted_forwarding))
+        .wrap(from_fn(no_credentials_for_any_origin))
         .wrap(from_fn(telemetry::request_id_header))
         .wrap(TracingLogger::<SwitchboardRootSpan>::new())
 }
@@ -136,7 +139,9 @@ async fn refuse_unknown_origins(
     tracing::warn!(
         %origin,
         role,
-        path = %req.path(),
+        // The target as the request log writes it: secret path segments and query values
+        // (reset tokens, states) redacted.
+        target = %telemetry::redacted_target(req.uri(), route::matched_pattern(&req).as_deref()),
         preflight,
         "cross-origin request from an origin not in CORS_ORIGINS: the browser will not let the \
          page read the answer; add the origin to CORS_ORIGINS to admit it"
@@ -153,4 +158,125 @@ async fn refuse_unknown_origins(
         &format!("Origin {origin} is not allowed; the server's CORS_ORIGINS must list it"),
     );
     Ok(req.into_response(response).map_into_left_body())
+}
+
+/// Longest path we route, as the router reads it (decoded).
+pub const MAX_PATH_LEN: usize = 2048;
+/// Longest single path segment (an id, a provider, a token).
+pub const MAX_SEGMENT_LEN: usize = 512;
+/// Longest query string, and longest single query value once decoded.
+pub const MAX_QUERY_LEN: usize = 8192;
+pub const MAX_QUERY_VALUE_LEN: usize = 4096;
+
+/// The screening bodies get (`auth::body`, the JSON extractors), for the path and the query, in
+/// front of every route of both roles so that a new route cannot forget it: no NUL (PostgreSQL
+/// text cannot hold one, so it would surface as a 500) and no control character in the path,
+/// and bounded lengths. Refused with 400 `VALIDATION_ERROR` before any handler or query runs.
+async fn screen_path_and_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Err(message) = screen(route::routed_path(&req), req.query_string()) {
+        let res = error::render(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// `path` is the router's reading (percent-decoded but for `%2F`, `%25`, `%2B`); the path
+/// extractor decodes those three too, which can make neither a NUL nor a control character.
+pub fn screen(path: &str, query: &str) -> Result<(), String> {
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!(
+            "[path] Too big: expected at most {MAX_PATH_LEN} bytes"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err("[path] Invalid input: control characters are not allowed".to_owned());
+    }
+    if path.split('/').any(|seg| seg.len() > MAX_SEGMENT_LEN) {
+        return Err(format!(
+            "[path] Too big: expected each segment to have at most {MAX_SEGMENT_LEN} bytes"
+        ));
+    }
+    if query.len() > MAX_QUERY_LEN {
+        return Err(format!(
+            "[query] Too big: expected at most {MAX_QUERY_LEN} bytes"
+        ));
+    }
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(format!(
+                "[query.{}] Invalid input: NUL characters are not allowed",
+                key.replace('\0', "")
+            ));
+        }
+        if value.len() > MAX_QUERY_VALUE_LEN {
+            return Err(format!(
+                "[query.{key}] Too big: expected at most {MAX_QUERY_VALUE_LEN} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Access-Control-Allow-Origin: *` is for public documents (the JWKS); a browser refuses it
+/// together with `Allow-Credentials: true`, and the pair says something we do not mean. Drop the
+/// credentials header whenever a response ends up with the wildcard, whatever set either one.
+async fn no_credentials_for_any_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let wildcard = res
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_some_and(|v| v.as_bytes() == b"*");
+    if wildcard {
+        res.headers_mut()
+            .remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn screens_nul_control_and_length() {
+        assert!(screen("/api/connections/abc", "force=true").is_ok());
+        assert!(screen("/api/connections/\0", "").is_err());
+        assert!(screen("/api/x\n", "").is_err());
+        assert!(screen("/api/x", "state=%00").is_err());
+        assert!(screen("/api/x", "%00=1").is_err());
+        assert!(
+            screen("/api/x", "a=b%0Ac").is_ok(),
+            "a newline in a value is text"
+        );
+        assert!(screen(&format!("/a/{}", "b".repeat(MAX_SEGMENT_LEN + 1)), "").is_err());
+        assert!(screen("/a", &format!("t={}", "b".repeat(MAX_QUERY_VALUE_LEN + 1))).is_err());
+        assert!(screen("/a", &"b=1&".repeat(MAX_QUERY_LEN / 4 + 1)).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever passes holds no NUL anywhere a query could take it from, and nothing panics.
+        #[test]
+        fn what_passes_the_screen_holds_no_nul(
+            path in "(/|%00|\\x00|\\n|[a-z]|é|%)*",
+            query in "([a-z=&%+]|%00|%0|%zz|%C3|\\x00)*",
+        ) {
+            if screen(&path, &query).is_ok() {
+                prop_assert!(!path.chars().any(char::is_control));
+                for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                    prop_assert!(!k.contains('\0') && !v.contains('\0'));
+                }
+            }
+        }
+    }
 }

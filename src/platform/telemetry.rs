@@ -2,6 +2,7 @@
 //! span per request that carries the request id, the role and (once known) the user id.
 
 use crate::platform::config::{LogConfig, LogFormat};
+use crate::platform::route;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -38,12 +39,14 @@ impl RootSpanBuilder for SwitchboardRootSpan {
             .map(|r| r.0)
             .unwrap_or("unknown");
         // The fields of `tracing_actix_web::root_span!`, except that `http.target` is written
-        // with secret query values (OAuth codes and states on callbacks) redacted.
+        // with secret query values (OAuth codes and states on callbacks) and secret path
+        // segments (a reset token) redacted.
         let connection_info = request.connection_info();
         let method = request.method().as_str();
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "default".to_owned());
+        // The route and the redaction both follow the router's reading of the path, not the
+        // raw one (`match_pattern` here, before routing, would test the raw path).
+        let pattern = route::matched_pattern(request);
+        let route = pattern.clone().unwrap_or_else(|| "default".to_owned());
         let request_id = request
             .extensions()
             .get::<RequestId>()
@@ -64,7 +67,7 @@ impl RootSpanBuilder for SwitchboardRootSpan {
             http.host = %connection_info.host(),
             http.client_ip = %connection_info.realip_remote_addr().unwrap_or(""),
             http.user_agent = %user_agent,
-            http.target = %redacted_target(request.uri()),
+            http.target = %redacted_target(request.uri(), pattern.as_deref()),
             http.status_code = tracing::field::Empty,
             otel.name = %format!("{method} {route}"),
             otel.kind = "server",
@@ -95,22 +98,69 @@ const SECRET_QUERY_KEYS: &[&str] = &[
     "client_secret",
 ];
 
-/// Path and query of `uri`, with the values of [`SECRET_QUERY_KEYS`] replaced.
-pub fn redacted_target(uri: &actix_web::http::Uri) -> String {
-    let path = uri.path();
+/// Whether a route's dynamic segment carries a secret, by its name in the route pattern
+/// (`/reset-password/{token}`). A new route with a `{…token}` or `{…secret}` segment is redacted
+/// without anyone remembering to list it.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "code", "state", "password", "verifier"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// Path and query of `uri`, with the values of [`SECRET_QUERY_KEYS`] replaced, and the path
+/// segments that the matched route `pattern` names as secrets replaced too.
+pub fn redacted_target(uri: &actix_web::http::Uri, pattern: Option<&str>) -> String {
+    let path = redacted_path(uri.path(), pattern);
     let Some(query) = uri.query() else {
-        return path.to_owned();
+        return path;
     };
     let parts: Vec<String> = query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if SECRET_QUERY_KEYS.contains(&key.to_ascii_lowercase().as_str()) => {
-                format!("{key}=[redacted]")
+        .map(|pair| {
+            let raw_key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            // The key as the query parser reads it, so `%74oken=` is `token=` here too.
+            let key: String = url::form_urlencoded::parse(raw_key.as_bytes())
+                .next()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .unwrap_or_default();
+            if SECRET_QUERY_KEYS.contains(&key.as_str()) {
+                format!("{raw_key}={REDACTED}")
+            } else {
+                pair.to_owned()
             }
-            _ => pair.to_owned(),
         })
         .collect();
     format!("{path}?{}", parts.join("&"))
+}
+
+fn redacted_path(path: &str, pattern: Option<&str>) -> String {
+    let Some(pattern) = pattern else {
+        return path.to_owned();
+    };
+    if !route::pattern_params(pattern).any(is_secret_param) {
+        return path.to_owned();
+    }
+    let (raw, pat): (Vec<&str>, Vec<&str>) =
+        (path.split('/').collect(), pattern.split('/').collect());
+    let secret_segment =
+        |seg: &str| seg.contains('{') && route::pattern_params(seg).any(is_secret_param);
+    if raw.len() != pat.len() {
+        // A pattern whose segments do not line up with the path (a `{tail:.*}`): log the
+        // pattern itself rather than guess which part of the path is the secret.
+        return pat
+            .iter()
+            .map(|seg| if secret_segment(seg) { REDACTED } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+    }
+    raw.iter()
+        .zip(&pat)
+        .map(|(seg, p)| if secret_segment(p) { REDACTED } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Records the caller's id on the current request's root span.
@@ -146,10 +196,44 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            redacted_target(&uri),
+            redacted_target(&uri, Some("/api/connections/{provider}/callback")),
             "/api/connections/linear/callback?code=[redacted]&state=[redacted]&x=1"
         );
         let plain: actix_web::http::Uri = "/api/connections".parse().unwrap();
-        assert_eq!(redacted_target(&plain), "/api/connections");
+        assert_eq!(redacted_target(&plain, None), "/api/connections");
+        // An encoded key is the same key to the query parser.
+        let encoded: actix_web::http::Uri = "/x?%74oken=abc&T%6Fken=d&b=1".parse().unwrap();
+        assert_eq!(
+            redacted_target(&encoded, None),
+            "/x?%74oken=[redacted]&T%6Fken=[redacted]&b=1"
+        );
+    }
+
+    #[test]
+    fn secret_path_segments_are_redacted_by_route() {
+        let uri: actix_web::http::Uri = "/api/auth/reset-password/s3cr3t?callbackURL=/x"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redacted_target(&uri, Some("/api/auth/reset-password/{token}")),
+            "/api/auth/reset-password/[redacted]?callbackURL=/x"
+        );
+        let encoded: actix_web::http::Uri = "/api/auth/reset-password/s3%63r3t".parse().unwrap();
+        assert_eq!(
+            redacted_target(&encoded, Some("/api/auth/reset-password/{token}")),
+            "/api/auth/reset-password/[redacted]"
+        );
+        // Not a secret by name: kept.
+        let id: actix_web::http::Uri = "/api/connections/c1".parse().unwrap();
+        assert_eq!(
+            redacted_target(&id, Some("/api/connections/{id}")),
+            "/api/connections/c1"
+        );
+        // Segments that do not line up: the pattern, with the secret redacted.
+        let tail: actix_web::http::Uri = "/t/a/b/c".parse().unwrap();
+        assert_eq!(
+            redacted_target(&tail, Some("/t/{token:.*}")),
+            "/t/[redacted]"
+        );
     }
 }

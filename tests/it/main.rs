@@ -13,6 +13,8 @@ mod connectors;
 #[cfg(feature = "auth")]
 mod github;
 #[cfg(feature = "auth")]
+mod hostile_input;
+#[cfg(feature = "auth")]
 mod interop;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod jwt;
@@ -24,6 +26,7 @@ mod platform;
 mod rate_limit;
 #[cfg(feature = "auth")]
 mod reset;
+mod screening;
 #[cfg(feature = "auth")]
 mod session_cache;
 #[cfg(all(feature = "auth", feature = "connectors"))]

@@ -11,9 +11,11 @@ mod sign;
 mod social;
 pub(crate) mod verification;
 
+use crate::auth::error::{AuthError, Code};
 use crate::auth::state::AuthState;
 use crate::platform::error::ErrorBody;
 use crate::platform::openapi;
+use crate::platform::{redirect, route};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -30,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .service(
             web::scope("/api/auth")
-                // The last wrap runs first: rate limits before origin checks before handlers.
+                // The last wrap runs first: rate limits before origin checks before handlers;
+                // the redirect check sees each response last.
+                .wrap(from_fn(redirect_guard))
                 .wrap(from_fn(origin_guard))
                 .wrap(from_fn(crate::auth::rate_limit::enforce))
                 .route("/ok", web::get().to(misc::ok))
@@ -109,6 +113,27 @@ async fn openapi_json(state: web::Data<AuthState>) -> HttpResponse {
     openapi::respond(&state.document)
 }
 
+/// Which origin rule a route gets (spec §5). Keyed on the matched route pattern, never on the
+/// raw path: the router reads `/sign-in/%65mail` as `/sign-in/email`, and so must the guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OriginRule {
+    /// The form-CSRF rule of sign-in and sign-up, enforced even without cookies.
+    Login,
+    /// GitHub's form_post arrives cross-site; the POST callback changes nothing and only
+    /// redirects to the GET form, which the state cookie and row protect.
+    Exempt,
+    /// The cookie-bearing-write rule: every other route, and paths no route serves.
+    Write,
+}
+
+pub(crate) fn origin_rule(pattern: Option<&str>) -> OriginRule {
+    match pattern {
+        Some("/api/auth/sign-in/email" | "/api/auth/sign-up/email") => OriginRule::Login,
+        Some("/api/auth/callback/{provider}") => OriginRule::Exempt,
+        _ => OriginRule::Write,
+    }
+}
+
 /// Origin checks before any handler runs (spec §5): the form-CSRF rule on sign-in/sign-up, the
 /// cookie-bearing-write rule everywhere else.
 async fn origin_guard(
@@ -116,15 +141,10 @@ async fn origin_guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(state) = req.app_data::<web::Data<AuthState>>() {
-        let path = req.path();
-        let checked = if path.ends_with("/sign-in/email") || path.ends_with("/sign-up/email") {
-            state.origins.check_login(req.request())
-        } else if path.starts_with("/api/auth/callback/") {
-            // GitHub's form_post arrives cross-site; the POST callback changes nothing and only
-            // redirects to the GET form, which the state cookie and row protect.
-            Ok(())
-        } else {
-            state.origins.check_write(req.request())
+        let checked = match origin_rule(route::matched_pattern(&req).as_deref()) {
+            OriginRule::Login => state.origins.check_login(req.request()),
+            OriginRule::Exempt => Ok(()),
+            OriginRule::Write => state.origins.check_write(req.request()),
         };
         if let Err(err) = checked {
             return Ok(req
@@ -135,6 +155,46 @@ async fn origin_guard(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// Every redirect the auth routes answer passes here, on the exact `Location` that leaves the
+/// process: a relative path that normalises to itself, or a URL on a trusted origin. A refused
+/// one (a target that passed the input checks but was bent by building it) becomes a 403 that
+/// sets no cookie.
+async fn redirect_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AuthState>>().cloned();
+    let res = next.call(req).await?;
+    let (Some(state), Some(location)) = (state, res.headers().get(header::LOCATION)) else {
+        return Ok(res.map_into_left_body());
+    };
+    let checked = match location.to_str() {
+        Ok(location) => redirect::check_location(location, |url| trusted_target(&state, url)),
+        Err(_) => Err(redirect::Refused::Characters),
+    };
+    match checked {
+        Ok(()) => Ok(res.map_into_left_body()),
+        Err(why) => {
+            tracing::warn!(reason = %why, "refused a redirect target after building it");
+            let refused = AuthError::forbidden(Code::InvalidRedirectUrl).error_response();
+            Ok(res.into_response(refused).map_into_right_body())
+        }
+    }
+}
+
+/// Where an auth response may send a browser: a trusted origin, or (starting GitHub sign-in) the
+/// configured GitHub authorize endpoint itself, path included, when GitHub sign-in is on.
+fn trusted_target(state: &AuthState, url: &url::Url) -> bool {
+    if state.origins.is_trusted(url.as_str()) {
+        return true;
+    }
+    let github = &state.auth().github;
+    github.client_id.is_some()
+        && url::Url::parse(&github.authorize_url).is_ok_and(|authorize| {
+            authorize.origin() == url.origin() && authorize.path() == url.path()
+        })
 }
 
 /// A JSON response carrying `Set-Cookie` headers, in order.

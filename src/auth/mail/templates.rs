@@ -95,9 +95,16 @@ fn render(p: Parts<'_>) -> Email {
     } else {
         format!("Hello {},", p.name)
     };
+    // The text part escapes too: a client that renders it (or turns it into HTML) must not see
+    // markup from a user's name, and a newline in a name must not forge lines of the message.
     let text = format!(
-        "{greeting}\n\n{}\n\n{}:\n{}\n\n{}\n",
-        p.lead, p.action, p.link, p.footer
+        "{}\n\n{}\n\n{}:\n{}\n\n{}\n",
+        escape_text(&greeting),
+        escape_text(&p.lead),
+        p.action,
+        // The link is ours, built with `encodeURIComponent`: escaping its `&` would break it.
+        strip_controls(p.link),
+        escape_text(&p.footer)
     );
     let html = format!(
         "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
@@ -128,6 +135,22 @@ pub fn escape_html(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// The plain-text counterpart of [`escape_html`]: control characters (newlines included) become
+/// spaces and `<`, `>` are written as entities, so markup in a name reads as text everywhere.
+/// `&` is escaped with them, so an entity in a name cannot turn back into markup.
+pub fn escape_text(s: &str) -> String {
+    strip_controls(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn strip_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `3600` → `1 hour`, `5400` → `90 minutes`.
@@ -167,6 +190,27 @@ mod tests {
                 .contains("http://h/verify-email?token=a&callbackURL=%2F\"\n")
         );
         assert!(mail.text.contains("expires in 1 hour"));
+    }
+
+    #[test]
+    fn the_text_part_escapes_names_too() {
+        let t = Templates::new("Acme");
+        let mail = t.reset_password(
+            "a@x.com",
+            "<a href=\"https://evil.example\">Bob</a>\r\nClick https://evil.example",
+            "http://h/reset-password/t?callbackURL=%2Freset",
+            3600,
+        );
+        assert!(!mail.text.contains("<a href"), "{}", mail.text);
+        assert!(mail.text.starts_with(
+            "Hello &lt;a href=\"https://evil.example\"&gt;Bob&lt;/a&gt;  Click https://evil.example,\n\n"
+        ));
+        assert!(!mail.html.contains("<a href=\"https://evil.example"));
+        // The link itself stays usable.
+        assert!(
+            mail.text
+                .contains("\nhttp://h/reset-password/t?callbackURL=%2Freset\n")
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub(crate) async fn callback(
     let mut response = match result {
         Ok(done) => match done.redirect_to {
             Some(to) => redirect(
+                &state.ctx.config.server.cors_origins,
                 &to,
                 &[("status", "authorized"), ("code", done.code.expose())],
             ),
@@ -145,7 +146,11 @@ pub(crate) async fn callback(
                 // The redirect carries only a code: the detail of an internal failure goes to
                 // the log, inside the request's span (request id), as the JSON path does.
                 failure.error.log();
-                redirect(&to, &[("error", &failure.error.redirect_code())])
+                redirect(
+                    &state.ctx.config.server.cors_origins,
+                    &to,
+                    &[("error", &failure.error.redirect_code())],
+                )
             }
             None => failure.error.error_response(),
         },
@@ -164,8 +169,8 @@ pub(crate) async fn callback(
 }
 
 /// Every redirect this role sends is built here: `to` (a `redirect_to` checked when the flow
-/// started) with `pairs` added to its query.
-fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+/// started) with `pairs` added to its query, and the result checked once more as it leaves.
+fn redirect(cors_origins: &[String], to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
     let Ok(mut url) = url::Url::parse(to) else {
         return render(
             StatusCode::BAD_REQUEST,
@@ -174,6 +179,21 @@ fn redirect(to: &str, pairs: &[(&str, &str)]) -> HttpResponse {
         );
     };
     url.query_pairs_mut().extend_pairs(pairs);
+    // The shared redirect check, on the exact Location, after it is built.
+    let trusted = |u: &url::Url| {
+        let origin = u.origin().ascii_serialization();
+        cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    };
+    if let Err(why) = crate::platform::redirect::check_location(url.as_str(), trusted) {
+        tracing::warn!(reason = %why, "refused a redirect target after building it");
+        return render(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REDIRECT",
+            "redirect_to is not allowed",
+        );
+    }
     HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
         .finish()
