@@ -1030,6 +1030,52 @@ async fn unlink_takes_the_old_body_shape_and_needs_a_fresh_session() {
 }
 
 #[actix_web::test]
+async fn concurrent_unlinks_never_remove_the_last_account() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(&github, &[]).await;
+    for round in 0..8u64 {
+        let email = format!("racer{round}@example.com");
+        let token = format!("gho_race{round}");
+        let cookie = linked_user(&mut app, &github, &email, &token, 500 + round).await;
+        let accounts = app.auth(get_with("/api/auth/list-accounts", &cookie)).await;
+        let ids: Vec<String> = accounts
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        // Both unlinks in flight at once, one for each of the user's two accounts.
+        let seen = app
+            .call_concurrently(
+                switchboard::platform::role::Role::Auth,
+                ids.iter()
+                    .map(|id| {
+                        post_with(
+                            "/api/auth/unlink-account",
+                            &cookie,
+                            json!({"accountId": id}),
+                        )
+                    })
+                    .collect(),
+            )
+            .await;
+        let mut statuses: Vec<u16> = seen.iter().map(|s| s.status).collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 400],
+            "round {round}: exactly one unlink wins"
+        );
+        let refused = seen.iter().find(|s| s.status == 400).unwrap();
+        assert_eq!(refused.json()["code"], "FAILED_TO_UNLINK_LAST_ACCOUNT");
+        let left = app.auth(get_with("/api/auth/list-accounts", &cookie)).await;
+        assert_eq!(left.json().as_array().unwrap().len(), 1, "round {round}");
+    }
+}
+
+#[actix_web::test]
 async fn link_social_refusals() {
     let github = GithubStandIn::start().await;
     let mut app = app_with(&github, &[]).await;
