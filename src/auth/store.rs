@@ -223,15 +223,58 @@ pub fn user_by_id(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<
         .optional()
 }
 
-pub fn set_email_verified(
+/// Marks the user's email verified, if it was not, and drops what could belong to someone
+/// else: every social link (they were all made while the email was unverified, since nothing
+/// here ever turns `email_verified` back to false) and, when there were any, every session.
+/// Returns the user when this call verified them.
+pub fn verify_email(
     conn: &mut PgConnection,
     user_id: &str,
     now: DateTime<Utc>,
-) -> QueryResult<User> {
-    diesel::update(user::table.find(user_id))
+) -> QueryResult<Option<User>> {
+    conn.transaction(|conn| {
+        let verified: Option<User> = diesel::update(
+            user::table
+                .find(user_id)
+                .filter(user::email_verified.eq(false)),
+        )
         .set((user::email_verified.eq(true), user::updated_at.eq(now)))
         .returning(User::as_returning())
         .get_result(conn)
+        .optional()?;
+        if verified.is_some() {
+            drop_social_links(conn, user_id)?;
+        }
+        Ok(verified)
+    })
+}
+
+/// Ownership of an unverified user's address was proven another way (a completed password
+/// reset): drop their social links and, when there were any, their sessions, as
+/// [`verify_email`] does. A verified user keeps everything. Returns the links dropped.
+pub fn drop_links_of_unverified(conn: &mut PgConnection, user: &User) -> QueryResult<usize> {
+    if user.email_verified {
+        return Ok(0);
+    }
+    drop_social_links(conn, &user.id)
+}
+
+fn drop_social_links(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+    let dropped = diesel::delete(
+        account::table
+            .filter(account::user_id.eq(user_id))
+            .filter(account::provider_id.ne(CREDENTIAL)),
+    )
+    .execute(conn)?;
+    if dropped > 0 {
+        tracing::warn!(
+            user_id,
+            dropped,
+            "social links made while the email was unverified dropped; sessions revoked"
+        );
+        delete_sessions_of(conn, user_id)?;
+    }
+    Ok(dropped)
 }
 
 pub fn insert_verification(

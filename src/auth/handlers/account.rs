@@ -3,7 +3,9 @@
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::sign::{TokenAndUser, check_password_length, start_session};
-use crate::auth::handlers::verification::mail_verification;
+use crate::auth::handlers::verification::{
+    mail_change_email, mail_email_changed, mail_verification,
+};
 use crate::auth::handlers::with_cookies;
 use crate::auth::password::js_length;
 use crate::auth::state::{AuthState, SignedIn};
@@ -216,15 +218,9 @@ pub async fn change_email(
         }
         // Flow (a): changed at once; the new address gets a verification mail of its own.
         Ok(Some(Some(user))) => {
+            mail_email_changed(&state, &req, &signed_in.user, &user);
             if can_mail {
-                mail_verification(
-                    &state,
-                    &req,
-                    &user,
-                    &user.email,
-                    None,
-                    callback_url.as_deref(),
-                );
+                mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
             }
             Ok(with_cookies(
                 HttpResponse::Ok(),
@@ -234,15 +230,14 @@ pub async fn change_email(
         }
         // Flow (c): nothing changes until the link mailed to the new address is followed.
         Ok(Some(None)) => {
-            let user = &signed_in.user;
-            mail_verification(
+            mail_change_email(
                 &state,
                 &req,
-                user,
-                &user.email,
-                Some(&new_email),
+                &signed_in.user,
+                &new_email,
                 callback_url.as_deref(),
-            );
+            )
+            .await?;
             Ok(HttpResponse::Ok().json(json!({"status": true})))
         }
         Err(other) => Err(other),

@@ -270,7 +270,6 @@ async fn run_callback(
                     req,
                     &user,
                     &user.email,
-                    None,
                     Some(data.callback_url.as_str()),
                 );
             }

@@ -270,6 +270,8 @@ pub async fn reset_password(
                         store::insert_credential_account(conn, &user.id, &hash, now)?;
                     }
                 }
+                // The reset proved the address: links made while it was unverified go.
+                store::drop_links_of_unverified(conn, &user)?;
                 if revoke {
                     store::delete_sessions_of(conn, &user.id)?;
                 }

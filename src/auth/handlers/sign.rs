@@ -151,14 +151,7 @@ pub async fn sign_up(
     };
 
     if state.auth().send_on_sign_up() {
-        mail_verification(
-            &state,
-            &req,
-            &user,
-            &user.email,
-            None,
-            callback_url.as_deref(),
-        );
+        mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
     }
     if quiet_duplicates {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
@@ -264,14 +257,7 @@ pub async fn sign_in(
     if rules.require_email_verification && !user.email_verified {
         let verification = &state.auth().email_verification;
         if verification.enabled && verification.send_on_sign_in {
-            mail_verification(
-                &state,
-                &req,
-                &user,
-                &user.email,
-                None,
-                callback_url.as_deref(),
-            );
+            mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
         }
         return Err(AuthError::forbidden(Code::EmailNotVerified));
     }
