@@ -733,3 +733,32 @@ async fn a_change_email_link_works_once_and_the_old_address_hears_of_it() {
     );
     resend.mail_to("flop@example.com", 4).await;
 }
+
+/// Without a session, a known unverified address and an unknown one take the same path up to
+/// the answer: with the `user` table locked, both are answered at once (the padding is 0 in
+/// tests), and the mail follows once the lock goes.
+#[actix_web::test]
+async fn send_verification_email_without_a_session_does_not_wait_on_the_lookup() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[]);
+    app.sign_up("una@example.com").await;
+    let mut locker = app.db.conn();
+    exec(&mut locker, "BEGIN");
+    exec(&mut locker, "LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE");
+    for email in ["una@example.com", "nobody@example.com"] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.auth(post(
+                "/api/auth/send-verification-email",
+                json!({"email": email}),
+            )),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{email}: the answer waited on the locked user table"));
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json(), json!({"status": true}));
+    }
+    exec(&mut locker, "COMMIT");
+    let mails = resend.wait_for(1).await;
+    assert_eq!(mails[0]["to"], json!(["una@example.com"]));
+}

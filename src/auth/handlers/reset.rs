@@ -70,11 +70,36 @@ pub async fn request_password_reset(
         return Err(AuthError::bad_request(Code::ResetPasswordDisabled));
     }
 
+    // Known or not, the address goes to the background step and the answer leaves now: the
+    // look-up, the token write and the mail happen after it, so its timing says nothing.
+    let request_id = request_id(&req);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = deliver_reset(&state, email, redirect_to, request_id.clone()).await {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), %error,
+                "preparing a password reset failed");
+        }
+    });
+    Ok(HttpResponse::Ok().json(ResetRequested {
+        status: true,
+        message: RESET_REQUESTED,
+    }))
+}
+
+/// The background step of a reset request: when `email` has an account, writes a single-use
+/// token (1 hour by default) and mails the link. The one place a reset mail is made, so it can
+/// move to a durable outbox.
+async fn deliver_reset(
+    state: &AuthState,
+    email: String,
+    redirect_to: Option<String>,
+    request_id: Option<String>,
+) -> AuthResult<()> {
+    let config = state.auth().password_reset.clone();
     let now = state.now();
     let token = random::string_from(random::ALPHANUMERIC, 24);
     let expires_at = now + Duration::seconds(config.token_expires_in_secs);
     let id = identifier(&token);
-    // One round trip either way, so a known address does not answer measurably slower.
     let user = state
         .db(move |conn| {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -97,27 +122,25 @@ pub async fn request_password_reset(
             .map_err(DbError::from)
         })
         .await?;
-    if let Some(user) = user {
-        let link = format!(
-            "{}/reset-password/{token}?callbackURL={}",
-            state.base_api_url(),
-            redirect_to
-                .as_deref()
-                .map(encode_uri_component)
-                .unwrap_or_default()
-        );
-        let message = state.mailer.templates.reset_password(
-            &user.email,
-            &user.name,
-            &link,
-            config.token_expires_in_secs,
-        );
-        state.mailer.send(message, request_id(&req));
-    }
-    Ok(HttpResponse::Ok().json(ResetRequested {
-        status: true,
-        message: RESET_REQUESTED,
-    }))
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let link = format!(
+        "{}/reset-password/{token}?callbackURL={}",
+        state.base_api_url(),
+        redirect_to
+            .as_deref()
+            .map(encode_uri_component)
+            .unwrap_or_default()
+    );
+    let message = state.mailer.templates.reset_password(
+        &user.email,
+        &user.name,
+        &link,
+        config.token_expires_in_secs,
+    );
+    state.mailer.send(message, request_id);
+    Ok(())
 }
 
 /// The pre-1.4 name of `request-password-reset`, for older clients (`forgetPassword`).

@@ -89,14 +89,37 @@ pub async fn sign_up(
     let email = email.to_lowercase();
     let quiet_duplicates = rules.require_email_verification || !rules.auto_sign_in;
 
-    let lookup = email.clone();
-    let existing = state
-        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
-        .await?;
+    // No look-up first: a taken address is found by the insert itself, so a new and an existing
+    // address cost the same (one hash, one transaction) and the timing does not tell them apart.
     let hash = state.hasher.hash(password).await?;
     let now = state.now();
-    if existing.is_some() {
-        if quiet_duplicates {
+    let (new_name, new_email, new_image) = (name.clone(), email.clone(), image.clone());
+    let created = state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let id = random::id();
+                let user = store::insert_user(
+                    conn,
+                    &NewUser {
+                        id: &id,
+                        name: &new_name,
+                        email: &new_email,
+                        email_verified: false,
+                        image: new_image.as_deref(),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                store::insert_credential_account(conn, &user.id, &hash, now)?;
+                Ok::<_, diesel::result::Error>(user)
+            })
+            .map_err(DbError::from)
+        })
+        .await;
+    let user = match created {
+        Ok(user) => user,
+        // Taken (also by a sign-up racing this one).
+        Err(AuthError::Db(DbError::Conflict(_))) if quiet_duplicates => {
             // Answer as for a new user, so sign-up does not reveal who has an account.
             let synthetic = User {
                 name,
@@ -112,36 +135,6 @@ pub async fn sign_up(
                 user: synthetic,
             }));
         }
-        return Err(AuthError::unprocessable(
-            Code::UserAlreadyExistsUseAnotherEmail,
-        ));
-    }
-
-    let created = state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let id = random::id();
-                let user = store::insert_user(
-                    conn,
-                    &NewUser {
-                        id: &id,
-                        name: &name,
-                        email: &email,
-                        email_verified: false,
-                        image: image.as_deref(),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
-                store::insert_credential_account(conn, &user.id, &hash, now)?;
-                Ok::<_, diesel::result::Error>(user)
-            })
-            .map_err(DbError::from)
-        })
-        .await;
-    let user = match created {
-        Ok(user) => user,
-        // Two sign-ups raced for the same email: the loser sees what a later one would.
         Err(AuthError::Db(DbError::Conflict(_))) => {
             return Err(AuthError::unprocessable(
                 Code::UserAlreadyExistsUseAnotherEmail,
