@@ -1399,3 +1399,32 @@ async fn links_made_once_the_email_is_verified_survive_a_reset() {
     assert_eq!(count(&mut conn, "account WHERE provider_id = 'github'"), 1);
     assert_ne!(app.session_of(&session).await, Value::Null);
 }
+
+/// The GitHub callback's write to `user` (a provider that now vouches for the address marks the
+/// user verified) shows in the next get-session of a session remembered just before.
+#[actix_web::test]
+async fn a_github_sign_in_that_verifies_the_user_shows_in_get_session() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(&github, &[]).await;
+    github
+        .simple_user("gho_first", 900, "late@example.com", false)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_first");
+    let first = finish(&mut app, &flow, &code).await;
+    assert_eq!(location(&first), "/welcome");
+    let cookie = cookie_header(&first);
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["emailVerified"],
+        false
+    );
+
+    // GitHub has verified the address since; the next sign-in upgrades the user.
+    github
+        .simple_user("gho_second", 900, "late@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_second");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/dash");
+    assert_eq!(app.session_of(&cookie).await["user"]["emailVerified"], true);
+}

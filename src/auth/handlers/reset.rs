@@ -272,38 +272,34 @@ pub async fn reset_password(
     let hash = state.hasher.hash(new_password).await?;
     let now = state.now();
     let revoke = state.auth().password_reset.revoke_sessions_on_reset;
-    let sessions = state.sessions.clone();
     let outcome = state
-        .db(move |conn| {
-            let outcome = conn.transaction(|conn| {
+        .write(move |w| {
+            w.transaction(|w| {
                 // Consumed in the same statement that reads it: of two concurrent resets with
                 // one token, exactly one finds the row.
-                let Some(row) = store::take_verification(conn, &id, now)? else {
+                let Some(row) = store::take_verification(w.conn(), &id, now)? else {
                     return Ok(Err(Code::InvalidToken));
                 };
-                let Some(user) = store::user_by_id(conn, &row.value)? else {
+                let Some(user) = store::user_by_id(w.conn(), &row.value)? else {
                     return Ok(Err(Code::UserNotFound));
                 };
-                match store::credential_account(conn, &user.id)? {
+                match store::credential_account(w.conn(), &user.id)? {
                     Some(account) => {
-                        store::set_password(conn, &account.id, &hash, now)?;
+                        store::set_password(w.conn(), &account.id, &hash, now)?;
                     }
                     // A GitHub-only user gets an email-and-password account.
                     None => {
-                        store::insert_credential_account(conn, &user.id, &hash, now)?;
+                        store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
                     }
                 }
                 // The reset proved the address: links made while it was unverified go.
-                store::drop_links_of_unverified(conn, &user)?;
+                w.drop_links_of_unverified(&user)?;
                 if revoke {
-                    store::delete_sessions_of(conn, &user.id)?;
+                    w.delete_sessions_of(&user.id)?;
                 }
                 Ok::<_, diesel::result::Error>(Ok(user.id))
-            })?;
-            if let Ok(user_id) = &outcome {
-                sessions.forget_user(user_id);
-            }
-            Ok(outcome)
+            })
+            .map_err(DbError::from)
         })
         .await?;
     match outcome {

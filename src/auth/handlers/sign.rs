@@ -14,7 +14,6 @@ use crate::platform::error::ErrorBody;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::Connection;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -95,22 +94,19 @@ pub async fn sign_up(
     let now = state.now();
     let (new_name, new_email, new_image) = (name.clone(), email.clone(), image.clone());
     let created = state
-        .db(move |conn| {
-            conn.transaction(|conn| {
+        .write(move |w| {
+            w.transaction(|w| {
                 let id = random::id();
-                let user = store::insert_user(
-                    conn,
-                    &NewUser {
-                        id: &id,
-                        name: &new_name,
-                        email: &new_email,
-                        email_verified: false,
-                        image: new_image.as_deref(),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
-                store::insert_credential_account(conn, &user.id, &hash, now)?;
+                let user = w.insert_user(&NewUser {
+                    id: &id,
+                    name: &new_name,
+                    email: &new_email,
+                    email_verified: false,
+                    image: new_image.as_deref(),
+                    created_at: now,
+                    updated_at: now,
+                })?;
+                store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
                 Ok::<_, diesel::result::Error>(user)
             })
             .map_err(DbError::from)
@@ -287,9 +283,7 @@ pub async fn sign_out(state: web::Data<AuthState>, req: HttpRequest) -> AuthResu
         .read_signed(&req, &state.cookies.session_token)
     {
         state
-            .db_for_session(&token.clone(), move |conn| {
-                store::delete_session_by_token(conn, &token).map_err(DbError::from)
-            })
+            .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
             .await?;
     }
     Ok(with_cookies(

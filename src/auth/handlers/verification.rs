@@ -14,7 +14,6 @@ use crate::db::DbError;
 use crate::platform::error::ErrorBody;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
@@ -329,14 +328,15 @@ pub async fn verify_email(
         }
         let (now, user_id, verified) = (state.now(), user.id.clone(), user.email_verified);
         let updated = state
-            .db_for_user(&user.id, move |conn| {
-                conn.transaction(|conn| {
+            .write(move |w| {
+                w.transaction(|w| {
                     let identifier = change_email_identifier(&jti);
-                    let row = store::take_verification(conn, &identifier, now)?;
+                    let row = store::take_verification(w.conn(), &identifier, now)?;
                     if row.is_none_or(|r| r.value != user_id) {
                         return Ok(None);
                     }
-                    store::update_email(conn, &user_id, &new_email, verified, now).map(Some)
+                    w.update_email(&user_id, &new_email, verified, now)
+                        .map(Some)
                 })
                 .map_err(DbError::from)
             })
@@ -365,9 +365,7 @@ pub async fn verify_email(
     // Ownership of the address is proven now: social links made while it was unverified go,
     // with every session (one of them may be a pre-hijacker's).
     state
-        .db_for_user(&user.id, move |conn| {
-            store::verify_email(conn, &user_id, now).map_err(DbError::from)
-        })
+        .write(move |w| w.verify_email(&user_id, now).map_err(DbError::from))
         .await?;
     let mut cookies = Vec::new();
     let mut notice = None;
