@@ -75,7 +75,9 @@ pub async fn request_password_reset(
     let request_id = request_id(&req);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
-        if let Err(error) = deliver_reset(&state, email, redirect_to, request_id.clone()).await {
+        // Let the answer go out first: the known address's extra work must not delay it.
+        tokio::task::yield_now().await;
+        if let Err(error) = deliver_reset(state, email, redirect_to, request_id.clone()).await {
             tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), %error,
                 "preparing a password reset failed");
         }
@@ -90,17 +92,20 @@ pub async fn request_password_reset(
 /// token (1 hour by default) and mails the link. The one place a reset mail is made, so it can
 /// move to a durable outbox.
 async fn deliver_reset(
-    state: &AuthState,
+    state: std::sync::Arc<AuthState>,
     email: String,
     redirect_to: Option<String>,
     request_id: Option<String>,
 ) -> AuthResult<()> {
+    // Everything that depends on the address runs on the blocking pool; the worker thread only
+    // hands a finished message to the mailer.
     let config = state.auth().password_reset.clone();
     let now = state.now();
     let token = random::string_from(random::ALPHANUMERIC, 24);
     let expires_at = now + Duration::seconds(config.token_expires_in_secs);
     let id = identifier(&token);
-    let user = state
+    let inner = state.clone();
+    let mail = state
         .db(move |conn| {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let Some(user) = store::user_by_email(conn, &email)? else {
@@ -117,29 +122,27 @@ async fn deliver_reset(
                         updated_at: now,
                     },
                 )?;
-                Ok(Some(user))
+                let link = format!(
+                    "{}/reset-password/{token}?callbackURL={}",
+                    inner.base_api_url(),
+                    redirect_to
+                        .as_deref()
+                        .map(encode_uri_component)
+                        .unwrap_or_default()
+                );
+                Ok(Some(inner.mailer.templates.reset_password(
+                    &user.email,
+                    &user.name,
+                    &link,
+                    config.token_expires_in_secs,
+                )))
             })
             .map_err(DbError::from)
         })
         .await?;
-    let Some(user) = user else {
-        return Ok(());
-    };
-    let link = format!(
-        "{}/reset-password/{token}?callbackURL={}",
-        state.base_api_url(),
-        redirect_to
-            .as_deref()
-            .map(encode_uri_component)
-            .unwrap_or_default()
-    );
-    let message = state.mailer.templates.reset_password(
-        &user.email,
-        &user.name,
-        &link,
-        config.token_expires_in_secs,
-    );
-    state.mailer.send(message, request_id);
+    if let Some(mail) = mail {
+        state.mailer.send(mail, request_id);
+    }
     Ok(())
 }
 
