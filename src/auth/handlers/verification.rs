@@ -260,7 +260,7 @@ pub struct VerifiedBody {
 #[utoipa::path(get, path = "/api/auth/verify-email", tag = "auth", params(VerifyEmailQuery),
     responses(
         (status = 200, description = "Verified (no callbackURL)", body = VerifiedBody),
-        (status = 302, description = "Verified, or failed with `?error=CODE`, when there is a callbackURL"),
+        (status = 302, description = "Verified, or failed with `?error=CODE`, when there is a callbackURL; `?notice=SIGNED_IN_AS_ANOTHER_USER` when auto sign-in kept the browser's session of another user"),
         (status = 400, description = "VALIDATION_ERROR: no token", body = ErrorBody),
         (status = 401, description = "INVALID_TOKEN, TOKEN_EXPIRED, USER_NOT_FOUND, INVALID_USER (no callbackURL)", body = ErrorBody),
         (status = 403, description = "Untrusted callbackURL", body = ErrorBody)))]
