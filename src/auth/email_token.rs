@@ -23,6 +23,10 @@ pub struct Claims {
     /// Added in recent Better Auth versions; tokens from older ones lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Ours, on change-email tokens only: the id of the `verification` row that makes the
+    /// token single use (`change-email:<jti>`). Better Auth's tokens have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -49,7 +53,37 @@ pub fn sign(secret: &[u8], claims: &Claims) -> String {
 pub fn issue(
     secret: &[u8],
     email: &str,
-    update_to: Option<&str>,
+    user_id: &str,
+    now: DateTime<Utc>,
+    expires_in_secs: i64,
+) -> String {
+    issue_claims(secret, email, None, user_id, now, expires_in_secs)
+}
+
+/// A change-email token moving `email` to `update_to`: single use through `jti`.
+pub fn issue_change_email(
+    secret: &[u8],
+    email: &str,
+    update_to: &str,
+    user_id: &str,
+    jti: &str,
+    now: DateTime<Utc>,
+    expires_in_secs: i64,
+) -> String {
+    issue_claims(
+        secret,
+        email,
+        Some((update_to, jti)),
+        user_id,
+        now,
+        expires_in_secs,
+    )
+}
+
+fn issue_claims(
+    secret: &[u8],
+    email: &str,
+    change: Option<(&str, &str)>,
     user_id: &str,
     now: DateTime<Utc>,
     expires_in_secs: i64,
@@ -59,9 +93,10 @@ pub fn issue(
         secret,
         &Claims {
             email: email.to_lowercase(),
-            update_to: update_to.map(str::to_owned),
-            request_type: update_to.map(|_| CHANGE_EMAIL_VERIFICATION.to_owned()),
+            update_to: change.map(|(to, _)| to.to_owned()),
+            request_type: change.map(|_| CHANGE_EMAIL_VERIFICATION.to_owned()),
             user_id: Some(user_id.to_owned()),
+            jti: change.map(|(_, jti)| jti.to_owned()),
             iat,
             exp: iat + expires_in_secs,
         },
@@ -139,7 +174,6 @@ mod tests {
         let token = issue(
             SECRET,
             "Alice@Example.com",
-            None,
             "7Lyx3XsSS1y846nd97RiOMheXnz17uTH",
             at(1_795_624_612),
             3600,
@@ -149,15 +183,16 @@ mod tests {
 
     #[test]
     fn change_email_claims_keep_better_auths_key_order() {
-        let token = issue(SECRET, "a@x.com", Some("b@x.com"), "u1", at(100), 3600);
+        let token = issue_change_email(SECRET, "a@x.com", "b@x.com", "u1", "j1", at(100), 3600);
         let payload = token.split('.').nth(1).unwrap();
         let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         assert_eq!(
             json,
-            r#"{"email":"a@x.com","updateTo":"b@x.com","requestType":"change-email-verification","userId":"u1","iat":100,"exp":3700}"#
+            r#"{"email":"a@x.com","updateTo":"b@x.com","requestType":"change-email-verification","userId":"u1","jti":"j1","iat":100,"exp":3700}"#
         );
         let claims = verify(SECRET, &token, at(200)).unwrap();
         assert_eq!(claims.update_to.as_deref(), Some("b@x.com"));
+        assert_eq!(claims.jti.as_deref(), Some("j1"));
     }
 
     #[test]

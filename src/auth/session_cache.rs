@@ -8,7 +8,9 @@
 //! it off) is answered from here instead, on the HTTP worker alone.
 //!
 //! What it trades: every change this instance makes to a user or a session forgets the entries
-//! it touches at once (`AuthState::db_for_user` / `db_for_session`, on the thread that wrote),
+//! it touches at once: the only functions that write `session` and `user` rows are the methods
+//! of `store::Writer`, each of which records what to forget, and `AuthState::write` forgets it on
+//! the thread that wrote, right after the write committed,
 //! so one instance answers exactly as Better Auth does. Another instance's
 //! change (auth scaled out to several processes) shows here within the TTL. That bound is far
 //! inside what the JWTs already allow (a revoked session's JWT stays valid for its 15 minutes),

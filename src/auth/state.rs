@@ -140,34 +140,21 @@ impl AuthState {
         db::run(&self.pool, f).await.map_err(AuthError::from)
     }
 
-    /// [`Self::db`] for a write that changes the user or any of their sessions: once it has
-    /// succeeded, get-session forgets what it remembers of them. The forget runs on the blocking
-    /// thread right after the write, so a client that hangs up meanwhile cannot skip it.
-    pub async fn db_for_user<T, F>(&self, user_id: &str, f: F) -> AuthResult<T>
+    /// Runs diesel work that may write `session` or `user` rows: those writes exist only on the
+    /// [`store::Writer`], which records what get-session's memory must forget; it is forgotten
+    /// on the blocking thread right after the work returns (committed), so neither a new handler
+    /// nor a client that hangs up meanwhile can leave a stale answer behind.
+    pub async fn write<T, F>(&self, f: F) -> AuthResult<T>
     where
-        F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&mut store::Writer<'_>) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let (sessions, user_id) = (self.sessions.clone(), user_id.to_owned());
+        let sessions = self.sessions.clone();
         self.db(move |conn| {
-            let out = f(conn)?;
-            sessions.forget_user(&user_id);
-            Ok(out)
-        })
-        .await
-    }
-
-    /// [`Self::db`] for a write that changes or deletes the session with this token.
-    pub async fn db_for_session<T, F>(&self, token: &str, f: F) -> AuthResult<T>
-    where
-        F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let (sessions, token) = (self.sessions.clone(), token.to_owned());
-        self.db(move |conn| {
-            let out = f(conn)?;
-            sessions.forget_token(&token);
-            Ok(out)
+            let mut writer = store::Writer::new(conn);
+            let out = f(&mut writer);
+            writer.into_forget().apply(&sessions);
+            out
         })
         .await
     }
@@ -195,20 +182,17 @@ impl AuthState {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        self.db(move |conn| {
-            store::insert_session(
-                conn,
-                &NewSession {
-                    id: &id,
-                    token: &token,
-                    expires_at: now + lifetime,
-                    created_at: now,
-                    updated_at: now,
-                    ip_address: Some(&ip),
-                    user_agent: Some(&user_agent),
-                    user_id: &user_id,
-                },
-            )
+        self.write(move |w| {
+            w.insert_session(&NewSession {
+                id: &id,
+                token: &token,
+                expires_at: now + lifetime,
+                created_at: now,
+                updated_at: now,
+                ip_address: Some(&ip),
+                user_agent: Some(&user_agent),
+                user_id: &user_id,
+            })
             .map_err(DbError::from)
         })
         .await

@@ -1036,6 +1036,52 @@ async fn unlink_takes_the_old_body_shape_and_needs_a_fresh_session() {
 }
 
 #[actix_web::test]
+async fn concurrent_unlinks_never_remove_the_last_account() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(&github, &[]).await;
+    for round in 0..8u64 {
+        let email = format!("racer{round}@example.com");
+        let token = format!("gho_race{round}");
+        let cookie = linked_user(&mut app, &github, &email, &token, 500 + round).await;
+        let accounts = app.auth(get_with("/api/auth/list-accounts", &cookie)).await;
+        let ids: Vec<String> = accounts
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        // Both unlinks in flight at once, one for each of the user's two accounts.
+        let seen = app
+            .call_concurrently(
+                switchboard::platform::role::Role::Auth,
+                ids.iter()
+                    .map(|id| {
+                        post_with(
+                            "/api/auth/unlink-account",
+                            &cookie,
+                            json!({"accountId": id}),
+                        )
+                    })
+                    .collect(),
+            )
+            .await;
+        let mut statuses: Vec<u16> = seen.iter().map(|s| s.status).collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 400],
+            "round {round}: exactly one unlink wins"
+        );
+        let refused = seen.iter().find(|s| s.status == 400).unwrap();
+        assert_eq!(refused.json()["code"], "FAILED_TO_UNLINK_LAST_ACCOUNT");
+        let left = app.auth(get_with("/api/auth/list-accounts", &cookie)).await;
+        assert_eq!(left.json().as_array().unwrap().len(), 1, "round {round}");
+    }
+}
+
+#[actix_web::test]
 async fn link_social_refusals() {
     let github = GithubStandIn::start().await;
     let mut app = app_with(&github, &[]).await;
@@ -1230,4 +1276,194 @@ async fn absurd_token_lifetimes_from_github_are_clamped_not_a_panic() {
     )
     .unwrap();
     assert!(years == "10 10" || years == "9 9", "{years}");
+}
+
+/// An app with GitHub and a Resend stand-in, and the sign-up verification mail on.
+async fn app_with_mail(
+    github: &GithubStandIn,
+    resend: &crate::common::mail::ResendStandIn,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let env = github.env();
+    let uri = resend.server.uri();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(&[
+        ("RESEND_API_KEY", crate::common::mail::API_KEY),
+        ("SWITCHBOARD__AUTH__MAIL__RESEND_BASE_URL", uri.as_str()),
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__SEND_ON_SIGN_UP",
+            "true",
+        ),
+    ]);
+    all.extend_from_slice(extra);
+    TestApp::with_env(&all)
+}
+
+/// Mallory's GitHub account claims the victim's address (unverified at GitHub) and signs up
+/// with it first: the account exists before the victim ever comes. Returns Mallory's cookie.
+async fn pre_hijack(app: &mut TestApp, github: &GithubStandIn, email: &str) -> String {
+    github.simple_user("gho_mallory", 666, email, false).await;
+    let flow = start(app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_mallory");
+    let res = finish(app, &flow, &code).await;
+    assert_eq!(location(&res), "/welcome", "a new user, made by Mallory");
+    let cookie = cookie_header(&res);
+    assert_eq!(app.session_of(&cookie).await["user"]["email"], email);
+    cookie
+}
+
+/// The token of the reset link mailed to `to`, once `n` mails in all have arrived.
+async fn reset_token_mailed(
+    resend: &crate::common::mail::ResendStandIn,
+    to: &str,
+    n: usize,
+) -> String {
+    let mails = resend.mail_to(to, n).await;
+    let link = mails
+        .iter()
+        .map(crate::common::mail::link_in)
+        .find(|l| l.contains("/reset-password/"))
+        .expect("a reset mail");
+    let token = link.split("/reset-password/").nth(1).unwrap();
+    token.split('?').next().unwrap().to_owned()
+}
+
+/// Mallory signs in with her GitHub account again.
+async fn mallory_signs_in(app: &mut TestApp, github: &GithubStandIn) -> String {
+    let flow = start(app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_mallory");
+    location(&finish(app, &flow, &code).await).to_owned()
+}
+
+#[actix_web::test]
+async fn a_completed_password_reset_drops_links_made_while_the_email_was_unverified() {
+    let github = GithubStandIn::start().await;
+    let resend = crate::common::mail::ResendStandIn::start().await;
+    let mut app = app_with_mail(&github, &resend, &[]).await;
+    let mallory = pre_hijack(&mut app, &github, "vic@example.com").await;
+    assert_eq!(mallory_signs_in(&mut app, &github).await, "/dash");
+
+    // The victim takes "her" account over with a password reset.
+    let res = app
+        .auth(post(
+            "/api/auth/request-password-reset",
+            json!({"email": "vic@example.com", "redirectTo": "/reset"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    let token = reset_token_mailed(&resend, "vic@example.com", 2).await;
+    let res = app
+        .auth(post(
+            "/api/auth/reset-password",
+            json!({"newPassword": "victims-own-password", "token": token}),
+        ))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+
+    // Mallory's link and her session are gone; her GitHub no longer opens the account.
+    let mut conn = app.db.conn();
+    assert_eq!(count(&mut conn, "account WHERE provider_id = 'github'"), 0);
+    assert_eq!(app.session_of(&mallory).await, Value::Null);
+    assert_eq!(
+        mallory_signs_in(&mut app, &github).await,
+        "/login-error?error=account_not_linked"
+    );
+    let res = app.sign_in("vic@example.com", "victims-own-password").await;
+    assert_eq!(res.status, 200);
+}
+
+#[actix_web::test]
+async fn a_completed_verification_drops_links_made_while_the_email_was_unverified() {
+    let github = GithubStandIn::start().await;
+    let resend = crate::common::mail::ResendStandIn::start().await;
+    let mut app = app_with_mail(&github, &resend, &[]).await;
+    let mallory = pre_hijack(&mut app, &github, "val@example.com").await;
+
+    // The sign-up verification mail reached the real owner, who follows it.
+    let mails = resend.mail_to("val@example.com", 1).await;
+    let link = crate::common::mail::link_in(&mails[0]);
+    let path = crate::common::mail::path_of(&link);
+    let res = app.auth(TestRequest::get().uri(&path)).await;
+    assert_eq!(res.status, 302);
+
+    let mut conn = app.db.conn();
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT email_verified::text FROM \"user\" WHERE email = 'val@example.com'"
+        )
+        .as_deref(),
+        Some("true")
+    );
+    assert_eq!(count(&mut conn, "account WHERE provider_id = 'github'"), 0);
+    assert_eq!(app.session_of(&mallory).await, Value::Null);
+    assert_eq!(
+        mallory_signs_in(&mut app, &github).await,
+        "/login-error?error=account_not_linked"
+    );
+}
+
+#[actix_web::test]
+async fn links_made_once_the_email_is_verified_survive_a_reset() {
+    let github = GithubStandIn::start().await;
+    let resend = crate::common::mail::ResendStandIn::start().await;
+    let mut app = app_with_mail(&github, &resend, &[]).await;
+    // Verified on both sides: implicitly linked to a verified user.
+    local_user(&mut app, "kept@example.com", true).await;
+    github
+        .simple_user("gho_kept", 77, "kept@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_kept");
+    let res = finish(&mut app, &flow, &code).await;
+    assert_eq!(location(&res), "/dash");
+    let session = cookie_header(&res);
+
+    let res = app
+        .auth(post(
+            "/api/auth/request-password-reset",
+            json!({"email": "kept@example.com"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    let token = reset_token_mailed(&resend, "kept@example.com", 2).await;
+    let res = app
+        .auth(post(
+            "/api/auth/reset-password",
+            json!({"newPassword": "a-new-password-1", "token": token}),
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    let mut conn = app.db.conn();
+    assert_eq!(count(&mut conn, "account WHERE provider_id = 'github'"), 1);
+    assert_ne!(app.session_of(&session).await, Value::Null);
+}
+
+/// The GitHub callback's write to `user` (a provider that now vouches for the address marks the
+/// user verified) shows in the next get-session of a session remembered just before.
+#[actix_web::test]
+async fn a_github_sign_in_that_verifies_the_user_shows_in_get_session() {
+    let github = GithubStandIn::start().await;
+    let mut app = app_with(&github, &[]).await;
+    github
+        .simple_user("gho_first", 900, "late@example.com", false)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_first");
+    let first = finish(&mut app, &flow, &code).await;
+    assert_eq!(location(&first), "/welcome");
+    let cookie = cookie_header(&first);
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["emailVerified"],
+        false
+    );
+
+    // GitHub has verified the address since; the next sign-in upgrades the user.
+    github
+        .simple_user("gho_second", 900, "late@example.com", true)
+        .await;
+    let flow = start(&mut app, flow_body()).await;
+    let code = github.approve(&flow.url, "gho_second");
+    assert_eq!(location(&finish(&mut app, &flow, &code).await), "/dash");
+    assert_eq!(app.session_of(&cookie).await["user"]["emailVerified"], true);
 }

@@ -394,3 +394,35 @@ async fn concurrent_resets_with_one_token_succeed_once() {
     statuses.sort();
     assert_eq!(statuses, [200, 400]);
 }
+
+/// Known and unknown addresses must take the same path up to the answer (a timing oracle told
+/// them apart): the answer may not wait on anything that depends on the address. With the
+/// `user` table locked by another transaction, both are answered at once; the known address's
+/// mail follows when the lock goes.
+#[actix_web::test]
+async fn the_answer_does_not_wait_on_the_address_lookup() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[]);
+    app.sign_up("tim@example.com").await;
+    let mut locker = app.db.conn();
+    exec(&mut locker, "BEGIN");
+    exec(&mut locker, "LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE");
+    for email in ["tim@example.com", "nobody@example.com"] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.auth(post(
+                "/api/auth/request-password-reset",
+                json!({"email": email, "redirectTo": "/reset"}),
+            )),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{email}: the answer waited on the locked user table"));
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json(), json!({"status": true, "message": ANSWER}));
+    }
+    assert!(resend.emails().await.is_empty(), "nothing sent yet");
+    exec(&mut locker, "COMMIT");
+    let mails = resend.wait_for(1).await;
+    assert_eq!(mails[0]["to"], json!(["tim@example.com"]));
+    assert!(link_in(&mails[0]).contains("/api/auth/reset-password/"));
+}

@@ -593,8 +593,172 @@ async fn immediate_change_email_mails_a_verification_to_the_new_address() {
         app.session_of(&cookie).await["user"]["email"],
         "lu2@example.com"
     );
-    let mail = resend.mail_to("lu2@example.com", 1).await.remove(0);
+    let mail = resend.mail_to("lu2@example.com", 2).await.remove(0);
     assert_eq!(mail["subject"], "Verify your email address for Switchboard");
+    let told = resend.mail_to("lu@example.com", 2).await;
+    assert_eq!(
+        told[0]["subject"], "The email address of your Switchboard account changed",
+        "the old address is told"
+    );
     assert_eq!(app.auth(get(&path_of(&link_in(&mail)))).await.status, 302);
     assert!(verified(&app, "lu2@example.com"));
+}
+
+#[actix_web::test]
+async fn auto_sign_in_never_replaces_another_users_session() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[
+        SEND_ON_SIGN_UP,
+        (
+            "SWITCHBOARD__AUTH__EMAIL_VERIFICATION__AUTO_SIGN_IN_AFTER_VERIFICATION",
+            "true",
+        ),
+    ]);
+    let victim = app.signed_in("vera@example.com").await;
+    app.sign_up("mal@example.com").await;
+    let mails = resend.mail_to("mal@example.com", 2).await;
+    // Mallory's own verification link, opened by the victim while signed in as herself.
+    let link = link_in(&mails[0]);
+    let clicked = app.auth(get_with(&path_of(&link), &victim)).await;
+    assert_eq!(clicked.status, 302);
+    assert_eq!(
+        clicked.header("location"),
+        Some("/?notice=SIGNED_IN_AS_ANOTHER_USER")
+    );
+    assert!(
+        clicked.header_all("set-cookie").is_empty(),
+        "no cookie replaced: {:?}",
+        clicked.header_all("set-cookie")
+    );
+    assert_eq!(
+        app.session_of(&victim).await["user"]["email"],
+        "vera@example.com"
+    );
+    assert!(verified(&app, "mal@example.com"), "the link still verifies");
+
+    // The same without a callbackURL: a JSON answer that says so.
+    let mails = resend.mail_to("vera@example.com", 2).await;
+    let token = link_in(&mails[0])
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let other = app.signed_in("otto@example.com").await;
+    let res = app
+        .auth(get_with(
+            &format!("/api/auth/verify-email?token={token}"),
+            &other,
+        ))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.json(),
+        json!({"status": true, "user": null, "notice": "SIGNED_IN_AS_ANOTHER_USER"})
+    );
+    assert!(res.header_all("set-cookie").is_empty());
+    assert_eq!(
+        app.session_of(&other).await["user"]["email"],
+        "otto@example.com"
+    );
+}
+
+#[actix_web::test]
+async fn a_change_email_link_works_once_and_the_old_address_hears_of_it() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[("SWITCHBOARD__AUTH__USER__CHANGE_EMAIL_ENABLED", "true")]);
+    let cookie = app.signed_in("flip@example.com").await;
+    exec(
+        &mut app.db.conn(),
+        "UPDATE \"user\" SET email_verified = true WHERE email = 'flip@example.com'",
+    );
+    let change = |to: &str| {
+        post_with(
+            "/api/auth/change-email",
+            &cookie,
+            json!({"newEmail": to, "callbackURL": "/settings"}),
+        )
+    };
+
+    assert_eq!(app.auth(change("flop@example.com")).await.status, 200);
+    let away = link_in(&resend.mail_to("flop@example.com", 1).await[0]);
+    let res = app.auth(get_with(&path_of(&away), &cookie)).await;
+    assert_eq!(res.header("location"), Some("/settings"));
+    let told = resend.mail_to("flip@example.com", 2).await;
+    assert_eq!(told.len(), 1, "the old address is told");
+    assert_eq!(
+        told[0]["subject"],
+        "The email address of your Switchboard account changed"
+    );
+    assert!(
+        told[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("from flip@example.com to flop@example.com"),
+        "{}",
+        told[0]["text"]
+    );
+
+    // The same link again: spent.
+    let res = app.auth(get_with(&path_of(&away), &cookie)).await;
+    assert_eq!(
+        res.header("location"),
+        Some("/settings?error=USER_NOT_FOUND")
+    );
+
+    // Back again; now the first link's old address exists again, and still it is spent.
+    assert_eq!(app.auth(change("flip@example.com")).await.status, 200);
+    let back = resend.mail_to("flip@example.com", 3).await;
+    let back = back
+        .iter()
+        .find(|m| m["subject"] == "Confirm your new email address for Switchboard")
+        .unwrap();
+    let res = app.auth(get_with(&path_of(&link_in(back)), &cookie)).await;
+    assert_eq!(res.header("location"), Some("/settings"));
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["email"],
+        "flip@example.com"
+    );
+    let res = app.auth(get_with(&path_of(&away), &cookie)).await;
+    assert_eq!(
+        res.header("location"),
+        Some("/settings?error=INVALID_TOKEN"),
+        "a change-email link works once"
+    );
+    assert_eq!(
+        app.session_of(&cookie).await["user"]["email"],
+        "flip@example.com"
+    );
+    resend.mail_to("flop@example.com", 4).await;
+}
+
+/// Without a session, a known unverified address and an unknown one take the same path up to
+/// the answer: with the `user` table locked, both are answered at once (the padding is 0 in
+/// tests), and the mail follows once the lock goes.
+#[actix_web::test]
+async fn send_verification_email_without_a_session_does_not_wait_on_the_lookup() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[]);
+    app.sign_up("una@example.com").await;
+    let mut locker = app.db.conn();
+    exec(&mut locker, "BEGIN");
+    exec(&mut locker, "LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE");
+    for email in ["una@example.com", "nobody@example.com"] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.auth(post(
+                "/api/auth/send-verification-email",
+                json!({"email": email}),
+            )),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{email}: the answer waited on the locked user table"));
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json(), json!({"status": true}));
+    }
+    exec(&mut locker, "COMMIT");
+    let mails = resend.wait_for(1).await;
+    assert_eq!(mails[0]["to"], json!(["una@example.com"]));
 }

@@ -3,7 +3,9 @@
 use crate::auth::body::{self, Accepts, Fields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::sign::{TokenAndUser, check_password_length, start_session};
-use crate::auth::handlers::verification::mail_verification;
+use crate::auth::handlers::verification::{
+    mail_change_email, mail_email_changed, mail_verification,
+};
 use crate::auth::handlers::with_cookies;
 use crate::auth::password::js_length;
 use crate::auth::state::{AuthState, SignedIn};
@@ -52,9 +54,8 @@ pub async fn update_user(
     let now = state.now();
     let user_id = signed_in.user.id.clone();
     state
-        .db_for_user(&signed_in.user.id, move |conn| {
-            store::update_profile(
-                conn,
+        .write(move |w| {
+            w.update_profile(
                 &user_id,
                 name.as_deref(),
                 image.as_ref().map(|i| i.as_deref()),
@@ -128,11 +129,11 @@ pub async fn change_password(
     let now = state.now();
     let user_id = signed_in.user.id.clone();
     state
-        .db_for_user(&signed_in.user.id, move |conn| {
+        .write(move |w| {
             {
-                store::set_password(conn, &account_id, &hash, now)?;
+                store::set_password(w.conn(), &account_id, &hash, now)?;
                 if revoke {
-                    store::delete_sessions_of(conn, &user_id)?;
+                    w.delete_sessions_of(&user_id)?;
                 }
                 Ok::<_, diesel::result::Error>(())
             }
@@ -197,16 +198,14 @@ pub async fn change_email(
     let user_id = signed_in.user.id.clone();
     let target = new_email.clone();
     let changed = state
-        .db_for_user(&signed_in.user.id, move |conn| {
-            if store::user_by_email(conn, &target)?.is_some() {
+        .write(move |w| {
+            if store::user_by_email(w.conn(), &target)?.is_some() {
                 return Ok(None);
             }
             if !immediate {
                 return Ok(Some(None));
             }
-            Ok(Some(Some(store::update_email(
-                conn, &user_id, &target, false, now,
-            )?)))
+            Ok(Some(Some(w.update_email(&user_id, &target, false, now)?)))
         })
         .await;
     match changed {
@@ -216,15 +215,9 @@ pub async fn change_email(
         }
         // Flow (a): changed at once; the new address gets a verification mail of its own.
         Ok(Some(Some(user))) => {
+            mail_email_changed(&state, &req, &signed_in.user, &user);
             if can_mail {
-                mail_verification(
-                    &state,
-                    &req,
-                    &user,
-                    &user.email,
-                    None,
-                    callback_url.as_deref(),
-                );
+                mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
             }
             Ok(with_cookies(
                 HttpResponse::Ok(),
@@ -234,15 +227,14 @@ pub async fn change_email(
         }
         // Flow (c): nothing changes until the link mailed to the new address is followed.
         Ok(Some(None)) => {
-            let user = &signed_in.user;
-            mail_verification(
+            mail_change_email(
                 &state,
                 &req,
-                user,
-                &user.email,
-                Some(&new_email),
+                &signed_in.user,
+                &new_email,
                 callback_url.as_deref(),
-            );
+            )
+            .await?;
             Ok(HttpResponse::Ok().json(json!({"status": true})))
         }
         Err(other) => Err(other),
@@ -293,9 +285,7 @@ pub async fn delete_user(
     }
     let user_id = signed_in.user.id;
     state
-        .db_for_user(&user_id.clone(), move |conn| {
-            store::delete_user(conn, &user_id).map_err(DbError::from)
-        })
+        .write(move |w| w.delete_user(&user_id).map_err(DbError::from))
         .await?;
     Ok(with_cookies(
         HttpResponse::Ok(),

@@ -69,6 +69,9 @@ pub async fn unlink_account(
         .db(move |conn| {
             use diesel::Connection;
             conn.transaction(|conn| {
+                if !store::lock_user(conn, &user_id)? {
+                    return Ok(Err(Code::AccountNotFound));
+                }
                 let accounts = store::accounts_of(conn, &user_id)?;
                 if accounts.len() == 1 && !allow_all {
                     return Ok(Err(Code::FailedToUnlinkLastAccount));

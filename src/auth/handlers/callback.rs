@@ -232,10 +232,9 @@ async fn run_callback(
                     .map_err(internal)?
                     .is_some_and(|s| s.user.id == link.user_id),
             };
-            // Linking may mark the user verified.
             state
-                .db_for_user(&link.user_id.clone(), move |conn| {
-                    flow::link(conn, &vault, &linking, &link, session_ok, &account, now)
+                .write(move |w| {
+                    flow::link(w, &vault, &linking, &link, session_ok, &account, now)
                         .map_err(DbError::from)
                 })
                 .await
@@ -245,15 +244,11 @@ async fn run_callback(
             let github = &state.auth().github;
             let sign_up = !(github.disable_sign_up
                 || (github.disable_implicit_sign_up && !data.request_sign_up));
-            let sessions = state.sessions.clone();
+            // Signing in may mark the user verified: the writer forgets them then.
             state
-                .db(move |conn| {
-                    let decision = flow::sign_in(conn, &vault, &linking, sign_up, &account, now)?;
-                    if let Decision::SignIn { user, .. } = &decision {
-                        // Signing in may have marked the user verified.
-                        sessions.forget_user(&user.id);
-                    }
-                    Ok(decision)
+                .write(move |w| {
+                    flow::sign_in(w, &vault, &linking, sign_up, &account, now)
+                        .map_err(DbError::from)
                 })
                 .await
         }
@@ -270,7 +265,6 @@ async fn run_callback(
                     req,
                     &user,
                     &user.email,
-                    None,
                     Some(data.callback_url.as_str()),
                 );
             }

@@ -70,12 +70,42 @@ pub async fn request_password_reset(
         return Err(AuthError::bad_request(Code::ResetPasswordDisabled));
     }
 
+    // Known or not, the address goes to the background step and the answer leaves now: the
+    // look-up, the token write and the mail happen after it, so its timing says nothing.
+    let request_id = request_id(&req);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        // Let the answer go out first: the known address's extra work must not delay it.
+        tokio::task::yield_now().await;
+        if let Err(error) = deliver_reset(state, email, redirect_to, request_id.clone()).await {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), %error,
+                "preparing a password reset failed");
+        }
+    });
+    Ok(HttpResponse::Ok().json(ResetRequested {
+        status: true,
+        message: RESET_REQUESTED,
+    }))
+}
+
+/// The background step of a reset request: when `email` has an account, writes a single-use
+/// token (1 hour by default) and mails the link. The one place a reset mail is made, so it can
+/// move to a durable outbox.
+async fn deliver_reset(
+    state: std::sync::Arc<AuthState>,
+    email: String,
+    redirect_to: Option<String>,
+    request_id: Option<String>,
+) -> AuthResult<()> {
+    // Everything that depends on the address runs on the blocking pool; the worker thread only
+    // hands a finished message to the mailer.
+    let config = state.auth().password_reset.clone();
     let now = state.now();
     let token = random::string_from(random::ALPHANUMERIC, 24);
     let expires_at = now + Duration::seconds(config.token_expires_in_secs);
     let id = identifier(&token);
-    // One round trip either way, so a known address does not answer measurably slower.
-    let user = state
+    let inner = state.clone();
+    let mail = state
         .db(move |conn| {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let Some(user) = store::user_by_email(conn, &email)? else {
@@ -92,32 +122,28 @@ pub async fn request_password_reset(
                         updated_at: now,
                     },
                 )?;
-                Ok(Some(user))
+                let link = format!(
+                    "{}/reset-password/{token}?callbackURL={}",
+                    inner.base_api_url(),
+                    redirect_to
+                        .as_deref()
+                        .map(encode_uri_component)
+                        .unwrap_or_default()
+                );
+                Ok(Some(inner.mailer.templates.reset_password(
+                    &user.email,
+                    &user.name,
+                    &link,
+                    config.token_expires_in_secs,
+                )))
             })
             .map_err(DbError::from)
         })
         .await?;
-    if let Some(user) = user {
-        let link = format!(
-            "{}/reset-password/{token}?callbackURL={}",
-            state.base_api_url(),
-            redirect_to
-                .as_deref()
-                .map(encode_uri_component)
-                .unwrap_or_default()
-        );
-        let message = state.mailer.templates.reset_password(
-            &user.email,
-            &user.name,
-            &link,
-            config.token_expires_in_secs,
-        );
-        state.mailer.send(message, request_id(&req));
+    if let Some(mail) = mail {
+        state.mailer.send(mail, request_id);
     }
-    Ok(HttpResponse::Ok().json(ResetRequested {
-        status: true,
-        message: RESET_REQUESTED,
-    }))
+    Ok(())
 }
 
 /// The pre-1.4 name of `request-password-reset`, for older clients (`forgetPassword`).
@@ -249,36 +275,34 @@ pub async fn reset_password(
     let hash = state.hasher.hash(new_password).await?;
     let now = state.now();
     let revoke = state.auth().password_reset.revoke_sessions_on_reset;
-    let sessions = state.sessions.clone();
     let outcome = state
-        .db(move |conn| {
-            let outcome = conn.transaction(|conn| {
+        .write(move |w| {
+            w.transaction(|w| {
                 // Consumed in the same statement that reads it: of two concurrent resets with
                 // one token, exactly one finds the row.
-                let Some(row) = store::take_verification(conn, &id, now)? else {
+                let Some(row) = store::take_verification(w.conn(), &id, now)? else {
                     return Ok(Err(Code::InvalidToken));
                 };
-                let Some(user) = store::user_by_id(conn, &row.value)? else {
+                let Some(user) = store::user_by_id(w.conn(), &row.value)? else {
                     return Ok(Err(Code::UserNotFound));
                 };
-                match store::credential_account(conn, &user.id)? {
+                match store::credential_account(w.conn(), &user.id)? {
                     Some(account) => {
-                        store::set_password(conn, &account.id, &hash, now)?;
+                        store::set_password(w.conn(), &account.id, &hash, now)?;
                     }
                     // A GitHub-only user gets an email-and-password account.
                     None => {
-                        store::insert_credential_account(conn, &user.id, &hash, now)?;
+                        store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
                     }
                 }
+                // The reset proved the address: links made while it was unverified go.
+                w.drop_links_of_unverified(&user)?;
                 if revoke {
-                    store::delete_sessions_of(conn, &user.id)?;
+                    w.delete_sessions_of(&user.id)?;
                 }
                 Ok::<_, diesel::result::Error>(Ok(user.id))
-            })?;
-            if let Ok(user_id) = &outcome {
-                sessions.forget_user(user_id);
-            }
-            Ok(outcome)
+            })
+            .map_err(DbError::from)
         })
         .await?;
     match outcome {

@@ -83,9 +83,7 @@ pub async fn get_session(
             if found.is_some() {
                 // Expired: forget it for good.
                 state
-                    .db(move |conn| {
-                        store::delete_session_by_token(conn, &token).map_err(DbError::from)
-                    })
+                    .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
                     .await?;
             }
             return Ok(with_cookies(res, cookies.clear_session(), &Value::Null));
@@ -105,8 +103,9 @@ pub async fn get_session(
     }
     let id = session.id.clone();
     let session = state
-        .db(move |conn| {
-            store::extend_session(conn, &id, now + expires_in, now).map_err(DbError::from)
+        .write(move |w| {
+            w.extend_session(&id, now + expires_in, now)
+                .map_err(DbError::from)
         })
         .await?;
     let Some(session) = session else {
@@ -211,8 +210,9 @@ pub async fn revoke_session(
     let own = token == signed_in.session.token;
     let user_id = signed_in.user.id;
     state
-        .db_for_session(&token.clone(), move |conn| {
-            store::delete_own_session(conn, &user_id, &token).map_err(DbError::from)
+        .write(move |w| {
+            w.delete_own_session(&user_id, &token)
+                .map_err(DbError::from)
         })
         .await?;
     let cookies = if own {
@@ -238,9 +238,7 @@ pub async fn revoke_sessions(
 ) -> AuthResult<HttpResponse> {
     let user_id = signed_in.user.id;
     state
-        .db_for_user(&user_id.clone(), move |conn| {
-            store::delete_sessions_of(conn, &user_id).map_err(DbError::from)
-        })
+        .write(move |w| w.delete_sessions_of(&user_id).map_err(DbError::from))
         .await?;
     Ok(with_cookies(
         HttpResponse::Ok(),
@@ -261,8 +259,9 @@ pub async fn revoke_other_sessions(
     let now = state.now();
     let (user_id, keep) = (signed_in.user.id, signed_in.session.token);
     state
-        .db_for_user(&user_id.clone(), move |conn| {
-            store::delete_other_sessions(conn, &user_id, &keep, now).map_err(DbError::from)
+        .write(move |w| {
+            w.delete_other_sessions(&user_id, &keep, now)
+                .map_err(DbError::from)
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({"status": true})))

@@ -14,7 +14,6 @@ use crate::platform::error::ErrorBody;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::Connection;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -89,14 +88,34 @@ pub async fn sign_up(
     let email = email.to_lowercase();
     let quiet_duplicates = rules.require_email_verification || !rules.auto_sign_in;
 
-    let lookup = email.clone();
-    let existing = state
-        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
-        .await?;
+    // No look-up first: a taken address is found by the insert itself, so a new and an existing
+    // address cost the same (one hash, one transaction) and the timing does not tell them apart.
     let hash = state.hasher.hash(password).await?;
     let now = state.now();
-    if existing.is_some() {
-        if quiet_duplicates {
+    let (new_name, new_email, new_image) = (name.clone(), email.clone(), image.clone());
+    let created = state
+        .write(move |w| {
+            w.transaction(|w| {
+                let id = random::id();
+                let user = w.insert_user(&NewUser {
+                    id: &id,
+                    name: &new_name,
+                    email: &new_email,
+                    email_verified: false,
+                    image: new_image.as_deref(),
+                    created_at: now,
+                    updated_at: now,
+                })?;
+                store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
+                Ok::<_, diesel::result::Error>(user)
+            })
+            .map_err(DbError::from)
+        })
+        .await;
+    let user = match created {
+        Ok(user) => user,
+        // Taken (also by a sign-up racing this one).
+        Err(AuthError::Db(DbError::Conflict(_))) if quiet_duplicates => {
             // Answer as for a new user, so sign-up does not reveal who has an account.
             let synthetic = User {
                 name,
@@ -112,36 +131,6 @@ pub async fn sign_up(
                 user: synthetic,
             }));
         }
-        return Err(AuthError::unprocessable(
-            Code::UserAlreadyExistsUseAnotherEmail,
-        ));
-    }
-
-    let created = state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let id = random::id();
-                let user = store::insert_user(
-                    conn,
-                    &NewUser {
-                        id: &id,
-                        name: &name,
-                        email: &email,
-                        email_verified: false,
-                        image: image.as_deref(),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
-                store::insert_credential_account(conn, &user.id, &hash, now)?;
-                Ok::<_, diesel::result::Error>(user)
-            })
-            .map_err(DbError::from)
-        })
-        .await;
-    let user = match created {
-        Ok(user) => user,
-        // Two sign-ups raced for the same email: the loser sees what a later one would.
         Err(AuthError::Db(DbError::Conflict(_))) => {
             return Err(AuthError::unprocessable(
                 Code::UserAlreadyExistsUseAnotherEmail,
@@ -151,14 +140,7 @@ pub async fn sign_up(
     };
 
     if state.auth().send_on_sign_up() {
-        mail_verification(
-            &state,
-            &req,
-            &user,
-            &user.email,
-            None,
-            callback_url.as_deref(),
-        );
+        mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
     }
     if quiet_duplicates {
         return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
@@ -264,14 +246,7 @@ pub async fn sign_in(
     if rules.require_email_verification && !user.email_verified {
         let verification = &state.auth().email_verification;
         if verification.enabled && verification.send_on_sign_in {
-            mail_verification(
-                &state,
-                &req,
-                &user,
-                &user.email,
-                None,
-                callback_url.as_deref(),
-            );
+            mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
         }
         return Err(AuthError::forbidden(Code::EmailNotVerified));
     }
@@ -308,9 +283,7 @@ pub async fn sign_out(state: web::Data<AuthState>, req: HttpRequest) -> AuthResu
         .read_signed(&req, &state.cookies.session_token)
     {
         state
-            .db_for_session(&token.clone(), move |conn| {
-                store::delete_session_by_token(conn, &token).map_err(DbError::from)
-            })
+            .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
             .await?;
     }
     Ok(with_cookies(

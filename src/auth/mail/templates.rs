@@ -87,6 +87,28 @@ impl Templates {
             ),
         })
     }
+
+    /// Sent to the OLD address once a change of email has happened, so someone who took over
+    /// the account (or changed it by mistake) cannot move it away unnoticed. `link` is where
+    /// the owner can act: the app.
+    pub fn email_changed(&self, old_email: &str, name: &str, new_email: &str, link: &str) -> Email {
+        let product = &self.product;
+        render(Parts {
+            kind: "email-changed",
+            to: old_email,
+            subject: format!("The email address of your {product} account changed"),
+            name,
+            lead: format!(
+                "The email address of your {product} account was changed from {old_email} to \
+                 {new_email}. This address no longer signs in to it."
+            ),
+            action: "Open",
+            link,
+            footer: "If you did not make this change, reset your password and contact support \
+                     at once."
+                .to_owned(),
+        })
+    }
 }
 
 fn render(p: Parts<'_>) -> Email {

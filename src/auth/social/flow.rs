@@ -4,6 +4,7 @@
 
 use crate::auth::models::{NewUser, User};
 use crate::auth::social::store::{self, NewProviderAccount, TokenUpdate};
+use crate::auth::store::Writer;
 use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::schema::user;
@@ -242,38 +243,35 @@ fn find_user(conn: &mut PgConnection, id: &str) -> QueryResult<Option<User>> {
 
 /// Better Auth's upgrade: a verified provider email equal to the user's marks the user verified.
 fn upgrade_verified(
-    conn: &mut PgConnection,
+    w: &mut Writer<'_>,
     user: User,
     p: &ProviderAccount,
     now: DateTime<Utc>,
 ) -> QueryResult<User> {
     if p.email_verified && !user.email_verified && user.email.eq_ignore_ascii_case(&p.email) {
-        return diesel::update(user::table.find(&user.id))
-            .set((user::email_verified.eq(true), user::updated_at.eq(now)))
-            .returning(User::as_returning())
-            .get_result(conn);
+        return w.mark_email_verified(&user.id, now);
     }
     Ok(user)
 }
 
 /// Sign-in (spec §8.3 step 8), in one transaction under the provider account's lock.
 pub fn sign_in(
-    conn: &mut PgConnection,
+    w: &mut Writer<'_>,
     vault: &Keyring,
     linking: &AccountLinkingConfig,
     sign_up: bool,
     p: &ProviderAccount,
     now: DateTime<Utc>,
 ) -> QueryResult<Decision> {
-    conn.transaction(|conn| {
-        store::lock_provider_account(conn, p.provider_id, &p.account_id)?;
-        if let Some(row) = store::provider_account(conn, p.provider_id, &p.account_id)? {
-            let Some(user) = find_user(conn, &row.user_id)? else {
+    w.transaction(|w| {
+        store::lock_provider_account(w.conn(), p.provider_id, &p.account_id)?;
+        if let Some(row) = store::provider_account(w.conn(), p.provider_id, &p.account_id)? {
+            let Some(user) = find_user(w.conn(), &row.user_id)? else {
                 return Ok(Decision::Rejected(CallbackError::InternalServerError));
             };
             // Better Auth's updateAccountOnSignIn: fresh tokens, the scope left as it was.
-            update_account(conn, vault, &row, p, false, now)?;
-            let user = upgrade_verified(conn, user, p, now)?;
+            update_account(w.conn(), vault, &row, p, false, now)?;
+            let user = upgrade_verified(w, user, p, now)?;
             return Ok(Decision::SignIn {
                 user,
                 created: false,
@@ -282,7 +280,7 @@ pub fn sign_in(
         let existing = user::table
             .filter(user::email.eq(&p.email))
             .select(User::as_select())
-            .first(conn)
+            .first(w.conn())
             .optional()?;
         if let Some(user) = existing {
             // Implicit linking only when both sides vouch for the email: otherwise whoever
@@ -291,8 +289,8 @@ pub fn sign_in(
             if !linking.enabled || !(p.email_verified || trusted) || !user.email_verified {
                 return Ok(Decision::Rejected(CallbackError::AccountNotLinked));
             }
-            insert_account(conn, vault, &user.id, p, now)?;
-            let user = upgrade_verified(conn, user, p, now)?;
+            insert_account(w.conn(), vault, &user.id, p, now)?;
+            let user = upgrade_verified(w, user, p, now)?;
             return Ok(Decision::SignIn {
                 user,
                 created: false,
@@ -302,19 +300,16 @@ pub fn sign_in(
             return Ok(Decision::Rejected(CallbackError::SignupDisabled));
         }
         let id = random::id();
-        let user = diesel::insert_into(user::table)
-            .values(&NewUser {
-                id: &id,
-                name: &p.name,
-                email: &p.email,
-                email_verified: p.email_verified,
-                image: p.image.as_deref(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(User::as_returning())
-            .get_result(conn)?;
-        insert_account(conn, vault, &user.id, p, now)?;
+        let user = w.insert_user(&NewUser {
+            id: &id,
+            name: &p.name,
+            email: &p.email,
+            email_verified: p.email_verified,
+            image: p.image.as_deref(),
+            created_at: now,
+            updated_at: now,
+        })?;
+        insert_account(w.conn(), vault, &user.id, p, now)?;
         Ok(Decision::SignIn {
             user,
             created: true,
@@ -324,7 +319,7 @@ pub fn sign_in(
 
 /// Link (spec §8.3 step 7): the account joins the user who started the flow.
 pub fn link(
-    conn: &mut PgConnection,
+    w: &mut Writer<'_>,
     vault: &Keyring,
     linking: &AccountLinkingConfig,
     link: &LinkData,
@@ -332,9 +327,9 @@ pub fn link(
     p: &ProviderAccount,
     now: DateTime<Utc>,
 ) -> QueryResult<Decision> {
-    conn.transaction(|conn| {
+    w.transaction(|w| {
         let alive = match &link.session_id {
-            Some(session_id) => store::session_alive(conn, session_id, &link.user_id, now)?,
+            Some(session_id) => store::session_alive(w.conn(), session_id, &link.user_id, now)?,
             None => session_ok,
         };
         if !alive || !linking.enabled {
@@ -347,17 +342,17 @@ pub fn link(
         if !linking.allow_different_emails && !p.email.eq_ignore_ascii_case(&link.email) {
             return Ok(Decision::Rejected(CallbackError::EmailDoesNotMatch));
         }
-        store::lock_provider_account(conn, p.provider_id, &p.account_id)?;
-        match store::provider_account(conn, p.provider_id, &p.account_id)? {
+        store::lock_provider_account(w.conn(), p.provider_id, &p.account_id)?;
+        match store::provider_account(w.conn(), p.provider_id, &p.account_id)? {
             Some(row) if row.user_id != link.user_id => Ok(Decision::Rejected(
                 CallbackError::AccountAlreadyLinkedToDifferentUser,
             )),
             Some(row) => {
-                update_account(conn, vault, &row, p, true, now)?;
+                update_account(w.conn(), vault, &row, p, true, now)?;
                 Ok(Decision::Linked)
             }
             None => {
-                insert_account(conn, vault, &link.user_id, p, now)?;
+                insert_account(w.conn(), vault, &link.user_id, p, now)?;
                 Ok(Decision::Linked)
             }
         }

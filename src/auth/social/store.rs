@@ -170,6 +170,19 @@ pub fn provider_account(
         .optional()
 }
 
+/// Locks the user's row until the transaction ends: decisions that count a user's accounts
+/// (unlink never removes the last one) run one at a time per user, so two concurrent unlinks of
+/// a user's two accounts cannot both see "two left".
+pub fn lock_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<bool> {
+    crate::db::schema::user::table
+        .find(user_id)
+        .select(crate::db::schema::user::id)
+        .for_update()
+        .first::<String>(conn)
+        .optional()
+        .map(|found| found.is_some())
+}
+
 pub fn accounts_of(conn: &mut PgConnection, user_id: &str) -> QueryResult<Vec<AccountRow>> {
     account::table
         .filter(account::user_id.eq(user_id))
