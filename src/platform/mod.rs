@@ -9,5 +9,6 @@ pub mod health;
 pub mod openapi;
 pub mod role;
 pub mod secret;
+pub mod ssrf;
 pub mod state;
 pub mod telemetry;

@@ -142,9 +142,11 @@ pub struct LogConfig {
 
 mod auth;
 mod connectors;
+mod mcp;
 
 pub use auth::*;
 pub use connectors::*;
+pub use mcp::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
