@@ -163,7 +163,10 @@ async fn modern_server_detected_paginated_and_is_error() {
     let res = get(&mut w, &ada, &format!("/api/mcp-servers/{id}/tools")).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     // Both pages; the tool with an invalid x-mcp-header annotation is dropped.
-    assert_eq!(tool_names(&res), vec!["add", "fail", "page-two"]);
+    assert_eq!(
+        tool_names(&res),
+        vec!["add", "fail", "page-two", "big", "slow"]
+    );
     let before = modern.methods().await.len();
     // Within ttlMs the list is reused.
     let res = get(&mut w, &ada, &format!("/api/mcp-servers/{id}/tools")).await;
@@ -211,7 +214,7 @@ async fn modern_server_detected_paginated_and_is_error() {
     let res = get(&mut w, &ada, "/api/tools").await;
     assert_eq!(res.status, 200);
     let tools = res.json()["tools"].as_array().unwrap().clone();
-    assert_eq!(tools.len(), 3);
+    assert_eq!(tools.len(), 5);
     let add_tool = tools.iter().find(|t| t["name"] == "add").unwrap();
     let ns = add_tool["namespaced_name"].as_str().unwrap().to_owned();
     assert!(
@@ -475,4 +478,32 @@ async fn mcp_endpoints_are_in_the_openapi_document() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+}
+
+#[actix_web::test]
+async fn result_size_cap_and_timeout_are_enforced() {
+    let modern = Modern::start(None).await;
+    let mut w = World::with_env(&[
+        ("SWITCHBOARD__CONNECTORS__MCP__MAX_RESULT_BYTES", "8192"),
+        ("SWITCHBOARD__CONNECTORS__MCP__REQUEST_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let ada = w.user("ada");
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "big", json!({})).await;
+    assert_eq!(res.status, 502, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["code"], "MCP_RESULT_TOO_LARGE", "{}", res.json());
+    let res = call(&mut w, &ada, &id, "slow", json!({})).await;
+    assert_eq!(res.status, 504, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["code"], "MCP_TIMEOUT");
+    // Both failures are recorded with their code.
+    let rows =
+        w.sql_texts("SELECT concat_ws('|', tool, ok, error) AS t FROM mcp_tool_calls ORDER BY id");
+    assert_eq!(
+        rows,
+        vec!["big|f|MCP_RESULT_TOO_LARGE", "slow|f|MCP_TIMEOUT"]
+    );
 }

@@ -173,6 +173,8 @@ impl Respond for ModernResponder {
                     &id,
                     json!({"ttlMs": 60000, "tools": [
                         {"name": "page-two", "inputSchema": {"type": "object"}},
+                        {"name": "big", "inputSchema": {"type": "object"}},
+                        {"name": "slow", "inputSchema": {"type": "object"}},
                         {"name": "bad-header", "inputSchema": {"type": "object", "properties": {"x": {"type": "string", "x-mcp-header": "no spaces allowed"}}}}
                     ]}),
                 ),
@@ -199,6 +201,14 @@ impl Respond for ModernResponder {
                     ),
                     "page-two" => {
                         complete(&id, json!({"content": [{"type": "text", "text": "two"}]}))
+                    }
+                    "big" => complete(
+                        &id,
+                        json!({"content": [{"type": "text", "text": "x".repeat(20_000)}]}),
+                    ),
+                    // Longer than the 1 s request timeout the test configures.
+                    "slow" => {
+                        complete(&id, json!({"content": []})).set_delay(Duration::from_secs(3))
                     }
                     _ => rpc_error(200, &id, -32602, "unknown tool"),
                 }
