@@ -27,6 +27,33 @@ pub enum Command {
     /// Manage keys: JWT signing keys (auth) and the token encryption key (connectors).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Talk to an MCP server directly (list or call tools); writes nothing to the database.
+    /// Exit codes: 0 ok, 1 the tool reported isError, 2 bad input or refused URL,
+    /// 3 the server needs authorization, 4 the server failed or is unreachable.
+    #[cfg(feature = "connectors")]
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[cfg(feature = "connectors")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum McpCommand {
+    /// List every tool of the server at URL (JSON on stdout).
+    Tools {
+        url: String,
+        /// A bearer token the server accepts.
+        #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
+        bearer: Option<String>,
+    },
+    /// Call TOOL with ARGS (a JSON object), checked against the tool's input schema first.
+    Call {
+        url: String,
+        tool: String,
+        #[arg(default_value = "{}")]
+        args: String,
+        #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
+        bearer: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -35,7 +35,15 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return fail(&err.to_string()),
     };
-    telemetry::init(&config.log);
+    // `mcp` prints JSON on stdout for scripts, so no log lines go there; it reports its own
+    // errors on stderr.
+    #[cfg(feature = "connectors")]
+    let quiet = matches!(command, Command::Mcp(_));
+    #[cfg(not(feature = "connectors"))]
+    let quiet = false;
+    if !quiet {
+        telemetry::init(&config.log);
+    }
 
     match command {
         Command::Serve(args) => {
@@ -94,6 +102,8 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+        #[cfg(feature = "connectors")]
+        Command::Mcp(mcp) => run_mcp(&config, mcp),
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());
@@ -129,4 +139,36 @@ fn checked_roles(config: &Config, args: &RoleArgs) -> Result<Vec<Role>, ExitCode
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+/// `switchboard mcp …`: JSON on stdout, one error line on stderr, documented exit codes.
+#[cfg(feature = "connectors")]
+fn run_mcp(config: &Config, command: switchboard::cli::McpCommand) -> ExitCode {
+    use switchboard::cli::McpCommand;
+    use switchboard::connectors::mcp::cli;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&format!("starting the runtime: {err}")),
+    };
+    let result = runtime.block_on(async {
+        match command {
+            McpCommand::Tools { url, bearer } => cli::tools(config, &url, bearer).await,
+            McpCommand::Call {
+                url,
+                tool,
+                args,
+                bearer,
+            } => cli::call(config, &url, &tool, &args, bearer).await,
+        }
+    });
+    match result {
+        Ok(out) => {
+            println!("{}", out.stdout);
+            ExitCode::from(out.code)
+        }
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
 }

@@ -5,7 +5,7 @@ pub mod admin;
 mod connect;
 mod error;
 mod handlers;
-mod mcp;
+pub mod mcp;
 mod me;
 mod models;
 mod oauth;

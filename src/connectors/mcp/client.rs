@@ -129,6 +129,11 @@ impl McpClient {
         })
     }
 
+    /// What is cached for a key: its era and negotiated version.
+    pub fn known(&self, key: &str) -> Option<Known> {
+        self.cached(key)
+    }
+
     fn cached(&self, key: &str) -> Option<Known> {
         self.known.lock().ok().and_then(|m| m.get(key).cloned())
     }

@@ -1,7 +1,8 @@
 //! MCP (Model Context Protocol) on behalf of each user: a client for both protocol eras, the
-//! servers a user can use, and their tools for web clients. The authorization flow (§5.5) and
-//! the operator CLI come next.
+//! servers a user can use, their tools for web clients, and the operator CLI. The authorization
+//! flow (§5.5) comes next.
 
+pub mod cli;
 mod client;
 mod error;
 pub(crate) mod handlers;
@@ -13,6 +14,7 @@ mod store;
 mod transport;
 
 pub use client::{Era, McpClient};
+pub use error::McpError;
 pub(crate) use service::ServerFailure;
 
 use actix_web::web;

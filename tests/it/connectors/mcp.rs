@@ -507,3 +507,87 @@ async fn result_size_cap_and_timeout_are_enforced() {
         vec!["big|f|MCP_RESULT_TOO_LARGE", "slow|f|MCP_TIMEOUT"]
     );
 }
+
+fn switchboard_mcp(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env_clear()
+        .env("APP_ENV", "test")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("mcp")
+        .args(args)
+        .output()
+        .expect("run switchboard mcp")
+}
+
+#[test]
+fn cli_lists_and_calls_tools_on_server_everything() {
+    let everything = Everything::start();
+    let url = everything.url();
+
+    let out = switchboard_mcp(&["tools", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["era"], "legacy");
+    assert!(
+        listed["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo")
+    );
+
+    let out = switchboard_mcp(&["call", &url, "echo", r#"{"message":"from the cli"}"#]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["content"][0]["text"], "Echo: from the cli");
+
+    // Bad input: exit 2 with one line on stderr, nothing on stdout.
+    for args in [
+        vec!["call", url.as_str(), "get-sum", r#"{"a":"x"}"#],
+        vec!["call", url.as_str(), "echo", "not json"],
+        vec!["call", url.as_str(), "no-such-tool", "{}"],
+        vec!["tools", "http://169.254.169.254/mcp"],
+    ] {
+        let out = switchboard_mcp(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    }
+}
+
+#[actix_web::test]
+async fn cli_exit_codes_for_authorization_and_is_error() {
+    let modern = Modern::start(Some("cli_token_1")).await;
+    let url = modern.url();
+    let out = switchboard_mcp(&["tools", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = switchboard_mcp(&["call", &url, "fail", "{}", "--bearer", "cli_token_1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["isError"], true);
+}
