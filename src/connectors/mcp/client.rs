@@ -293,11 +293,11 @@ impl McpClient {
                         "MCP session or era no longer holds; detecting again"
                     );
                     self.forget(t.key);
-                    if known.era == Era::Legacy {
-                        // Session expiry: re-initialize once, without the old session id.
-                        let fresh = self.initialize(t).await?;
-                        self.remember(t.key, &fresh);
-                    }
+                    // Legacy: the session expired; re-initialize once, without the old id.
+                    // Modern: the failed request was itself the modern probe, and its answer
+                    // was not a modern one, so detection continues with legacy `initialize`.
+                    let fresh = self.initialize(t).await?;
+                    self.remember(t.key, &fresh);
                 }
                 Outcome::Stale => return Err(McpError::UnsupportedServer),
             }

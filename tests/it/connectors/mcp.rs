@@ -591,3 +591,52 @@ async fn cli_exit_codes_for_authorization_and_is_error() {
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["isError"], true);
 }
+
+#[actix_web::test]
+async fn era_is_detected_again_when_the_cached_one_stops_holding() {
+    let modern = Modern::start(None).await;
+    let mut w = World::new().await;
+    let ada = w.user("ada");
+    let server = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await;
+    assert_eq!(server["era"], "modern");
+    let id = server["id"].as_str().unwrap().to_owned();
+
+    // The same URL now serves a legacy server (a redeploy): the cached modern era fails with a
+    // plain 400, so the client detects again (legacy initialize) and the listing works.
+    modern.server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(super::mcp_stand_ins::LegacyResponder)
+        .mount(&modern.server)
+        .await;
+    w.app.clock.advance(chrono::Duration::seconds(61));
+    let res = get(&mut w, &ada, &format!("/api/mcp-servers/{id}/tools")).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(tool_names(&res), vec!["legacy-echo"]);
+    let methods = modern.methods().await;
+    assert_eq!(
+        methods,
+        vec![
+            "tools/list",
+            "initialize",
+            "notifications/initialized",
+            "tools/list"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn arguments_and_results_are_recorded_only_when_configured() {
+    let modern = Modern::start(None).await;
+    let mut w = World::with_env(&[("SWITCHBOARD__CONNECTORS__MCP__RECORD_PAYLOADS", "true")]).await;
+    let ada = w.user("ada");
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 4, "b": 5 })).await;
+    assert_eq!(res.status, 200);
+    let rows = w.sql_texts(
+        "SELECT concat_ws('|', arguments::text, result->'structuredContent'->>'sum') AS t FROM mcp_tool_calls",
+    );
+    assert_eq!(rows, vec![r#"{"a": 4, "b": 5}|9.0"#]);
+}

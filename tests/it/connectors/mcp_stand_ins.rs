@@ -253,3 +253,38 @@ impl Modern {
             .collect()
     }
 }
+
+/// A minimal legacy (2025-11-25) responder for a `MockServer`: `initialize` opens session
+/// `s-1`, `notifications/initialized` gets 202, requests without the session get 400 -32000
+/// (as server-everything answers), `tools/list` lists `legacy-echo`.
+pub struct LegacyResponder;
+
+impl Respond for LegacyResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let id = body.get("id").cloned().unwrap_or(Value::Null);
+        let session = req
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        match body["method"].as_str().unwrap_or("") {
+            "initialize" => ResponseTemplate::new(200)
+                .insert_header("mcp-session-id", "s-1")
+                .set_body_json(json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "legacy-stand-in", "version": "1.0.0"}}})),
+            _ if session != Some("s-1") => rpc_error(
+                400,
+                &Value::Null,
+                -32000,
+                "Bad Request: Server not initialized",
+            ),
+            "notifications/initialized" => ResponseTemplate::new(202),
+            "tools/list" => {
+                ResponseTemplate::new(200).set_body_json(json!({"jsonrpc": "2.0", "id": id,
+                "result": {"tools": [{"name": "legacy-echo", "inputSchema": {"type": "object"}}]}}))
+            }
+            _ => rpc_error(200, &id, -32601, "Method not found"),
+        }
+    }
+}
