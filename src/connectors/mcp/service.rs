@@ -260,13 +260,38 @@ async fn tools_of(
     url: &Url,
     bearer: Option<&Plain>,
 ) -> Result<Arc<ToolList>, McpError> {
-    ctx.mcp
+    let list = ctx
+        .mcp
         .list_tools(&Target {
             key: &row.id,
             url,
             bearer,
         })
-        .await
+        .await?;
+    sync_era(ctx, row).await;
+    Ok(list)
+}
+
+/// Records a re-detected era (or a server that now answers) on the row; best effort.
+async fn sync_era(ctx: &Arc<Ctx>, row: &ServerRow) {
+    let Some(known) = ctx.mcp.known(&row.id) else {
+        return;
+    };
+    let era = known.era.as_str();
+    if row.era.as_deref() == Some(era)
+        && row.protocol_version.as_deref() == Some(known.version.as_str())
+        && !row.needs_authorization
+    {
+        return;
+    }
+    let (id, version, now) = (row.id.clone(), known.version.clone(), ctx.clock.now());
+    if let Err(e) = db::run(&ctx.pool, move |c| {
+        store::set_era(c, &id, era, &version, now).map_err(DbError::from)
+    })
+    .await
+    {
+        tracing::warn!(error = %e, server_id = %row.id, "recording the MCP era failed");
+    }
 }
 
 pub async fn tools(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<Vec<ToolView>, McpError> {

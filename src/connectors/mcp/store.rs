@@ -109,3 +109,21 @@ pub fn url_taken(conn: &mut PgConnection, owner: &str, url: &str) -> QueryResult
     ))
     .get_result(conn)
 }
+
+/// Keeps the row's era in step with what the client last detected.
+pub fn set_era(
+    conn: &mut PgConnection,
+    id: &str,
+    era: &str,
+    version: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<usize> {
+    diesel::update(mcp_servers::table.filter(mcp_servers::id.eq(id)))
+        .set((
+            mcp_servers::era.eq(era),
+            mcp_servers::protocol_version.eq(version),
+            mcp_servers::needs_authorization.eq(false),
+            mcp_servers::updated_at.eq(now),
+        ))
+        .execute(conn)
+}

@@ -622,6 +622,9 @@ async fn era_is_detected_again_when_the_cached_one_stops_holding() {
             "tools/list"
         ]
     );
+    let res = get(&mut w, &ada, &format!("/api/mcp-servers/{id}")).await;
+    assert_eq!(res.json()["era"], "legacy");
+    assert_eq!(res.json()["protocol_version"], "2025-11-25");
 }
 
 #[actix_web::test]
