@@ -50,6 +50,12 @@ pub enum Command {
     /// Ask the running server on this host whether it is healthy (for a container HEALTHCHECK):
     /// GET /readyz on the chosen roles' listen addresses; exit 0 when every one answers 200.
     Healthcheck(HealthcheckArgs),
+    /// Talk to an MCP server directly (list or call tools); writes nothing to the database.
+    /// Exit codes: 0 ok, 1 the tool reported isError, 2 bad input or refused URL,
+    /// 3 the server needs authorization, 4 the server failed or is unreachable.
+    #[cfg(feature = "connectors")]
+    #[command(subcommand)]
+    Mcp(McpCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -62,6 +68,27 @@ pub struct HealthcheckArgs {
     /// Give up on a listener after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout_secs: u64,
+}
+
+#[cfg(feature = "connectors")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum McpCommand {
+    /// List every tool of the server at URL (JSON on stdout).
+    Tools {
+        url: String,
+        /// A bearer token the server accepts.
+        #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
+        bearer: Option<String>,
+    },
+    /// Call TOOL with ARGS (a JSON object), checked against the tool's input schema first.
+    Call {
+        url: String,
+        tool: String,
+        #[arg(default_value = "{}")]
+        args: String,
+        #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
+        bearer: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -45,8 +45,16 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err.to_string()),
     };
     let config = loaded.config;
-    telemetry::init(&config.log);
-    if !matches!(command, Command::Healthcheck(_)) {
+    // `mcp` prints JSON on stdout for scripts, so no log lines go there; it reports its own
+    // errors on stderr. `healthcheck` runs every few seconds in a container: no start-up lines.
+    #[cfg(feature = "connectors")]
+    let mcp = matches!(command, Command::Mcp(_));
+    #[cfg(not(feature = "connectors"))]
+    let mcp = false;
+    if !mcp {
+        telemetry::init(&config.log);
+    }
+    if !mcp && !matches!(command, Command::Healthcheck(_)) {
         match &config_dir {
             dir::ConfigDir::Found { .. } => tracing::info!(
                 app_env = %config.app_env,
@@ -122,6 +130,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Healthcheck(args) => healthcheck(&config, &args),
+        #[cfg(feature = "connectors")]
+        Command::Mcp(mcp) => run_mcp(&config, mcp),
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());
@@ -183,4 +193,36 @@ fn checked_roles(config: &Config, args: &RoleArgs) -> Result<Vec<Role>, ExitCode
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+/// `switchboard mcp …`: JSON on stdout, one error line on stderr, documented exit codes.
+#[cfg(feature = "connectors")]
+fn run_mcp(config: &Config, command: switchboard::cli::McpCommand) -> ExitCode {
+    use switchboard::cli::McpCommand;
+    use switchboard::connectors::mcp::cli;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&format!("starting the runtime: {err}")),
+    };
+    let result = runtime.block_on(async {
+        match command {
+            McpCommand::Tools { url, bearer } => cli::tools(config, &url, bearer).await,
+            McpCommand::Call {
+                url,
+                tool,
+                args,
+                bearer,
+            } => cli::call(config, &url, &tool, &args, bearer).await,
+        }
+    });
+    match result {
+        Ok(out) => {
+            println!("{}", out.stdout);
+            ExitCode::from(out.code)
+        }
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 mod connect;
 mod error;
 mod handlers;
+pub mod mcp;
 mod me;
 mod models;
 mod oauth;
@@ -40,6 +41,8 @@ pub(crate) struct Ctx {
     pub http: reqwest::Client,
     pub vault: vault::Vault,
     pub registry: providers::Registry,
+    /// The MCP client (its own SSRF-guarded HTTP client, era and tool caches).
+    pub mcp: mcp::McpClient,
 }
 
 /// What the connectors role's handlers share.
@@ -71,6 +74,16 @@ impl ConnectorsState {
                 .context("building the provider HTTP client")?,
             vault: vault::Vault::from_config(config).context("loading the encryption keys")?,
             registry: providers::Registry::from_config(&config.connectors.providers),
+            mcp: mcp::McpClient::new(
+                &config.connectors.mcp,
+                crate::platform::ssrf::Policy {
+                    allow_loopback: config.connectors.mcp.allow_loopback,
+                    allow_private: config.connectors.mcp.allow_private,
+                    require_https: config.app_env == crate::platform::config::AppEnv::Production,
+                },
+                platform.clock.clone(),
+            )
+            .context("building the MCP client")?,
         });
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -128,6 +141,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/connections/{id}/refresh",
             web::post().to(connections::refresh),
         );
+    mcp::configure(cfg);
 }
 
 #[derive(OpenApi)]
@@ -142,6 +156,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::connections::get,
         handlers::connections::delete,
         handlers::connections::refresh,
+        mcp::handlers::add,
+        mcp::handlers::list,
+        mcp::handlers::get,
+        mcp::handlers::delete,
+        mcp::handlers::tools,
+        mcp::handlers::all_tools,
+        mcp::handlers::call,
+        mcp::handlers::call_namespaced,
     ),
     components(schemas(
         me::MeBody,
@@ -156,6 +178,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::connect::CompleteBody,
         handlers::connections::ConnectionList,
         handlers::connections::DeletedBody,
+        mcp::models::ServerView,
+        mcp::models::ToolView,
+        mcp::Era,
+        mcp::ServerFailure,
+        mcp::handlers::AddServerBody,
+        mcp::handlers::ServerList,
+        mcp::handlers::ToolList,
+        mcp::handlers::AllTools,
+        mcp::handlers::CallBody,
+        mcp::handlers::CallResult,
+        mcp::handlers::McpDeleted,
     ))
 )]
 struct ConnectorsApi;

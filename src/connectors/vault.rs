@@ -35,6 +35,8 @@ pub enum Field {
     CodeVerifier,
     /// A pending grant's payload (tokens and the account they name), bound to its code hash.
     PendingGrant,
+    /// A credential an MCP server accepts (a user-given bearer; OAuth tokens next).
+    McpAccessToken,
 }
 
 impl Field {
@@ -44,6 +46,7 @@ impl Field {
             Self::RefreshToken => ("connections", "refresh_token"),
             Self::CodeVerifier => ("oauth_flows", "code_verifier"),
             Self::PendingGrant => ("pending_grants", "payload"),
+            Self::McpAccessToken => ("mcp_credentials", "access_token"),
         };
         format!("switchboard/{table}/{row}/{column}").into_bytes()
     }

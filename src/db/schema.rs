@@ -52,6 +52,51 @@ diesel::table! {
 }
 
 diesel::table! {
+    mcp_credentials (server_id) {
+        server_id -> Text,
+        issuer -> Nullable<Text>,
+        access_token -> Text,
+        refresh_token -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        scopes -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mcp_servers (id) {
+        id -> Text,
+        owner_id -> Text,
+        name -> Text,
+        url -> Text,
+        provider -> Nullable<Text>,
+        connection_id -> Nullable<Text>,
+        era -> Nullable<Text>,
+        protocol_version -> Nullable<Text>,
+        needs_authorization -> Bool,
+        server_info -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mcp_tool_calls (id) {
+        id -> Int8,
+        owner_id -> Text,
+        server_id -> Text,
+        tool -> Text,
+        started_at -> Timestamptz,
+        duration_ms -> Int4,
+        ok -> Bool,
+        error -> Nullable<Text>,
+        arguments -> Nullable<Jsonb>,
+        result -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
     oauth_flows (state_hash) {
         state_hash -> Text,
         owner_id -> Text,
@@ -123,6 +168,9 @@ diesel::table! {
 
 diesel::joinable!(account -> user (user_id));
 diesel::joinable!(connections -> user (owner_id));
+diesel::joinable!(mcp_credentials -> mcp_servers (server_id));
+diesel::joinable!(mcp_servers -> connections (connection_id));
+diesel::joinable!(mcp_servers -> user (owner_id));
 diesel::joinable!(oauth_flows -> user (owner_id));
 diesel::joinable!(pending_grants -> user (owner_id));
 diesel::joinable!(refresh_claims -> connections (connection_id));
@@ -132,6 +180,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     account,
     connections,
     jwks,
+    mcp_credentials,
+    mcp_servers,
+    mcp_tool_calls,
     oauth_flows,
     pending_grants,
     refresh_claims,

@@ -13,5 +13,6 @@ pub mod role;
 pub mod route;
 pub mod secret;
 pub mod shutdown;
+pub mod ssrf;
 pub mod state;
 pub mod telemetry;

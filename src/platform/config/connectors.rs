@@ -28,6 +28,7 @@ pub struct ConnectorsConfig {
     /// Timeout of every call to a provider (token, revoke, identity).
     pub provider_timeout_secs: u64,
     pub refresh: RefreshConfig,
+    pub mcp: McpConfig,
 }
 
 /// `[connectors.refresh]`: keeping stored access tokens fresh.
@@ -86,6 +87,8 @@ pub struct LinearProviderConfig {
     pub actor: LinearActor,
     /// `prompt` on the authorize URL; `consent` lets one user connect several workspaces.
     pub prompt: Option<String>,
+    /// Linear's hosted MCP server: a built-in catalog entry (`POST /api/mcp-servers {provider}`).
+    pub mcp_url: Option<String>,
 }
 
 /// GitHub OAuth app (spec §3), the second provider that proves the registry is generic.
@@ -101,6 +104,8 @@ pub struct GithubProviderConfig {
     /// REST API base: `GET <api_url>/user` names the account.
     pub api_url: String,
     pub scopes: Vec<String>,
+    /// GitHub's hosted MCP server: a built-in catalog entry.
+    pub mcp_url: Option<String>,
 }
 
 impl Config {
@@ -127,6 +132,7 @@ impl Config {
         }
         self.validate_encryption_keys(problems);
         validate_providers(problems, &c.providers, production);
+        self.validate_mcp(problems, production);
         let r = &c.refresh;
         if r.margin_secs < 60 || r.margin_secs > 86_400 {
             problems.push("connectors.refresh.margin_secs must be between 60 and 86400".to_owned());

@@ -147,9 +147,11 @@ pub struct LogConfig {
 mod auth;
 mod connectors;
 pub mod dir;
+mod mcp;
 
 pub use auth::*;
 pub use connectors::*;
+pub use mcp::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

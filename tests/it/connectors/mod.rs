@@ -5,6 +5,8 @@ mod binding;
 mod flow;
 mod lease;
 mod lifecycle;
+mod mcp;
+mod mcp_stand_ins;
 mod refresh;
 mod unconfigured;
 mod vault;

@@ -1,0 +1,65 @@
+//! `[connectors.mcp]`: the MCP client's limits, the SSRF guard's allowances and what a tool
+//! call record keeps.
+
+use super::*;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Whole-request timeout of one MCP call (connect, send, read the full response).
+    pub request_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Largest MCP response body read; a larger one fails the call (never buffered whole).
+    pub max_result_bytes: usize,
+    /// How long a `tools/list` result is reused when the server gives no `ttlMs`.
+    pub list_ttl_secs: u64,
+    /// Most `tools/list` pages followed for one listing.
+    pub max_pages: u32,
+    /// SSRF guard: reach 127.0.0.0/8 and ::1 (tests and local development only).
+    pub allow_loopback: bool,
+    /// SSRF guard: reach RFC 1918, CGNAT and fc00::/7 addresses.
+    pub allow_private: bool,
+    /// Keep tool-call arguments and results in `mcp_tool_calls` (they may hold private data).
+    pub record_payloads: bool,
+    /// Most servers one user may add.
+    pub max_servers_per_user: u32,
+}
+
+impl Config {
+    pub(super) fn validate_mcp(&self, problems: &mut Vec<String>, production: bool) {
+        let m = &self.connectors.mcp;
+        if !(1..=600).contains(&m.request_timeout_secs) {
+            problems.push("connectors.mcp.request_timeout_secs must be between 1 and 600".into());
+        }
+        if !(1..=60).contains(&m.connect_timeout_secs) {
+            problems.push("connectors.mcp.connect_timeout_secs must be between 1 and 60".into());
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&m.max_result_bytes) {
+            problems
+                .push("connectors.mcp.max_result_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        if !(1..=1000).contains(&m.max_pages) {
+            problems.push("connectors.mcp.max_pages must be between 1 and 1000".into());
+        }
+        if m.max_servers_per_user == 0 {
+            problems.push("connectors.mcp.max_servers_per_user must be at least 1".into());
+        }
+        if production && (m.allow_loopback || m.allow_private) {
+            problems.push(
+                "connectors.mcp.allow_loopback and allow_private must be false in production"
+                    .into(),
+            );
+        }
+        let p = &self.connectors.providers;
+        for (name, url) in [("linear", &p.linear.mcp_url), ("github", &p.github.mcp_url)] {
+            let Some(url) = url.as_deref() else { continue };
+            match http_url(url) {
+                Err(why) => problems.push(format!("connectors.providers.{name}.mcp_url {why}")),
+                Ok(u) if production && u.scheme() != "https" => problems.push(format!(
+                    "connectors.providers.{name}.mcp_url must be https in production"
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+}
