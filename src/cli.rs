@@ -27,6 +27,30 @@ pub enum Command {
     /// Manage keys: JWT signing keys (auth) and the token encryption key (connectors).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The job queue: list jobs, retry dead ones.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs waiting, running or dead, oldest first (finished jobs are deleted).
+    List {
+        /// Only these states (queued, running, dead); repeat or comma-separate.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Queue a dead job again now with fresh attempts, or every dead job with --dead.
+    Retry {
+        /// The job's id, from `jobs list`.
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        /// Every dead job.
+        #[arg(long)]
+        dead: bool,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -52,6 +52,7 @@ where
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(platform)
         .configure(health::configure)
+        .configure(crate::jobs::metrics::configure)
         .configure(configure)
         .default_service(web::to(error::not_found))
         .wrap(ErrorHandlers::new().default_handler(error::ensure_json))

@@ -10,6 +10,8 @@ pub struct Platform {
     pub config: Arc<Config>,
     pub pool: DbPool,
     pub clock: SharedClock,
+    /// The job runners started in this process, so shutdown reaches them.
+    pub jobs: crate::jobs::Supervisor,
 }
 
 impl Platform {
@@ -18,6 +20,7 @@ impl Platform {
             config,
             pool,
             clock,
+            jobs: crate::jobs::Supervisor::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod connectors;
 mod github;
 #[cfg(feature = "auth")]
 mod interop;
+mod jobs;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod jwt;
 #[cfg(feature = "auth")]

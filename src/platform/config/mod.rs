@@ -45,6 +45,8 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ),
     ("ANTHROPIC_API_KEY", "connectors.anthropic_api_key"),
     ("RUST_LOG", "log.filter"),
+    ("LINEAR_WEBHOOK_SECRET", "webhooks.linear_secret"),
+    ("GITHUB_WEBHOOK_SECRET", "webhooks.github_secret"),
 ];
 
 /// Keys whose value is a comma-separated list when it comes from the environment.
@@ -57,6 +59,8 @@ const LIST_KEYS: &[&str] = &[
     "connectors.previous_encryption_keys",
     "connectors.providers.linear.scopes",
     "connectors.providers.github.scopes",
+    "webhooks.linear_previous_secrets",
+    "webhooks.github_previous_secrets",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,6 +102,8 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub connectors: ConnectorsConfig,
+    pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,9 +148,11 @@ pub struct LogConfig {
 
 mod auth;
 mod connectors;
+mod jobs;
 
 pub use auth::*;
 pub use connectors::*;
+pub use jobs::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -269,7 +277,9 @@ impl Config {
         }
         if needs_connectors {
             self.validate_connectors(&mut problems, production);
+            self.webhooks.validate(&mut problems, production);
         }
+        self.jobs.validate(&mut problems);
 
         if problems.is_empty() {
             Ok(())
