@@ -76,6 +76,12 @@ impl JobError {
     }
 }
 
+impl From<diesel::result::Error> for JobError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::retry(DbError::from(err).to_string())
+    }
+}
+
 impl From<DbError> for JobError {
     fn from(err: DbError) -> Self {
         Self::retry(err.to_string())

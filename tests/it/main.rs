@@ -31,3 +31,5 @@ mod session_cache;
 mod trust;
 #[cfg(feature = "auth")]
 mod verification;
+#[cfg(feature = "connectors")]
+mod webhooks;
