@@ -10,6 +10,8 @@ mod cli;
 mod config;
 #[cfg(feature = "connectors")]
 mod connectors;
+#[cfg(feature = "connectors")]
+mod events;
 #[cfg(feature = "auth")]
 mod github;
 #[cfg(feature = "auth")]
