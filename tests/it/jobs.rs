@@ -444,3 +444,45 @@ fn the_jobs_commands_list_and_retry() {
     let (ok, out) = run(&["jobs", "retry", "999999"]);
     assert!(!ok && out.contains("no job 999999"), "{out}");
 }
+
+#[actix_web::test]
+async fn a_worker_that_lost_its_claim_can_neither_finish_nor_fail_the_job() {
+    let db = TestDb::new();
+    let clock = ManualClock::starting_now();
+    let id = enqueue(&db, clock.now(), "count", EnqueueOpts::default()).unwrap();
+    let lease = chrono::Duration::seconds(60);
+    let mut conn = db.conn();
+    let stale = store::claim(
+        &mut conn,
+        clock.now(),
+        "count",
+        1,
+        "w_slow",
+        clock.now() + lease,
+    )
+    .unwrap();
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(store::reap_expired(&mut conn, clock.now()).unwrap(), 1);
+    let fresh = store::claim(
+        &mut conn,
+        clock.now(),
+        "count",
+        1,
+        "w_next",
+        clock.now() + lease,
+    )
+    .unwrap();
+    assert_eq!(fresh[0].id, id);
+    assert_eq!(fresh[0].attempt, 2);
+
+    assert!(
+        !store::complete(&mut conn, &stale[0]).unwrap(),
+        "the slow worker is fenced off"
+    );
+    assert!(!store::fail(&mut conn, clock.now(), &stale[0], "late", clock.now(), true).unwrap());
+    assert!(!store::extend(&mut conn, clock.now(), &stale[0], clock.now() + lease).unwrap());
+    let s = state_of(&db, id).unwrap();
+    assert_eq!((s.state.as_str(), s.attempts), ("running", 2));
+    assert!(store::complete(&mut conn, &fresh[0]).unwrap());
+    assert!(state_of(&db, id).is_none());
+}
