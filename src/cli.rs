@@ -30,6 +30,20 @@ pub enum Command {
     /// The job queue: list jobs, retry dead ones.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Provider webhook deliveries (connectors).
+    #[cfg(feature = "connectors")]
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[cfg(feature = "connectors")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksCommand {
+    /// Deliveries that matched no connection, newest first, with the ids routing looked for.
+    Unmatched {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -119,6 +119,19 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+        #[cfg(feature = "connectors")]
+        Command::Webhooks(switchboard::cli::WebhooksCommand::Unmatched { limit }) => {
+            if let Err(err) = config.validate(&[]) {
+                return fail(&err.to_string());
+            }
+            match switchboard::connectors::webhooks::admin::unmatched(&config, limit) {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&format!("{err:#}")),
+            }
+        }
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());

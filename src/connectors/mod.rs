@@ -14,7 +14,7 @@ mod refresh;
 mod service;
 mod store;
 mod vault;
-mod webhooks;
+pub mod webhooks;
 
 pub use error::ConnectorsError;
 pub use models::ConnectionId;

@@ -609,3 +609,32 @@ async fn the_webhook_and_events_endpoints_are_in_the_openapi_document() {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
 }
+
+#[actix_web::test]
+async fn operators_list_unmatched_deliveries_with_the_ids_routing_looked_for() {
+    let mut w = world(&[]).await;
+    let body = linear_body(&w, "Issue", "create", "org-unknown");
+    post_linear(&mut w, &body, "lost-1").await;
+    post_github(&mut w, &json!({ "sender": { "id": 77 } }), "lost-2", "push").await;
+    drain(&w).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", w.app.db.url())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["webhooks", "unmatched"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("delivery=lost-1  org=org-unknown"), "{text}");
+    assert!(
+        text.contains("delivery=lost-2  installation=- owner=- sender=77"),
+        "{text}"
+    );
+    assert!(text.contains("2 unmatched delivery(ies)"), "{text}");
+}

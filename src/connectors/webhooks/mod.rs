@@ -3,6 +3,7 @@
 //! job in one transaction before the 200; a redelivery answers 200 and stores nothing. Routing
 //! to connections runs later as the `webhook_route` job (see [`route`]).
 
+pub mod admin;
 pub(crate) mod intake;
 pub(crate) mod route;
 mod verify;
