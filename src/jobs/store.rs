@@ -36,6 +36,23 @@ pub fn enqueue(
     payload: &serde_json::Value,
     opts: &EnqueueOpts,
 ) -> Result<Option<i64>, DbError> {
+    if opts.dedupe_key.is_none() {
+        // The common case as a diesel insert: a cached prepared statement (webhook intake).
+        use crate::db::schema::jobs::dsl as j;
+        let id = diesel::insert_into(j::jobs)
+            .values((
+                j::kind.eq(kind),
+                j::payload.eq(payload),
+                j::priority.eq(opts.priority),
+                j::max_attempts.eq(opts.max_attempts.unwrap_or(5).max(1)),
+                j::run_at.eq(opts.run_at.unwrap_or(now)),
+                j::created_at.eq(now),
+                j::updated_at.eq(now),
+            ))
+            .returning(j::id)
+            .get_result::<i64>(conn)?;
+        return Ok(Some(id));
+    }
     let row = diesel::sql_query(
         "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, dedupe_key, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
