@@ -45,7 +45,7 @@ start_server() { # jobs enabled?
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.2; done
   echo "server did not start" >&2; cat "$out/webhooks-server.log" >&2; exit 1
 }
-stop_server() { [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }; }
+stop_server() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi; }
 trap stop_server EXIT
 sql() { psql "$server/$db" -Atqc "$1"; }
 

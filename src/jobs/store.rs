@@ -149,6 +149,21 @@ pub fn complete(conn: &mut PgConnection, job: &Job) -> Result<bool, DbError> {
     Ok(n == 1)
 }
 
+/// Many finished jobs in one statement (one commit), each only if its claim still holds it.
+pub fn complete_many(conn: &mut PgConnection, jobs: &[Job]) -> Result<usize, DbError> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let workers: Vec<&str> = jobs.iter().map(|j| j.worker.as_str()).collect();
+    let attempts: Vec<i32> = jobs.iter().map(|j| j.attempt).collect();
+    Ok(diesel::sql_query(
+        "DELETE FROM jobs WHERE state = 'running' AND (id, locked_by, attempts) IN \
+         (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]))",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Text>, _>(&workers)
+    .bind::<Array<Integer>, _>(&attempts)
+    .execute(conn)?)
+}
+
 /// A failed run: queued again at `retry_at`, or dead (`dead = true` or no attempts left).
 pub fn fail(
     conn: &mut PgConnection,

@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// What a runner needs; cheap to clone into each job's task.
@@ -22,6 +22,9 @@ pub struct Runner {
     registry: Registry,
     worker: String,
     wake: Arc<Notify>,
+    /// Set while started: finished jobs go to one task that deletes them in batches (one
+    /// commit for many trivial jobs instead of one each).
+    done: Option<mpsc::UnboundedSender<Job>>,
 }
 
 impl Runner {
@@ -33,6 +36,7 @@ impl Runner {
             registry,
             worker: worker_id(),
             wake: Arc::new(Notify::new()),
+            done: None,
         }
     }
 
@@ -126,7 +130,14 @@ impl Runner {
         let now = self.clock.now();
         let held = job.clone();
         let written = match result {
-            Ok(()) => db::run(&self.pool, move |conn| store::complete(conn, &held)).await,
+            Ok(()) => {
+                if let Some(done) = &self.done
+                    && done.send(held.clone()).is_ok()
+                {
+                    return;
+                }
+                db::run(&self.pool, move |conn| store::complete(conn, &held)).await
+            }
             Err(err) => {
                 let delay = backoff(
                     job.attempt,
@@ -153,11 +164,14 @@ impl Runner {
     }
 
     /// Starts the loop on the current runtime.
-    pub fn start(self) -> RunnerHandle {
+    pub fn start(mut self) -> RunnerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let release_runner = self.clone();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        self.done = Some(done_tx);
+        let completer = tokio::spawn(complete_batches(self.pool.clone(), done_rx));
         let task = tokio::spawn(async move {
-            self.run_loop(stop_rx).await;
+            self.run_loop(stop_rx, completer).await;
         });
         RunnerHandle {
             stop: stop_tx,
@@ -166,7 +180,11 @@ impl Runner {
         }
     }
 
-    async fn run_loop(self, mut stop: watch::Receiver<bool>) {
+    async fn run_loop(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        completer: tokio::task::JoinHandle<()>,
+    ) {
         let kinds: Vec<(String, Arc<Semaphore>)> = self
             .registry
             .kinds()
@@ -177,6 +195,8 @@ impl Runner {
             })
             .collect();
         if kinds.is_empty() {
+            self.done = None;
+            let _ = completer.await;
             return;
         }
         tracing::info!(worker = %self.worker, kinds = ?kinds.iter().map(|k| &k.0).collect::<Vec<_>>(), "job workers started");
@@ -239,6 +259,9 @@ impl Runner {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
+        // Record the finished ones before releasing, or they would be released and run again.
+        self.done = None;
+        let _ = completer.await;
         let now = self.clock.now();
         let worker = self.worker.clone();
         match db::run(&self.pool, move |conn| store::release(conn, now, &worker)).await {
@@ -247,6 +270,23 @@ impl Runner {
             Err(err) => {
                 tracing::warn!(error = %err, "releasing job claims failed; their leases will expire")
             }
+        }
+    }
+}
+
+/// Deletes finished jobs, as many per statement as have finished meanwhile.
+async fn complete_batches(pool: DbPool, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1000 {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = db::run(&pool, move |conn| store::complete_many(conn, &batch)).await {
+            // Their claims stay until the leases run out; then they run again (at least once).
+            tracing::warn!(error = %err, "recording finished jobs failed");
         }
     }
 }
