@@ -185,13 +185,13 @@ impl Runner {
         mut stop: watch::Receiver<bool>,
         completer: tokio::task::JoinHandle<()>,
     ) {
-        let kinds: Vec<(String, Arc<Semaphore>)> = self
+        let kinds: Vec<(String, usize, Arc<Semaphore>)> = self
             .registry
             .kinds()
             .into_iter()
             .filter_map(|kind| {
                 let n = self.config.concurrency_of(&kind);
-                (n > 0).then(|| (kind, Arc::new(Semaphore::new(n))))
+                (n > 0).then(|| (kind, n, Arc::new(Semaphore::new(n))))
             })
             .collect();
         if kinds.is_empty() {
@@ -199,7 +199,7 @@ impl Runner {
             let _ = completer.await;
             return;
         }
-        tracing::info!(worker = %self.worker, kinds = ?kinds.iter().map(|k| &k.0).collect::<Vec<_>>(), "job workers started");
+        tracing::info!(worker = %self.worker, kinds = ?kinds.iter().map(|k| (&k.0, k.1)).collect::<Vec<_>>(), "job workers started");
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let mut running: JoinSet<()> = JoinSet::new();
         let mut last_reap = std::time::Instant::now() - Duration::from_secs(3600);
@@ -215,9 +215,11 @@ impl Runner {
             }
             let mut claimed = 0;
             let mut full = true;
-            for (kind, permits) in &kinds {
+            for (kind, capacity, permits) in &kinds {
                 let free = permits.available_permits();
-                if free == 0 {
+                // While busy, claim in batches of at least a quarter of the capacity: one claim
+                // per finished job would be one commit per job again.
+                if free == 0 || (free < *capacity && free < capacity.div_ceil(4)) {
                     continue;
                 }
                 full = false;
