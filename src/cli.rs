@@ -56,6 +56,13 @@ pub enum Command {
     #[cfg(feature = "connectors")]
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// The job queue: list jobs, retry dead ones.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Provider webhook deliveries (connectors).
+    #[cfg(feature = "connectors")]
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -88,6 +95,37 @@ pub enum McpCommand {
         args: String,
         #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
         bearer: Option<String>,
+    },
+}
+
+#[cfg(feature = "connectors")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksCommand {
+    /// Deliveries that matched no connection, newest first, with the ids routing looked for.
+    Unmatched {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs waiting, running or dead, oldest first (finished jobs are deleted).
+    List {
+        /// Only these states (queued, running, dead); repeat or comma-separate.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Queue a dead job again now with fresh attempts, or every dead job with --dead.
+    Retry {
+        /// The job's id, from `jobs list`.
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        /// Every dead job.
+        #[arg(long)]
+        dead: bool,
     },
 }
 

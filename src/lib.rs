@@ -8,6 +8,7 @@ pub mod cli;
 pub mod connectors;
 pub mod crypto;
 pub mod db;
+pub mod jobs;
 pub mod platform;
 pub mod server;
 #[cfg(feature = "connectors")]

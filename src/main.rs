@@ -132,6 +132,44 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => healthcheck(&config, &args),
         #[cfg(feature = "connectors")]
         Command::Mcp(mcp) => run_mcp(&config, mcp),
+        Command::Jobs(jobs) => {
+            use switchboard::cli::JobsCommand;
+            if let Err(err) = config.validate(&[]) {
+                return fail(&err.to_string());
+            }
+            let result = match jobs {
+                JobsCommand::List { state, limit } => {
+                    switchboard::jobs::admin::list(&config, &state, limit)
+                }
+                JobsCommand::Retry { dead: true, .. } => {
+                    switchboard::jobs::admin::retry_dead(&config)
+                }
+                JobsCommand::Retry { id, .. } => match id {
+                    Some(id) => switchboard::jobs::admin::retry(&config, id),
+                    None => Err(anyhow::anyhow!("give a job id or --dead")),
+                },
+            };
+            match result {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&format!("{err:#}")),
+            }
+        }
+        #[cfg(feature = "connectors")]
+        Command::Webhooks(switchboard::cli::WebhooksCommand::Unmatched { limit }) => {
+            if let Err(err) = config.validate(&[]) {
+                return fail(&err.to_string());
+            }
+            match switchboard::connectors::webhooks::admin::unmatched(&config, limit) {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&format!("{err:#}")),
+            }
+        }
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());

@@ -93,7 +93,7 @@ pub fn migrate(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<V
 /// are installed before anything slow, so a signal during start-up stops the process at once.
 pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
-    let servers = tokio::select! {
+    let (servers, platform) = tokio::select! {
         started = start(&config, roles) => started?,
         signal = signals.recv() => {
             tracing::info!(signal, "stopped during start-up, before serving");
@@ -112,6 +112,8 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
     for result in futures_util::future::join_all(servers).await {
         result?;
     }
+    tracing::info!("shutting down: finishing or releasing running jobs");
+    platform.jobs.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -120,7 +122,7 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
 async fn start(
     config: &Arc<Config>,
     roles: Vec<Role>,
-) -> anyhow::Result<Vec<actix_web::dev::Server>> {
+) -> anyhow::Result<(Vec<actix_web::dev::Server>, Platform)> {
     prepare_database(config).await?;
     let pool = db::build_pool(&config.database);
     let platform = Platform::new(config.clone(), pool, Arc::new(SystemClock));
@@ -155,5 +157,5 @@ async fn start(
         tracing::info!(role = role.as_str(), %listen, "listening");
         servers.push(server);
     }
-    Ok(servers)
+    Ok((servers, platform))
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod connect;
 mod error;
+mod events;
 mod handlers;
 pub mod mcp;
 mod me;
@@ -15,6 +16,7 @@ mod refresh;
 mod service;
 mod store;
 mod vault;
+pub mod webhooks;
 
 pub use error::ConnectorsError;
 pub use models::ConnectionId;
@@ -43,6 +45,8 @@ pub(crate) struct Ctx {
     pub registry: providers::Registry,
     /// The MCP client (its own SSRF-guarded HTTP client, era and tool caches).
     pub mcp: mcp::McpClient,
+    /// Wakes this process's job workers after a local enqueue committed.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What the connectors role's handlers share.
@@ -51,6 +55,9 @@ pub struct ConnectorsState {
     /// Verifies callers against the auth role's JWKS (fetched over HTTP, also in `--role all`).
     verifier: web::Data<Verifier>,
     ctx: Arc<Ctx>,
+    /// Fans new events out to this process's SSE streams.
+    hub: events::Hub,
+    jobs: crate::jobs::Registry,
 }
 
 impl ConnectorsState {
@@ -84,16 +91,37 @@ impl ConnectorsState {
                 platform.clock.clone(),
             )
             .context("building the MCP client")?,
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
         });
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             refresh::spawn_sweeper(ctx.clone(), &runtime);
         }
+        let jobs = job_registry(&ctx);
+        if config.jobs.enabled
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let runner = crate::jobs::Runner::new(
+                platform.pool.clone(),
+                platform.clock.clone(),
+                config.jobs.clone(),
+                jobs.clone(),
+            )
+            .with_wake(ctx.jobs_wake.clone());
+            let _guard = runtime.enter();
+            platform.jobs.add(runner.start());
+            webhooks::spawn_prune_schedule(ctx.clone(), &runtime);
+        }
         Ok(Self {
             document: openapi::document(ConnectorsApi::openapi(), "switchboard connectors"),
             verifier: web::Data::new(verifier),
+            hub: events::Hub::new(
+                platform.pool.clone(),
+                std::time::Duration::from_millis(config.webhooks.stream_poll_ms.max(1)),
+            ),
             ctx,
+            jobs,
         })
     }
 
@@ -108,10 +136,29 @@ impl ConnectorsState {
         refresh::access_token(&self.ctx, id).await
     }
 
+    /// The connectors role's job kinds and their handlers (what its workers run).
+    pub fn job_registry(&self) -> crate::jobs::Registry {
+        self.jobs.clone()
+    }
+
     /// One pass of the refresh sweep (the background task runs this periodically).
     pub async fn sweep_once(&self) -> Result<SweepReport, ConnectorsError> {
         refresh::sweep_once(&self.ctx).await
     }
+}
+
+/// `webhook_route` (a stored delivery → its connections) and `events_prune` (retention).
+fn job_registry(ctx: &Arc<Ctx>) -> crate::jobs::Registry {
+    let mut registry = crate::jobs::Registry::new();
+    let c = ctx.clone();
+    registry.register(webhooks::ROUTE_KIND, move |job| {
+        webhooks::route::run_route(c.clone(), job)
+    });
+    let c = ctx.clone();
+    registry.register(webhooks::PRUNE_KIND, move |job| {
+        webhooks::route::run_prune(c.clone(), job)
+    });
+    registry
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -140,7 +187,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/connections/{id}/refresh",
             web::post().to(connections::refresh),
-        );
+        )
+        .service(web::resource("/webhooks/linear").post(webhooks::linear))
+        .service(web::resource("/webhooks/github").post(webhooks::github))
+        .route("/api/events", web::get().to(events::list))
+        .route("/api/events/stream", web::get().to(events::stream));
     mcp::configure(cfg);
 }
 
@@ -164,6 +215,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         mcp::handlers::all_tools,
         mcp::handlers::call,
         mcp::handlers::call_namespaced,
+        webhooks::intake::linear,
+        webhooks::intake::github,
+        events::list,
+        events::stream,
     ),
     components(schemas(
         me::MeBody,
@@ -189,6 +244,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         mcp::handlers::CallBody,
         mcp::handlers::CallResult,
         mcp::handlers::McpDeleted,
+        webhooks::intake::AcceptedBody,
+        events::EventList,
+        events::store::EventView,
     ))
 )]
 struct ConnectorsApi;

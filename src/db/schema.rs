@@ -19,6 +19,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    connection_events (cursor) {
+        cursor -> Int8,
+        event_id -> Int8,
+        connection_id -> Text,
+        owner_id -> Text,
+        provider -> Text,
+        event_type -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     connections (id) {
         id -> Text,
         owner_id -> Text,
@@ -34,6 +46,25 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         refresh_failures -> Int4,
         next_refresh_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Int8,
+        kind -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        priority -> Int4,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        run_at -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        locked_by -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -166,7 +197,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (id) {
+        id -> Int8,
+        provider -> Text,
+        delivery_id -> Text,
+        event_type -> Text,
+        action -> Nullable<Text>,
+        payload -> Jsonb,
+        received_at -> Timestamptz,
+        status -> Text,
+        matched -> Int4,
+        routed_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(account -> user (user_id));
+diesel::joinable!(connection_events -> connections (connection_id));
+diesel::joinable!(connection_events -> webhook_events (event_id));
 diesel::joinable!(connections -> user (owner_id));
 diesel::joinable!(mcp_credentials -> mcp_servers (server_id));
 diesel::joinable!(mcp_servers -> connections (connection_id));
@@ -178,7 +226,9 @@ diesel::joinable!(session -> user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account,
+    connection_events,
     connections,
+    jobs,
     jwks,
     mcp_credentials,
     mcp_servers,
@@ -189,4 +239,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     session,
     user,
     verification,
+    webhook_events,
 );

@@ -54,6 +54,7 @@ where
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(platform)
         .configure(health::configure)
+        .configure(crate::jobs::metrics::configure)
         .configure(configure)
         .default_service(web::to(error::not_found))
         .wrap(from_fn(screen_path_and_query))

@@ -8,6 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 /// Merges the health routes into a role's document and names it.
 pub fn document(mut role_doc: Document, title: &str) -> Document {
     role_doc.merge(HealthApi::openapi());
+    role_doc.merge(crate::jobs::metrics::MetricsApi::openapi());
     role_doc.info.title = title.to_owned();
     role_doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     role_doc

@@ -13,6 +13,8 @@ pub struct Platform {
     pub clock: SharedClock,
     /// Whether the "forwarded request but no trusted proxy" warning was given (once per process).
     pub proxy_warned: Arc<AtomicBool>,
+    /// The job runners started in this process, so shutdown reaches them.
+    pub jobs: crate::jobs::Supervisor,
 }
 
 impl Platform {
@@ -22,6 +24,7 @@ impl Platform {
             pool,
             clock,
             proxy_warned: Arc::new(AtomicBool::new(false)),
+            jobs: crate::jobs::Supervisor::default(),
         }
     }
 }

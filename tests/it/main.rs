@@ -10,12 +10,15 @@ mod cli;
 mod config;
 #[cfg(feature = "connectors")]
 mod connectors;
+#[cfg(feature = "connectors")]
+mod events;
 #[cfg(feature = "auth")]
 mod github;
 #[cfg(feature = "auth")]
 mod hostile_input;
 #[cfg(feature = "auth")]
 mod interop;
+mod jobs;
 #[cfg(all(feature = "auth", feature = "connectors"))]
 mod jwt;
 #[cfg(feature = "auth")]
@@ -33,3 +36,5 @@ mod session_cache;
 mod trust;
 #[cfg(feature = "auth")]
 mod verification;
+#[cfg(feature = "connectors")]
+mod webhooks;

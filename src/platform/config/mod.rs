@@ -45,6 +45,8 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ),
     ("ANTHROPIC_API_KEY", "connectors.anthropic_api_key"),
     ("RUST_LOG", "log.filter"),
+    ("LINEAR_WEBHOOK_SECRET", "webhooks.linear_secret"),
+    ("GITHUB_WEBHOOK_SECRET", "webhooks.github_secret"),
 ];
 
 /// Keys whose value is a comma-separated list when it comes from the environment.
@@ -57,6 +59,8 @@ const LIST_KEYS: &[&str] = &[
     "connectors.previous_encryption_keys",
     "connectors.providers.linear.scopes",
     "connectors.providers.github.scopes",
+    "webhooks.linear_previous_secrets",
+    "webhooks.github_previous_secrets",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,6 +106,8 @@ pub struct Config {
     /// set by the loader, never from a file.
     #[serde(skip)]
     pub auth_base_url_set: bool,
+    pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,10 +153,12 @@ pub struct LogConfig {
 mod auth;
 mod connectors;
 pub mod dir;
+mod jobs;
 mod mcp;
 
 pub use auth::*;
 pub use connectors::*;
+pub use jobs::*;
 pub use mcp::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +347,7 @@ impl Config {
         }
         if needs_connectors {
             self.validate_connectors(&mut problems, production);
+            self.webhooks.validate(&mut problems, production);
             if !needs_auth
                 && !self.auth_base_url_set
                 && (self.connectors.jwt_issuer.is_none() || self.connectors.jwt_audience.is_none())
@@ -358,6 +367,7 @@ impl Config {
                  RUST_LOG=info,switchboard=debug"
             ));
         }
+        self.jobs.validate(&mut problems);
 
         if problems.is_empty() {
             Ok(())

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Webhook intake and job-queue benchmarks against a release build (results: bench/RESULTS.md).
+#
+#   bench/webhooks.sh                     # intake drain1 drain2 draining
+#   bench/webhooks.sh intake              # one or more of the scenarios below
+#
+#   intake    POST /webhooks/linear, wrk 2 threads x 32 connections, valid signature, a unique
+#             Linear-Delivery per request, job workers off; then rows == 2xx is checked.
+#   drain1    100,000 trivial jobs drained by one process (examples/jobs_drain)
+#   drain2    the same with two processes on one database
+#   draining  intake latency while the server's own workers drain the webhook_route jobs the
+#             intake run left (>= 100,000 when intake ran first)
+#
+# Needs wrk (apt-get install wrk), python3, PostgreSQL on 127.0.0.1:5432. Own database
+# (switchboard_bench_wh), dropped and recreated; own port (BENCH_PORT, default 5302).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(intake drain1 drain2 draining)
+DURATION="${DURATION:-15s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+PORT="${BENCH_PORT:-5302}"
+SECRET=bench-linear-webhook-secret
+out=bench/out
+mkdir -p "$out"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --quiet --bin switchboard --example jobs_drain
+
+server="postgres://postgres@127.0.0.1:5432"
+db=switchboard_bench_wh
+export DATABASE_URL="$server/$db?sslmode=disable"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+APP_ENV=development target/release/switchboard migrate >/dev/null
+export APP_ENV=development RUST_LOG=warn
+export CONNECTORS_LISTEN="127.0.0.1:$PORT" LINEAR_WEBHOOK_SECRET=$SECRET
+# Tuned like bench/run.sh for one box running server, PostgreSQL and wrk on 2 cores.
+export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
+export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
+
+pid=
+start_server() { # jobs enabled?
+  SWITCHBOARD__JOBS__ENABLED=$1 target/release/switchboard serve --role connectors >"$out/webhooks-server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.2; done
+  echo "server did not start" >&2; cat "$out/webhooks-server.log" >&2; exit 1
+}
+stop_server() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi; }
+trap stop_server EXIT
+sql() { psql "$server/$db" -Atqc "$1"; }
+
+sign_body() { # a fresh webhookTimestamp (now + 20 s: valid for the next ~80 s), signed
+  python3 - "$SECRET" "$out/wh-body.json" "$out/wh-sig.txt" <<'PY'
+import hashlib, hmac, json, sys, time
+secret, body_path, sig_path = sys.argv[1:]
+body = json.load(open("/work/shared/baseline/bench/linear-issue.json")) if __import__("os").path.exists("/work/shared/baseline/bench/linear-issue.json") else {"type": "Issue", "action": "update", "data": {}}
+body["organizationId"] = "bench-org"
+body["webhookTimestamp"] = int(time.time() * 1000) + 20000
+raw = json.dumps(body, separators=(",", ":")).encode()
+open(body_path, "wb").write(raw)
+open(sig_path, "w").write(hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest())
+PY
+}
+
+run_wrk() { # name prefix
+  sign_body
+  BODY_FILE="$out/wh-body.json" SIG_FILE="$out/wh-sig.txt" PREFIX="$2" RESULT_FILE="$out/$1.json" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/webhooks.lua \
+    "http://127.0.0.1:$PORT/webhooks/linear" >"$out/$1.txt"
+  tail -1 "$out/$1.json"
+}
+
+for scenario in "${scenarios[@]}"; do
+  case "$scenario" in
+    intake)
+      : >"$out/intake.json"
+      before=$(sql "SELECT count(*) FROM webhook_events")
+      start_server false
+      run_wrk intake "intake-$(date +%s)"
+      stop_server
+      after=$(sql "SELECT count(*) FROM webhook_events")
+      jobs=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route'")
+      python3 - "$out/intake.json" "$((after - before))" "$jobs" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+rows, jobs = int(sys.argv[2]), int(sys.argv[3])
+ok = r["requests"] - r["non2xx"]
+print(f"intake: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+      f"2xx {ok}, non-2xx {r['non2xx']}, rows stored {rows}, route jobs queued {jobs}, "
+      f"lost {max(ok - rows, 0)} (rows - 2xx = {rows - ok}: requests in flight when wrk stopped)")
+PY
+      ;;
+    drain1|drain2)
+      sql "DELETE FROM jobs WHERE kind = 'bench_noop'" >/dev/null
+      target/release/examples/jobs_drain fill 100000
+      if [ "$scenario" = drain1 ]; then
+        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" | tee "$out/drain1.txt"
+      else
+        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-a.txt" &
+        a=$!
+        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-b.txt"
+        wait $a
+        cat "$out/drain2-a.txt" "$out/drain2-b.txt"
+      fi
+      ;;
+    draining)
+      queued=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route' AND state = 'queued'")
+      start_server true
+      run_wrk draining "draining-$(date +%s)"
+      left=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route' AND state = 'queued'")
+      stop_server
+      echo "draining: queue had $queued webhook_route jobs at start, $left after the run (the run's own deliveries included)"
+      ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,640 @@
+//! Provider webhooks on the connectors role: signatures (computed here with ring), timestamps,
+//! caps, dedupe, rotation; routing to 0, 1 and 2 connections; `OAuthApp revoked`; retention.
+
+use crate::common::{Seen, TestDb};
+use crate::connectors::World;
+use actix_web::test::TestRequest;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde_json::{Value, json};
+use switchboard::jobs::Runner;
+use switchboard::platform::clock::Clock;
+use switchboard::platform::role::Role;
+
+pub const LINEAR_SECRET: &str = "lin_wh_test_secret_current";
+pub const GITHUB_SECRET: &str = "gh_wh_test_secret_current";
+
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    hex::encode(ring::hmac::sign(&key, body).as_ref())
+}
+
+pub fn secrets_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("LINEAR_WEBHOOK_SECRET", LINEAR_SECRET),
+        ("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET),
+    ]
+}
+
+pub async fn world(extra: &[(&str, &str)]) -> World {
+    let mut env = secrets_env();
+    env.extend_from_slice(extra);
+    World::with_env(&env).await
+}
+
+/// A Linear envelope stamped with the world's clock.
+pub fn linear_body(w: &World, kind: &str, action: &str, org: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": action,
+        "type": kind,
+        "organizationId": org,
+        "createdAt": "2026-11-27T10:00:00.000Z",
+        "data": { "id": "issue-1", "title": "Fix the thing" },
+        "url": "https://linear.app/acme/issue/ACME-1",
+        "webhookId": "wh-1",
+        "webhookTimestamp": w.app.clock.now().timestamp_millis(),
+    }))
+    .unwrap()
+}
+
+pub fn linear_request(body: &[u8], signature: Option<&str>, delivery: &str) -> TestRequest {
+    let mut req = TestRequest::post()
+        .uri("/webhooks/linear")
+        .insert_header(("content-type", "application/json; charset=utf-8"))
+        .insert_header(("linear-delivery", delivery))
+        .insert_header(("linear-event", "Issue"))
+        .set_payload(body.to_vec());
+    if let Some(sig) = signature {
+        req = req.insert_header(("linear-signature", sig));
+    }
+    req
+}
+
+pub async fn post_linear(w: &mut World, body: &[u8], delivery: &str) -> Seen {
+    let sig = hmac_hex(LINEAR_SECRET, body);
+    w.app
+        .call(Role::Connectors, linear_request(body, Some(&sig), delivery))
+        .await
+}
+
+fn github_request(
+    body: &[u8],
+    signature: Option<String>,
+    delivery: &str,
+    event: Option<&str>,
+) -> TestRequest {
+    let mut req = TestRequest::post()
+        .uri("/webhooks/github")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-github-delivery", delivery))
+        .set_payload(body.to_vec());
+    if let Some(sig) = signature {
+        req = req.insert_header(("x-hub-signature-256", sig));
+    }
+    if let Some(event) = event {
+        req = req.insert_header(("x-github-event", event));
+    }
+    req
+}
+
+pub async fn post_github(w: &mut World, payload: &Value, delivery: &str, event: &str) -> Seen {
+    let body = serde_json::to_vec(payload).unwrap();
+    let sig = format!("sha256={}", hmac_hex(GITHUB_SECRET, &body));
+    w.app
+        .call(
+            Role::Connectors,
+            github_request(&body, Some(sig), delivery, Some(event)),
+        )
+        .await
+}
+
+/// Inserts a connection row directly (routing reads only ids and status).
+pub fn connection(
+    w: &World,
+    id: &str,
+    owner: &str,
+    provider: &str,
+    account: &str,
+    org: Option<&str>,
+) {
+    let mut conn = w.app.db.conn();
+    diesel::sql_query(
+        "INSERT INTO connections (id, owner_id, provider, external_account_id, external_org_id, \
+         display_name, access_token, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $1, 'v1:sealed', now(), now())",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(owner)
+    .bind::<Text, _>(provider)
+    .bind::<Text, _>(account)
+    .bind::<diesel::sql_types::Nullable<Text>, _>(org)
+    .execute(&mut conn)
+    .unwrap();
+}
+
+/// Runs every ready job the connectors role knows, as a worker of another process would.
+pub async fn drain(w: &World) -> usize {
+    let registry = w.another_process().job_registry();
+    let platform = &w.app.platform;
+    Runner::new(
+        platform.pool.clone(),
+        platform.clock.clone(),
+        platform.config.jobs.clone(),
+        registry,
+    )
+    .run_until_idle()
+    .await
+    .unwrap()
+}
+
+pub fn count(db: &TestDb, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<N>(&mut db.conn())
+        .unwrap()
+        .n
+}
+
+fn stored(w: &World) -> (i64, i64) {
+    (
+        count(&w.app.db, "SELECT count(*) AS n FROM webhook_events"),
+        count(&w.app.db, "SELECT count(*) AS n FROM jobs"),
+    )
+}
+
+#[actix_web::test]
+async fn a_signed_linear_delivery_is_stored_with_its_routing_job() {
+    let mut w = world(&[]).await;
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    let res = post_linear(&mut w, &body, "d0b6f1d2-0000-4000-8000-000000000001").await;
+    assert_eq!(res.status, 200, "{:?}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json(), json!({ "ok": true, "duplicate": false }));
+    let rows = w.sql_texts(
+        "SELECT provider || '|' || delivery_id || '|' || event_type || '|' || action || '|' || status || '|' || (payload->>'organizationId') AS t FROM webhook_events",
+    );
+    assert_eq!(
+        rows,
+        vec!["linear|d0b6f1d2-0000-4000-8000-000000000001|Issue|create|pending|org-1"]
+    );
+    let jobs =
+        w.sql_texts("SELECT kind || '|' || state || '|' || (payload->>'event_id') AS t FROM jobs");
+    let event_id = w.sql_texts("SELECT id::text AS t FROM webhook_events")[0].clone();
+    assert_eq!(jobs, vec![format!("webhook_route|queued|{event_id}")]);
+}
+
+#[actix_web::test]
+async fn refused_linear_deliveries_store_nothing() {
+    let mut w = world(&[("SWITCHBOARD__WEBHOOKS__BODY_LIMIT_BYTES", "4096")]).await;
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    let good = hmac_hex(LINEAR_SECRET, &body);
+    let mut tampered = body.clone();
+    let pos = tampered.iter().position(|b| *b == b'F').unwrap();
+    tampered[pos] = b'G';
+
+    let now = w.app.clock.now().timestamp_millis();
+    let stamped = |ms: i64| {
+        serde_json::to_vec(
+            &json!({ "type": "Issue", "organizationId": "o", "webhookTimestamp": ms }),
+        )
+        .unwrap()
+    };
+    let stale = stamped(now - 61_000);
+    let future = stamped(now + 61_000);
+    let no_ts = serde_json::to_vec(&json!({ "type": "Issue", "organizationId": "o" })).unwrap();
+    let malformed = b"{\"type\": \"Issue\", ".to_vec();
+    let mut big = json!({ "type": "Issue", "webhookTimestamp": now, "pad": "" });
+    big["pad"] = json!("x".repeat(5000));
+    let big = serde_json::to_vec(&big).unwrap();
+
+    type Case<'a> = (&'a str, Vec<u8>, Option<String>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "tampered body",
+            tampered,
+            Some(good.clone()),
+            401,
+            "INVALID_SIGNATURE",
+        ),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(hmac_hex("not-the-secret", &body)),
+            401,
+            "INVALID_SIGNATURE",
+        ),
+        (
+            "missing signature",
+            body.clone(),
+            None,
+            401,
+            "INVALID_SIGNATURE",
+        ),
+        (
+            "not hex",
+            body.clone(),
+            Some("zz".repeat(32)),
+            401,
+            "INVALID_SIGNATURE",
+        ),
+        (
+            "stale",
+            stale.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &stale)),
+            401,
+            "STALE_WEBHOOK",
+        ),
+        (
+            "future",
+            future.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &future)),
+            401,
+            "STALE_WEBHOOK",
+        ),
+        (
+            "no timestamp",
+            no_ts.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &no_ts)),
+            401,
+            "STALE_WEBHOOK",
+        ),
+        (
+            "malformed json",
+            malformed.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &malformed)),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "oversize",
+            big.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &big)),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ];
+    for (name, body, sig, status, code) in cases {
+        let res = w
+            .app
+            .call(
+                Role::Connectors,
+                linear_request(&body, sig.as_deref(), &format!("d-{name}")),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            status,
+            "{name}: {:?}",
+            String::from_utf8_lossy(&res.body)
+        );
+        assert_eq!(res.json()["code"], code, "{name}");
+        assert!(!String::from_utf8_lossy(&res.body).contains(LINEAR_SECRET));
+    }
+    // No delivery id after a valid signature: 400 too.
+    let res = w
+        .app
+        .call(
+            Role::Connectors,
+            TestRequest::post()
+                .uri("/webhooks/linear")
+                .insert_header(("linear-signature", good.as_str()))
+                .set_payload(body.clone()),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(stored(&w), (0, 0), "nothing stored for any refusal");
+    // The window is inclusive at 60 s.
+    let edge = stamped(now - 60_000);
+    let res = post_linear(&mut w, &edge, "d-edge").await;
+    assert_eq!(res.status, 200);
+}
+
+#[actix_web::test]
+async fn the_same_delivery_twice_stores_one_row() {
+    let mut w = world(&[]).await;
+    let body = linear_body(&w, "Issue", "update", "org-1");
+    assert_eq!(
+        post_linear(&mut w, &body, "dup-1").await.json()["duplicate"],
+        false
+    );
+    let again = post_linear(&mut w, &body, "dup-1").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["duplicate"], true);
+    assert_eq!(stored(&w), (1, 1));
+}
+
+#[actix_web::test]
+async fn during_a_rotation_old_and_new_secrets_are_accepted() {
+    let mut w = World::with_env(&[
+        ("LINEAR_WEBHOOK_SECRET", "lin-new-secret"),
+        (
+            "SWITCHBOARD__WEBHOOKS__LINEAR_PREVIOUS_SECRETS",
+            "lin-old-secret,lin-older-secret",
+        ),
+    ])
+    .await;
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    for (i, secret) in ["lin-new-secret", "lin-old-secret", "lin-older-secret"]
+        .iter()
+        .enumerate()
+    {
+        let sig = hmac_hex(secret, &body);
+        let res = w
+            .app
+            .call(
+                Role::Connectors,
+                linear_request(&body, Some(&sig), &format!("rot-{i}")),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{secret}");
+    }
+    let sig = hmac_hex("lin-retired-secret", &body);
+    let res = w
+        .app
+        .call(Role::Connectors, linear_request(&body, Some(&sig), "rot-x"))
+        .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(stored(&w).0, 3);
+}
+
+#[actix_web::test]
+async fn without_a_configured_secret_every_delivery_is_refused() {
+    let mut w = World::new().await;
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    let sig = hmac_hex("", &body);
+    let res = w
+        .app
+        .call(
+            Role::Connectors,
+            linear_request(&body, Some(&sig), "nosecret"),
+        )
+        .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(stored(&w), (0, 0));
+}
+
+#[actix_web::test]
+async fn github_deliveries_are_verified_the_same_way() {
+    let mut w = world(&[]).await;
+    let payload = json!({ "action": "opened", "sender": { "id": 42 } });
+    let res = post_github(&mut w, &payload, "gh-1", "issues").await;
+    assert_eq!(res.status, 200, "{:?}", String::from_utf8_lossy(&res.body));
+    assert_eq!(
+        post_github(&mut w, &payload, "gh-1", "issues").await.json()["duplicate"],
+        true
+    );
+
+    let body = serde_json::to_vec(&payload).unwrap();
+    let bare = hmac_hex(GITHUB_SECRET, &body);
+    type Case<'a> = (&'a str, Option<String>, Option<&'a str>, &'a [u8], u16);
+    let cases: Vec<Case> = vec![
+        (
+            "no sha256= prefix",
+            Some(bare.clone()),
+            Some("issues"),
+            &body,
+            401,
+        ),
+        (
+            "wrong secret",
+            Some(format!("sha256={}", hmac_hex("nope", &body))),
+            Some("issues"),
+            &body,
+            401,
+        ),
+        ("missing signature", None, Some("issues"), &body, 401),
+        (
+            "missing event",
+            Some(format!("sha256={bare}")),
+            None,
+            &body,
+            400,
+        ),
+        (
+            "malformed",
+            Some(format!("sha256={}", hmac_hex(GITHUB_SECRET, b"[1,"))),
+            Some("issues"),
+            b"[1,",
+            400,
+        ),
+    ];
+    for (name, sig, event, body, status) in cases {
+        let res = w
+            .app
+            .call(
+                Role::Connectors,
+                github_request(body, sig, &format!("gh-{name}"), event),
+            )
+            .await;
+        assert_eq!(res.status, status, "{name}");
+    }
+    assert_eq!(stored(&w), (1, 1));
+}
+
+fn event_status(w: &World, delivery: &str) -> String {
+    w.sql_texts(&format!(
+        "SELECT status || ':' || matched AS t FROM webhook_events WHERE delivery_id = '{delivery}'"
+    ))[0]
+        .clone()
+}
+
+fn fed(w: &World, delivery: &str) -> Vec<String> {
+    w.sql_texts(&format!(
+        "SELECT ce.connection_id || '@' || ce.owner_id AS t FROM connection_events ce \
+         JOIN webhook_events we ON we.id = ce.event_id WHERE we.delivery_id = '{delivery}' ORDER BY ce.connection_id"
+    ))
+}
+
+#[actix_web::test]
+async fn linear_events_route_to_zero_one_or_two_connections_by_organization() {
+    let mut w = world(&[]).await;
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    connection(
+        &w,
+        "conn_a1",
+        &alice,
+        "linear",
+        "viewer-a",
+        Some("org-shared"),
+    );
+    connection(
+        &w,
+        "conn_b1",
+        &bob,
+        "linear",
+        "viewer-b",
+        Some("org-shared"),
+    );
+    connection(&w, "conn_b2", &bob, "linear", "viewer-b2", Some("org-bob"));
+    connection(&w, "conn_gh", &bob, "github", "org-nobody", None);
+
+    for (delivery, org) in [
+        ("two", "org-shared"),
+        ("one", "org-bob"),
+        ("none", "org-nobody"),
+    ] {
+        let body = linear_body(&w, "Issue", "create", org);
+        assert_eq!(post_linear(&mut w, &body, delivery).await.status, 200);
+    }
+    assert_eq!(drain(&w).await, 3);
+    assert_eq!(event_status(&w, "two"), "routed:2");
+    assert_eq!(fed(&w, "two"), vec!["conn_a1@alice", "conn_b1@bob"]);
+    assert_eq!(event_status(&w, "one"), "routed:1");
+    assert_eq!(fed(&w, "one"), vec!["conn_b2@bob"]);
+    assert_eq!(
+        event_status(&w, "none"),
+        "unmatched:0",
+        "unmatched deliveries are kept and marked"
+    );
+    assert!(fed(&w, "none").is_empty());
+    assert_eq!(
+        count(&w.app.db, "SELECT count(*) AS n FROM jobs"),
+        0,
+        "routing jobs finished"
+    );
+    assert_eq!(drain(&w).await, 0);
+}
+
+#[actix_web::test]
+async fn oauth_app_revoked_marks_the_matching_connections_revoked() {
+    let mut w = world(&[]).await;
+    let alice = w.user("alice");
+    connection(&w, "conn_a", &alice, "linear", "viewer-a", Some("org-1"));
+    connection(&w, "conn_b", &alice, "linear", "viewer-b", Some("org-1"));
+    connection(&w, "conn_c", &alice, "linear", "viewer-c", Some("org-2"));
+    let body = serde_json::to_vec(&json!({
+        "type": "OAuthApp", "action": "revoked", "oauthClientId": "client-1",
+        "organizationId": "org-1", "webhookTimestamp": w.app.clock.now().timestamp_millis(),
+    }))
+    .unwrap();
+    assert_eq!(post_linear(&mut w, &body, "revoke-1").await.status, 200);
+    drain(&w).await;
+    let statuses = w.sql_texts("SELECT id || ':' || status AS t FROM connections ORDER BY id");
+    assert_eq!(
+        statuses,
+        vec!["conn_a:revoked", "conn_b:revoked", "conn_c:active"]
+    );
+    assert_eq!(
+        fed(&w, "revoke-1"),
+        vec!["conn_a@alice", "conn_b@alice"],
+        "owners see the revocation"
+    );
+    // The API shows it too.
+    let res = w
+        .send("alice", TestRequest::get().uri("/api/connections/conn_a"))
+        .await;
+    assert_eq!(res.json()["status"], "revoked");
+}
+
+#[actix_web::test]
+async fn github_events_route_by_installation_account_then_owner_then_sender() {
+    let mut w = world(&[]).await;
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    connection(&w, "conn_org", &alice, "github", "1000", None);
+    connection(&w, "conn_bob", &bob, "github", "2000", None);
+    let installation =
+        json!({ "installation": { "account": { "id": 1000 } }, "sender": { "id": 2000 } });
+    let owner = json!({ "repository": { "owner": { "id": 1000 } }, "sender": { "id": 2000 } });
+    let sender_only =
+        json!({ "repository": { "owner": { "id": 9999 } }, "sender": { "id": 2000 } });
+    let nobody = json!({ "sender": { "id": 3000 } });
+    for (d, p) in [
+        ("inst", &installation),
+        ("owner", &owner),
+        ("sender", &sender_only),
+        ("nobody", &nobody),
+    ] {
+        assert_eq!(post_github(&mut w, p, d, "push").await.status, 200);
+    }
+    drain(&w).await;
+    assert_eq!(fed(&w, "inst"), vec!["conn_org@alice"]);
+    assert_eq!(fed(&w, "owner"), vec!["conn_org@alice"]);
+    assert_eq!(fed(&w, "sender"), vec!["conn_bob@bob"]);
+    assert_eq!(event_status(&w, "nobody"), "unmatched:0");
+}
+
+#[actix_web::test]
+async fn a_connection_made_through_oauth_receives_its_workspaces_events() {
+    let mut w = world(&[]).await;
+    w.user("carol");
+    let id = w
+        .connect_linear("carol", "code-1", "acc-1", "ref-1", "viewer-c", "org-carol")
+        .await;
+    let body = linear_body(&w, "Comment", "create", "org-carol");
+    assert_eq!(post_linear(&mut w, &body, "e2e-1").await.status, 200);
+    drain(&w).await;
+    assert_eq!(fed(&w, "e2e-1"), vec![format!("{id}@carol")]);
+}
+
+#[actix_web::test]
+async fn events_past_retention_are_pruned_by_the_prune_job() {
+    let mut w = world(&[("SWITCHBOARD__WEBHOOKS__EVENT_RETENTION_DAYS", "7")]).await;
+    let alice = w.user("alice");
+    connection(&w, "conn_a", &alice, "linear", "v", Some("org-1"));
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    post_linear(&mut w, &body, "old").await;
+    w.app.clock.advance(chrono::Duration::days(6));
+    let body = linear_body(&w, "Issue", "create", "org-1");
+    post_linear(&mut w, &body, "young").await;
+    drain(&w).await;
+    w.app.clock.advance(chrono::Duration::days(2));
+    {
+        let mut conn = w.app.db.conn();
+        switchboard::jobs::enqueue(
+            &mut conn,
+            w.app.clock.now(),
+            "events_prune",
+            &json!({}),
+            &Default::default(),
+        )
+        .unwrap();
+    }
+    assert_eq!(drain(&w).await, 1);
+    assert_eq!(
+        w.sql_texts("SELECT delivery_id AS t FROM webhook_events"),
+        vec!["young"]
+    );
+    assert_eq!(
+        count(&w.app.db, "SELECT count(*) AS n FROM connection_events"),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn the_webhook_and_events_endpoints_are_in_the_openapi_document() {
+    let mut w = world(&[]).await;
+    let doc = w.app.get(Role::Connectors, "/openapi.json").await.json();
+    for path in [
+        "/webhooks/linear",
+        "/webhooks/github",
+        "/api/events",
+        "/api/events/stream",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+}
+
+#[actix_web::test]
+async fn operators_list_unmatched_deliveries_with_the_ids_routing_looked_for() {
+    let mut w = world(&[]).await;
+    let body = linear_body(&w, "Issue", "create", "org-unknown");
+    post_linear(&mut w, &body, "lost-1").await;
+    post_github(&mut w, &json!({ "sender": { "id": 77 } }), "lost-2", "push").await;
+    drain(&w).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", w.app.db.url())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["webhooks", "unmatched"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("delivery=lost-1  org=org-unknown"), "{text}");
+    assert!(
+        text.contains("delivery=lost-2  installation=- owner=- sender=77"),
+        "{text}"
+    );
+    assert!(text.contains("2 unmatched delivery(ies)"), "{text}");
+}
