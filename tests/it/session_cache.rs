@@ -257,6 +257,7 @@ const NO_SESSION_OR_USER_WRITE: &[&str] = &[
     "GET /.well-known/jwks.json",
     "GET /healthz",
     "GET /readyz",
+    "GET /metrics",
 ];
 
 #[actix_web::test]
