@@ -149,3 +149,127 @@ impl Verifier {
         Ok(Claims { sub, exp, all })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The claim rules at their exact boundaries: each assertion here kills a mutant of
+    //! `check_claims` that the integration tests let live (a future `nbf`, the leeway's sign,
+    //! an `aud` array without us).
+    use super::*;
+    use crate::platform::clock::ManualClock;
+    use crate::trust::keys::{KeySet, StaticKeySource};
+    use chrono::DateTime;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn verifier() -> Verifier {
+        let keys = KeySet::from_jwks(br#"{"keys":[]}"#).unwrap();
+        let clock = ManualClock::new(DateTime::from_timestamp(NOW, 0).unwrap());
+        Verifier::new(
+            Arc::new(StaticKeySource(keys)),
+            "https://auth.example",
+            "https://app.example",
+            Arc::new(clock),
+        )
+    }
+
+    /// Valid claims, with `extra` merged over them (`null` removes a claim).
+    fn claims(extra: Value) -> Map<String, Value> {
+        let mut all = json!({
+            "sub": "user-1",
+            "iss": "https://auth.example",
+            "aud": "https://app.example",
+            "iat": NOW,
+            "exp": NOW + 900,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        for (k, v) in extra.as_object().cloned().unwrap() {
+            if v.is_null() {
+                all.remove(&k);
+            } else {
+                all.insert(k, v);
+            }
+        }
+        all
+    }
+
+    fn check(extra: Value) -> Result<Claims, &'static str> {
+        verifier().check_claims(claims(extra)).map_err(|e| match e {
+            TrustError::Invalid(why) => why,
+            _ => "other",
+        })
+    }
+
+    #[test]
+    fn valid_claims_pass_and_are_returned() {
+        let c = check(json!({})).unwrap();
+        assert_eq!(c.sub, "user-1");
+        assert_eq!(c.exp, NOW + 900);
+        assert_eq!(c.str("iss"), Some("https://auth.example"));
+    }
+
+    #[test]
+    fn expiry_leeway_holds_at_its_exact_boundary_both_sides() {
+        assert!(check(json!({ "exp": NOW - LEEWAY_SECS })).is_ok());
+        assert_eq!(
+            check(json!({ "exp": NOW - LEEWAY_SECS - 1 })).unwrap_err(),
+            "token expired"
+        );
+        assert_eq!(check(json!({ "exp": null })).unwrap_err(), "no expiry");
+        assert_eq!(check(json!({ "exp": "soon" })).unwrap_err(), "no expiry");
+    }
+
+    #[test]
+    fn a_future_not_before_is_refused_and_one_inside_the_leeway_accepted() {
+        assert_eq!(
+            check(json!({ "nbf": NOW + LEEWAY_SECS + 1 })).unwrap_err(),
+            "token not yet valid"
+        );
+        assert_eq!(
+            check(json!({ "nbf": NOW + 3600 })).unwrap_err(),
+            "token not yet valid"
+        );
+        assert!(check(json!({ "nbf": NOW + LEEWAY_SECS })).is_ok());
+        assert!(check(json!({ "nbf": NOW })).is_ok());
+        assert!(check(json!({ "nbf": NOW - 3600 })).is_ok());
+        assert_eq!(
+            check(json!({ "nbf": "later" })).unwrap_err(),
+            "malformed not-before"
+        );
+    }
+
+    #[test]
+    fn audience_as_an_array_must_contain_ours() {
+        assert!(check(json!({ "aud": ["someone-else", "https://app.example"] })).is_ok());
+        assert!(check(json!({ "aud": ["https://app.example"] })).is_ok());
+        for aud in [
+            json!(["someone-else"]),
+            json!([]),
+            json!("someone-else"),
+            json!(42),
+            json!([42]),
+        ] {
+            assert_eq!(
+                check(json!({ "aud": aud.clone() })).unwrap_err(),
+                "wrong audience",
+                "{aud}"
+            );
+        }
+        assert_eq!(check(json!({ "aud": null })).unwrap_err(), "wrong audience");
+    }
+
+    #[test]
+    fn issuer_and_subject_are_required() {
+        assert_eq!(
+            check(json!({ "iss": "https://evil.example" })).unwrap_err(),
+            "wrong issuer"
+        );
+        assert_eq!(check(json!({ "iss": null })).unwrap_err(), "wrong issuer");
+        assert_eq!(check(json!({ "sub": "" })).unwrap_err(), "no subject");
+        assert_eq!(check(json!({ "sub": null })).unwrap_err(), "no subject");
+        assert_eq!(check(json!({ "sub": 7 })).unwrap_err(), "no subject");
+    }
+}
