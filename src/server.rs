@@ -75,6 +75,12 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
 
     let mut servers = Vec::new();
     for role in roles {
+        #[cfg(feature = "auth")]
+        if matches!(role, Role::Auth) {
+            crate::auth::jwt::KeyStore::new(&platform)?
+                .check_readable()
+                .await?;
+        }
         let mount = mount(role, &platform)?;
         let listen = match role {
             Role::Auth => &config.server.auth_listen,

@@ -20,16 +20,21 @@ const VERIFIED_CACHE_MAX: usize = 10_000;
 /// SHA-256 of a token as it arrived.
 type TokenDigest = [u8; 32];
 
+/// The `kid` that verified a token, and its payload.
+type Verified = Arc<(String, Map<String, Value>)>;
+
 pub struct Verifier {
     keys: Arc<dyn KeySource>,
     issuer: String,
     audience: String,
     clock: SharedClock,
-    /// SHA-256 of a token whose signature verified → its payload. A token is immutable, so a
-    /// signature checked once stays checked; the claims (`exp` above all) are still checked
-    /// on every request against the clock. Saves the signature check and JSON parse on the
-    /// hot path, where a client sends the same token many times.
-    verified: Mutex<HashMap<TokenDigest, Arc<Map<String, Value>>>>,
+    /// SHA-256 of a token whose signature verified → the key that verified it and its payload.
+    /// A token is immutable, so a signature checked once stays checked while its key is still
+    /// published (a revoked key is gone from the next fetched JWKS, and so are its tokens); the
+    /// claims (`exp` above all) are still checked on every request against the clock. Saves the
+    /// signature check and JSON parse on the hot path, where a client sends the same token many
+    /// times.
+    verified: Mutex<HashMap<TokenDigest, Verified>>,
 }
 
 /// The claims of a verified token.
@@ -73,21 +78,27 @@ impl Verifier {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned();
-        if let Some(payload) = known {
-            return self.check_claims((*payload).clone());
+        if let Some(entry) = known {
+            let (kid, payload) = &*entry;
+            self.keys.key(kid).await?;
+            return self.check_claims(payload.clone());
         }
-        let all = self.verify_signature(token).await?;
+        let (kid, all) = self.verify_signature(token).await?;
         let claims = self.check_claims(all)?;
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() >= VERIFIED_CACHE_MAX {
             verified.clear();
         }
-        verified.insert(id, Arc::new(claims.all.clone()));
+        verified.insert(id, Arc::new((kid, claims.all.clone())));
         Ok(claims)
     }
 
-    /// The payload of a token whose header, key and signature check out (claims unchecked).
-    async fn verify_signature(&self, token: &str) -> Result<Map<String, Value>, TrustError> {
+    /// The `kid` and payload of a token whose header, key and signature check out (claims
+    /// unchecked).
+    async fn verify_signature(
+        &self,
+        token: &str,
+    ) -> Result<(String, Map<String, Value>), TrustError> {
         let parsed = unverified::parse(token)?;
         let alg = Algorithm::from_name(&parsed.header.alg)
             .ok_or(TrustError::Invalid("algorithm not allowed"))?;
@@ -109,7 +120,9 @@ impl Verifier {
         let payload = URL_SAFE_NO_PAD
             .decode(parsed.payload_b64)
             .map_err(|_| TrustError::Invalid("malformed payload"))?;
-        serde_json::from_slice(&payload).map_err(|_| TrustError::Invalid("malformed payload"))
+        let payload = serde_json::from_slice(&payload)
+            .map_err(|_| TrustError::Invalid("malformed payload"))?;
+        Ok((kid.to_owned(), payload))
     }
 
     fn check_claims(&self, all: Map<String, Value>) -> Result<Claims, TrustError> {
