@@ -30,7 +30,7 @@ pub(crate) struct ProviderList {
 }
 
 /// Providers configured on this server (client id and secret set).
-#[utoipa::path(get, path = "/api/providers", tag = "connectors",
+#[utoipa::path(get, path = "/api/providers", tag = "connectors", operation_id = "list_providers",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Connectable providers", body = ProviderList),
