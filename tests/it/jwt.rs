@@ -870,3 +870,11 @@ fn serve_refuses_the_auth_role_when_its_keys_do_not_decrypt() {
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.contains("unreadable"), "{listed}");
 }
+
+#[test]
+fn the_signing_side_knows_the_verifiers_leeway() {
+    assert_eq!(
+        switchboard::auth::jwt::VERIFIER_LEEWAY_SECS,
+        switchboard::trust::verifier::LEEWAY_SECS
+    );
+}

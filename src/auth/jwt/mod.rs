@@ -28,6 +28,10 @@ pub use keys::{KeyInfo, Revoked, Rotated};
 /// How often a process re-reads the key set, so another process's rotation is seen.
 pub const REFRESH_SECS: i64 = JWT_KEY_RELOAD_SECS as i64;
 
+/// The clock skew a verifier allows past `exp` (the connectors role's `LEEWAY_SECS`; the auth
+/// role cannot name it, the trust boundary being JWKS only).
+pub const VERIFIER_LEEWAY_SECS: i64 = 30;
+
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
     #[error(transparent)]
@@ -445,9 +449,7 @@ impl KeyPolicy {
                 .rotation_interval_secs
                 .map(|s| Duration::seconds(secs(s))),
             reload: Duration::seconds(REFRESH_SECS),
-            token_lifetime: Duration::seconds(
-                secs(jwt.expires_in_secs) + crate::trust::verifier::LEEWAY_SECS,
-            ),
+            token_lifetime: Duration::seconds(secs(jwt.expires_in_secs) + VERIFIER_LEEWAY_SECS),
         }
     }
 }
