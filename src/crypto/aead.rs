@@ -313,4 +313,16 @@ mod tests {
         }
         assert_eq!(split("v12:body"), Ok((12, "body")));
     }
+
+    #[test]
+    fn debug_names_the_versions_and_never_the_keys() {
+        let ring = Keyring::new(2, K2, &[(1, K1.to_vec())]).unwrap();
+        let shown = format!("{ring:?}");
+        assert!(
+            shown.contains("Keyring") && shown.contains("current: 2"),
+            "{shown}"
+        );
+        assert!(shown.contains("[1, 2]"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("fedcba"));
+    }
 }
