@@ -1,5 +1,5 @@
 //! The command line: `serve --role …`, `migrate`, `check-config --role …`,
-//! `keys rotate|list|rotate-encryption`, `healthcheck`.
+//! `keys rotate|revoke|list|rotate-encryption`, `healthcheck`, `jobs`, `webhooks`, `mcp`.
 
 use crate::platform::role::Role;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -140,13 +140,26 @@ pub enum KeysCommand {
         batch_size: usize,
     },
     /// Add a new signing key and retire the current one (it stays in the JWKS for the grace
-    /// period). The new key signs after `auth.jwt.activation_delay_secs`, once caches have it.
+    /// period). The new key is published by running auth processes at their next key reload
+    /// (<= 30 s) and signs `auth.jwt.activation_delay_secs` after that, once caches have it.
     #[cfg(feature = "auth")]
     Rotate {
-        /// Sign with the new key at once (e.g. the old one leaked); verifiers that cached the
-        /// JWKS refetch it on the unknown kid.
+        /// Sign with the new key at once; the old ones stay in the JWKS only as long as tokens
+        /// they signed live. Verifiers that cached the JWKS refetch it on the unknown kid. For
+        /// a leaked key use `keys revoke`.
         #[arg(long)]
         now: bool,
+    },
+    /// Withdraw a key from the JWKS and from signing at once (running processes follow at their
+    /// next key reload, <= 30 s; verifiers at their next fetch): tokens it signed stop
+    /// verifying. Refused for the only key that can sign, unless --rotate.
+    #[cfg(feature = "auth")]
+    Revoke {
+        /// The key id (`kid`), as `keys list` shows it.
+        kid: String,
+        /// When it is the only key that can sign: put a new key in its place, signing at once.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Every key: kid, alg, created, expires, state. Never a private key.
     #[cfg(feature = "auth")]

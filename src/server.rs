@@ -129,6 +129,12 @@ async fn start(
 
     let mut servers = Vec::new();
     for role in roles {
+        #[cfg(feature = "auth")]
+        if matches!(role, Role::Auth) {
+            crate::auth::jwt::KeyStore::new(&platform)?
+                .check_readable()
+                .await?;
+        }
         let mount = mount(role, &platform)?;
         let (listen, variable) = match role {
             Role::Auth => (&config.server.auth_listen, "AUTH_LISTEN"),

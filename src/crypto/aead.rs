@@ -275,4 +275,54 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn an_empty_plaintext_is_exactly_nonce_and_tag_and_still_opens() {
+        let ring = Keyring::new(1, K1, &[]).unwrap();
+        let sealed = ring.seal(b"", b"aad").unwrap();
+        let body = sealed.strip_prefix("v1:").unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(body).unwrap().len(),
+            NONCE_LEN + TAG_LEN
+        );
+        assert_eq!(ring.open(&sealed, b"aad").unwrap(), b"");
+        assert_eq!(ring.open_or_plaintext(&sealed, b"aad").unwrap(), "");
+        // One byte short of the boundary is refused, not sliced out of range.
+        let mut short = URL_SAFE_NO_PAD.decode(body).unwrap();
+        short.pop();
+        let short = format!("v1:{}", URL_SAFE_NO_PAD.encode(short));
+        assert_eq!(ring.open(&short, b"aad"), Err(AeadError::Invalid));
+        assert_eq!(ring.open(&sealed, b"other"), Err(AeadError::Invalid));
+    }
+
+    #[test]
+    fn versions_are_read_from_the_prefix_exactly() {
+        let ring = Keyring::new(7, K1, &[(3, K2.to_vec())]).unwrap();
+        assert_eq!(ring.current_version(), 7);
+        let sealed = ring.seal(b"x", b"a").unwrap();
+        assert!(sealed.starts_with("v7:"), "{sealed}");
+        assert!(!ring.needs_rotation(&sealed));
+        assert!(ring.needs_rotation("not-an-envelope"));
+        assert!(ring.needs_rotation(&sealed.replacen("v7:", "v3:", 1)));
+        assert_eq!(
+            ring.open(&sealed.replacen("v7:", "v9:", 1), b"a"),
+            Err(AeadError::UnknownVersion(9))
+        );
+        for junk in ["v+7:abc", "v-1:abc", "v99999999999:abc", "7:abc"] {
+            assert_eq!(split(junk), Err(AeadError::Invalid), "{junk}");
+        }
+        assert_eq!(split("v12:body"), Ok((12, "body")));
+    }
+
+    #[test]
+    fn debug_names_the_versions_and_never_the_keys() {
+        let ring = Keyring::new(2, K2, &[(1, K1.to_vec())]).unwrap();
+        let shown = format!("{ring:?}");
+        assert!(
+            shown.contains("Keyring") && shown.contains("current: 2"),
+            "{shown}"
+        );
+        assert!(shown.contains("[1, 2]"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("fedcba"));
+    }
 }

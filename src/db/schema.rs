@@ -79,6 +79,9 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         alg -> Nullable<Text>,
         crv -> Nullable<Text>,
+        published_at -> Nullable<Timestamptz>,
+        unpublish_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 

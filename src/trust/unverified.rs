@@ -77,4 +77,23 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
+
+    /// A well-formed token padded (in its signature part) to exactly `len` bytes.
+    fn token_of_len(len: usize) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","kid":"k"}"#);
+        let prefix = format!("{header}.e30.");
+        format!("{prefix}{}", "A".repeat(len - prefix.len()))
+    }
+
+    #[test]
+    fn the_size_limit_is_8_kib_exactly() {
+        assert_eq!(MAX_TOKEN_LEN, 8192);
+        assert!(parse(&token_of_len(MAX_TOKEN_LEN)).is_ok());
+        assert!(matches!(
+            parse(&token_of_len(MAX_TOKEN_LEN + 1)),
+            Err(TrustError::Invalid("token too large"))
+        ));
+        // Between the real limit and a mistyped one (8 + 1024): still a token.
+        assert!(parse(&token_of_len(2048)).is_ok());
+    }
 }

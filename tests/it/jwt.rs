@@ -317,11 +317,13 @@ async fn rotation_publishes_first_then_signs_and_keeps_retired_keys_for_the_grac
     let first = store.sign_for_user(&alice(), t0).await.unwrap();
     let old_kid = decode_part(&first, 0)["kid"].as_str().unwrap().to_owned();
 
-    // In-process rotation: seen at once, but the new key waits out the activation delay (300 s).
+    // In-process rotation: published at once, but the new key waits out the activation delay
+    // (360 s) counted from then.
     app.clock.advance(Duration::seconds(10));
     let rotated = store.rotate(false).await.unwrap();
     assert_ne!(rotated.kid, old_kid);
-    assert_eq!(rotated.signs_from, t0 + Duration::seconds(310));
+    assert_eq!(rotated.published_at, Some(t0 + Duration::seconds(10)));
+    assert_eq!(rotated.signs_from, t0 + Duration::seconds(370));
     let jwks = app.get(Role::Auth, "/api/auth/jwks").await.json();
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
@@ -339,7 +341,7 @@ async fn rotation_publishes_first_then_signs_and_keeps_retired_keys_for_the_grac
         .unwrap();
     assert_eq!(decode_part(&during, 0)["kid"], old_kid.as_str());
 
-    app.clock.advance(Duration::seconds(301));
+    app.clock.advance(Duration::seconds(361));
     let after = store
         .sign_for_user(&alice(), app.clock.now())
         .await
@@ -385,8 +387,8 @@ async fn another_process_rotation_is_seen_after_the_refresh_interval_without_a_r
     let config = &app.platform.config;
     let sealer = KeySealer::new(&config.auth.jwt_secret, &config.auth.secret).unwrap();
     let policy = KeyPolicy::from_config(&config.auth.jwt);
-    let rotated =
-        keys::rotate(&mut app.db.conn(), &sealer, &policy, app.clock.now(), true).unwrap();
+    let rotated_at = app.clock.now();
+    let rotated = keys::rotate(&mut app.db.conn(), &sealer, &policy, rotated_at, true).unwrap();
 
     // Until its next refresh the store signs with the key it has (still in the JWKS)…
     let before = store
@@ -402,6 +404,16 @@ async fn another_process_rotation_is_seen_after_the_refresh_interval_without_a_r
         .unwrap();
     assert_eq!(decode_part(&next, 0)["kid"], rotated.kid.as_str());
     assert_ne!(rotated.kid, old_kid);
+
+    // `--now` keeps the old key in the JWKS only while a token it signed can still verify
+    // (reload 30 s + lifetime 900 s + leeway 30 s), not for the 30-day grace period.
+    let withdrawn = rotated_at + Duration::seconds(30 + 900 + 30);
+    app.clock.set(withdrawn - Duration::seconds(1));
+    store.reload(app.clock.now()).await.unwrap();
+    assert!(store_kids(&store).await.contains(&old_kid));
+    app.clock.set(withdrawn);
+    store.reload(app.clock.now()).await.unwrap();
+    assert_eq!(store_kids(&store).await, vec![rotated.kid.clone()]);
 }
 
 #[actix_web::test]
@@ -419,15 +431,18 @@ async fn the_automatic_interval_rotates_once_however_many_processes_check() {
     );
 
     assert!(a.rotate_if_due().await.unwrap().is_none(), "not due yet");
-    // Due 300 s early, so the successor is published before the key expires.
-    app.clock.advance(Duration::seconds(86400 - 300));
+    // Due early by the reload interval and the activation delay (30 + 360 s), so the successor
+    // is published and signs before the key expires.
+    app.clock.advance(Duration::seconds(86400 - 391));
+    assert!(a.rotate_if_due().await.unwrap().is_none(), "not due yet");
+    app.clock.advance(Duration::seconds(1));
     let (ra, rb) = futures_util::join!(a.rotate_if_due(), b.rotate_if_due());
     let made: Vec<_> = [ra.unwrap(), rb.unwrap()].into_iter().flatten().collect();
     assert_eq!(made.len(), 1, "exactly one process rotated");
     assert_eq!(rows(&app).len(), 2);
     let during = a.sign_for_user(&alice(), app.clock.now()).await.unwrap();
     assert_eq!(decode_part(&during, 0)["kid"], kid.as_str());
-    app.clock.advance(Duration::seconds(300));
+    app.clock.advance(Duration::seconds(360));
     let after = b.sign_for_user(&alice(), app.clock.now()).await.unwrap();
     assert_eq!(decode_part(&after, 0)["kid"], made[0].kid.as_str());
 }
@@ -445,6 +460,7 @@ async fn the_key_list_names_the_signing_key_and_never_a_private_key() {
     let policy = KeyPolicy::from_config(&app.platform.config.auth.jwt);
     let list = keys::list(
         &mut app.db.conn(),
+        &sealer(&app),
         &policy,
         app.clock.now() + Duration::seconds(1),
     )
@@ -487,6 +503,378 @@ fn the_keys_commands_rotate_and_list_without_showing_a_private_key() {
         "{listed}"
     );
     assert!(lines[1].ends_with("pending"), "{listed}");
-    assert!(again.contains("it signs from"));
+    assert!(again.contains("signs 360 s after that"), "{again}");
     assert!(!listed.contains("\"v1:") && !listed.contains("\"d\""));
+
+    // `keys revoke`: the pending key takes over; the last one goes only with --rotate.
+    let pending = lines[1].split_whitespace().next().unwrap().to_owned();
+    let revoked = run(&["keys", "revoke", &kid]);
+    assert!(
+        revoked.starts_with(&format!("revoked key {kid}")),
+        "{revoked}"
+    );
+    let listed = run(&["keys", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&kid) && l.ends_with("revoked")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&pending) && l.ends_with("signing")),
+        "{listed}"
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env_clear()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", db.url())
+        .args(["keys", "revoke", &pending])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("only key that can sign"), "{stderr}");
+    let replaced = run(&["keys", "revoke", &pending, "--rotate"]);
+    assert!(replaced.contains("new signing key"), "{replaced}");
+}
+
+fn sealer(app: &TestApp) -> KeySealer {
+    let config = &app.platform.config;
+    KeySealer::new(&config.auth.jwt_secret, &config.auth.secret).unwrap()
+}
+
+fn policy(app: &TestApp) -> KeyPolicy {
+    KeyPolicy::from_config(&app.platform.config.auth.jwt)
+}
+
+fn kid_of(token: &str) -> String {
+    decode_part(token, 0)["kid"].as_str().unwrap().to_owned()
+}
+
+/// Finding 13: the activation delay counts from when a process first served the key in its
+/// JWKS, not from the row's creation, and every process switches at that same moment.
+#[actix_web::test]
+async fn a_rotated_key_signs_the_activation_delay_after_it_was_first_published() {
+    let app = TestApp::new();
+    let a = KeyStore::new(&app.platform).unwrap();
+    let b = KeyStore::new(&app.platform).unwrap();
+    let t0 = app.clock.now();
+    let old_kid = kid_of(&a.sign_for_user(&alice(), t0).await.unwrap());
+    kid_of(&b.sign_for_user(&alice(), t0).await.unwrap());
+
+    // `keys rotate` from another process: nobody serves the new key yet.
+    app.clock.advance(Duration::seconds(5));
+    let created = app.clock.now();
+    let rotated = keys::rotate(
+        &mut app.db.conn(),
+        &sealer(&app),
+        &policy(&app),
+        created,
+        false,
+    )
+    .unwrap();
+    assert_eq!(rotated.published_at, None);
+    assert_eq!(
+        rotated.signs_from,
+        created + Duration::seconds(30 + 360),
+        "the latest it can sign"
+    );
+
+    // Process a reloads (its 30 s are up) and serves it from then on: that is publication.
+    app.clock.set(t0 + Duration::seconds(30));
+    assert_eq!(
+        kid_of(&a.sign_for_user(&alice(), app.clock.now()).await.unwrap()),
+        old_kid
+    );
+    let published = app.clock.now();
+    assert!(store_kids(&a).await.contains(&rotated.kid), "published");
+    let row = rows(&app)
+        .into_iter()
+        .find(|r| r.id == rotated.kid)
+        .unwrap();
+    assert_eq!(row.published_at, Some(published));
+    let old = rows(&app).into_iter().find(|r| r.id == old_kid).unwrap();
+    assert_eq!(
+        old.expires_at,
+        Some(published + Duration::seconds(360)),
+        "the old key retires exactly when the new one signs"
+    );
+
+    // 360 s after creation the old key still signs (created_at no longer counts)…
+    app.clock.set(created + Duration::seconds(360));
+    for store in [&a, &b] {
+        let token = store
+            .sign_for_user(&alice(), app.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(kid_of(&token), old_kid);
+    }
+    // …and 360 s after publication both processes sign with the new key, none with the old.
+    app.clock.set(published + Duration::seconds(359));
+    assert_eq!(
+        kid_of(&b.sign_for_user(&alice(), app.clock.now()).await.unwrap()),
+        old_kid
+    );
+    app.clock.set(published + Duration::seconds(360));
+    for store in [&a, &b] {
+        let token = store
+            .sign_for_user(&alice(), app.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(kid_of(&token), rotated.kid);
+    }
+}
+
+#[actix_web::test]
+async fn a_revoked_key_leaves_the_jwks_and_stops_signing_at_once() {
+    let mut app = TestApp::new();
+    let store = KeyStore::new(&app.platform).unwrap();
+    let t0 = app.clock.now();
+    let old_kid = kid_of(&store.sign_for_user(&alice(), t0).await.unwrap());
+    let rotated = store.rotate(false).await.unwrap();
+
+    // The signing key while the new one is pending: the pending one takes over at once.
+    let revoked = store.revoke(&old_kid, false).await.unwrap();
+    assert_eq!(revoked.replacement, None);
+    let token = store
+        .sign_for_user(&alice(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(kid_of(&token), rotated.kid);
+    let jwks = app.get(Role::Auth, "/api/auth/jwks").await.json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![rotated.kid.as_str()]);
+    let row = rows(&app).into_iter().find(|r| r.id == old_kid).unwrap();
+    assert_eq!(row.revoked_at, Some(t0));
+    assert_eq!(row.expires_at, Some(t0), "Better Auth's columns say it too");
+
+    // Never published again, however the clock moves.
+    app.clock.advance(Duration::days(1));
+    store.reload(app.clock.now()).await.unwrap();
+    assert_eq!(store_kids(&store).await, vec![rotated.kid.clone()]);
+
+    // Revoked twice, or a kid that does not exist: refused, nothing changes.
+    let again = store.revoke(&old_kid, false).await.unwrap_err().to_string();
+    assert!(again.contains("already revoked"), "{again}");
+    let missing = store
+        .revoke("no-such-kid", true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("no key no-such-kid"), "{missing}");
+}
+
+#[actix_web::test]
+async fn the_only_signing_key_is_revoked_only_with_a_replacement() {
+    let app = TestApp::new();
+    let store = KeyStore::new(&app.platform).unwrap();
+    let only = kid_of(
+        &store
+            .sign_for_user(&alice(), app.clock.now())
+            .await
+            .unwrap(),
+    );
+
+    let refused = store.revoke(&only, false).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("only key that can sign") && refused.contains("--rotate"),
+        "{refused}"
+    );
+    assert_eq!(store_kids(&store).await, vec![only.clone()]);
+    assert!(rows(&app).iter().all(|r| r.revoked_at.is_none()));
+
+    let revoked = store.revoke(&only, true).await.unwrap();
+    let new = revoked.replacement.expect("a replacement");
+    assert_eq!(store_kids(&store).await, vec![new.clone()]);
+    let token = store
+        .sign_for_user(&alice(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(kid_of(&token), new, "the replacement signs at once");
+}
+
+/// Another process's revocation reaches a running process at its next reload (<= 30 s).
+#[actix_web::test]
+async fn another_process_revocation_is_seen_at_the_next_reload() {
+    let app = TestApp::new();
+    let store = KeyStore::new(&app.platform).unwrap();
+    let old_kid = kid_of(
+        &store
+            .sign_for_user(&alice(), app.clock.now())
+            .await
+            .unwrap(),
+    );
+    let revoked = keys::revoke(
+        &mut app.db.conn(),
+        &sealer(&app),
+        &policy(&app),
+        app.clock.now(),
+        &old_kid,
+        true,
+    )
+    .unwrap();
+    let new = revoked.replacement.unwrap();
+    app.clock.advance(Duration::seconds(30));
+    let token = store
+        .sign_for_user(&alice(), app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(kid_of(&token), new);
+    assert_eq!(store_kids(&store).await, vec![new]);
+}
+
+#[test]
+fn an_activation_delay_shorter_than_max_age_plus_reload_is_refused_with_every_problem() {
+    let config = crate::common::test_config(&[
+        ("SWITCHBOARD__AUTH__JWT__ACTIVATION_DELAY_SECS", "329"),
+        ("SWITCHBOARD__AUTH__JWT__EXPIRES_IN_SECS", "5"),
+    ]);
+    let problems = config.validate(&[Role::Auth]).unwrap_err().problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("auth.jwt.activation_delay_secs is 329")
+                && p.contains("at least 330")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("expires_in_secs must be at least 10")),
+        "every problem at once: {problems:?}"
+    );
+    let config =
+        crate::common::test_config(&[("SWITCHBOARD__AUTH__JWT__ACTIVATION_DELAY_SECS", "330")]);
+    assert!(config.validate(&[Role::Auth]).is_ok());
+}
+
+/// Issue 11 point 7: keys sealed under another JWT_SECRET are found at start, not by a 500.
+#[actix_web::test]
+async fn keys_sealed_under_another_jwt_secret_are_found_at_start_and_listed_unreadable() {
+    let app = TestApp::new();
+    let store = KeyStore::new(&app.platform).unwrap();
+    store.check_readable().await.unwrap();
+    let kid = kid_of(
+        &store
+            .sign_for_user(&alice(), app.clock.now())
+            .await
+            .unwrap(),
+    );
+
+    let mut config = (*app.platform.config).clone();
+    config.auth.jwt_secret =
+        switchboard::platform::secret::Secret::new("a-new-jwt-secret-that-sealed-nothing-0123");
+    let platform = switchboard::platform::state::Platform::new(
+        Arc::new(config.clone()),
+        app.platform.pool.clone(),
+        app.clock.clone(),
+    );
+    let err = KeyStore::new(&platform)
+        .unwrap()
+        .check_readable()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&kid), "{err}");
+    assert!(err.contains("JWT_SECRET"), "{err}");
+    assert!(err.contains("keys rotate --now"), "{err}");
+
+    let other_sealer = KeySealer::new(&config.auth.jwt_secret, &config.auth.secret).unwrap();
+    let list = keys::list(
+        &mut app.db.conn(),
+        &other_sealer,
+        &policy(&app),
+        app.clock.now(),
+    )
+    .unwrap();
+    assert!(list[0].unreadable && !list[0].signing, "{list:?}");
+
+    // The recovery the message names: rotate --now under the new secret, then start is fine.
+    keys::rotate(
+        &mut app.db.conn(),
+        &other_sealer,
+        &policy(&app),
+        app.clock.now(),
+        true,
+    )
+    .unwrap();
+    KeyStore::new(&platform)
+        .unwrap()
+        .check_readable()
+        .await
+        .unwrap();
+}
+
+/// Issue 11 point 7, end to end: `serve --role auth` refuses to start, and says how to recover.
+#[test]
+fn serve_refuses_the_auth_role_when_its_keys_do_not_decrypt() {
+    let db = crate::common::TestDb::new();
+    let command = |jwt_secret: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.env_clear()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", db.url())
+            .env("JWT_SECRET", jwt_secret)
+            .env("AUTH_LISTEN", "127.0.0.1:0")
+            .args(args);
+        cmd
+    };
+    let old = "the-old-jwt-secret-that-sealed-the-keys-0123";
+    let made = command(old, &["keys", "rotate", "--now"]).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    let mut child = command(
+        "a-new-jwt-secret-after-a-careless-deploy-99",
+        &["serve", "--role", "auth"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started with keys it cannot decrypt");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("cannot be decrypted with the configured JWT_SECRET"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("keys rotate --now"), "{stderr}");
+    assert!(!stderr.contains(old), "never the secret: {stderr}");
+
+    let listed = command(
+        "a-new-jwt-secret-after-a-careless-deploy-99",
+        &["keys", "list"],
+    )
+    .output()
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("unreadable"), "{listed}");
+}
+
+#[test]
+fn the_signing_side_knows_the_verifiers_leeway() {
+    assert_eq!(
+        switchboard::auth::jwt::VERIFIER_LEEWAY_SECS,
+        switchboard::trust::verifier::LEEWAY_SECS
+    );
 }

@@ -24,6 +24,7 @@ mod jwt;
 #[cfg(feature = "auth")]
 mod mail;
 mod migrations;
+mod openapi;
 mod platform;
 #[cfg(feature = "auth")]
 mod rate_limit;

@@ -237,7 +237,7 @@ async fn after_keys_rotate_old_tokens_still_validate_and_new_ones_carry_the_new_
 
     // `switchboard keys rotate` from another process; nobody restarts.
     let rotated = pair.minter.rotate(false).await.unwrap();
-    pair.auth.clock.advance(Duration::seconds(301));
+    pair.auth.clock.advance(Duration::seconds(361));
     let new = pair.token().await;
     assert_eq!(decode_part(&new, 0)["kid"], rotated.kid.as_str());
     assert_ne!(rotated.kid, old_kid);
@@ -248,6 +248,29 @@ async fn after_keys_rotate_old_tokens_still_validate_and_new_ones_carry_the_new_
         "new kid fetched from the running auth role"
     );
     assert_eq!(pair.me(&old).await.status, 200, "old key still published");
+}
+
+/// `keys revoke`: the key leaves the auth role's JWKS at once, and a verifier drops it (and
+/// every token it signed, even one it has verified before) at its next fetch.
+#[actix_web::test]
+async fn a_revoked_key_stops_verifying_at_the_verifiers_next_fetch() {
+    let mut pair = Pair::new().await;
+    let old = pair.token().await;
+    let old_kid = decode_part(&old, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(pair.me(&old).await.status, 200);
+
+    let revoked = pair.minter.revoke(&old_kid, true).await.unwrap();
+    let new_kid = revoked.replacement.unwrap();
+    // The auth role reloads its keys within 30 s; the verifier's copy is fresh for max-age.
+    pair.auth.clock.advance(Duration::seconds(299));
+    assert_eq!(pair.me(&old).await.status, 200, "cached JWKS still fresh");
+    pair.auth.clock.advance(Duration::seconds(2));
+    assert_invalid(&pair.me(&old).await, "revoked key, next fetch");
+
+    let new = pair.token().await;
+    assert_eq!(decode_part(&new, 0)["kid"], new_kid.as_str());
+    assert_eq!(pair.me(&new).await.status, 200);
+    assert_invalid(&pair.me(&old).await, "still refused afterwards");
 }
 
 #[actix_web::test]

@@ -1,6 +1,6 @@
-//! `switchboard keys rotate|list`: operator commands over the same `jwks` rows the auth role
-//! serves. A rotation is seen by running processes at their next refresh (≤ 30 s), and signs
-//! only after its activation delay unless `--now`.
+//! `switchboard keys rotate|revoke|list`: operator commands over the same `jwks` rows the auth
+//! role serves. Running processes see a change at their next key reload (≤ 30 s); a rotated-in
+//! key signs the activation delay after that first reload published it, unless `--now`.
 
 use super::keys::{self, KeyPolicy};
 use super::sealed::KeySealer;
@@ -16,18 +16,44 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
     let mut conn = diesel::PgConnection::establish(config.database.url.expose())
         .context("connecting to the database")?;
     let policy = KeyPolicy::from_config(&config.auth.jwt);
+    let sealer = KeySealer::new(&config.auth.jwt_secret, &config.auth.secret)?;
     let now = SystemClock.now();
     match command {
         KeysCommand::Rotate { now: immediate } => {
-            let sealer = KeySealer::new(&config.auth.jwt_secret, &config.auth.secret)?;
             let rotated = keys::rotate(&mut conn, &sealer, &policy, now, *immediate)?;
+            let when = if *immediate {
+                format!(
+                    "it signs now; the keys it replaced stay in the JWKS until {}",
+                    (now + policy.reload + policy.token_lifetime).to_rfc3339()
+                )
+            } else {
+                format!(
+                    "running auth processes publish it within {} s and it signs {} s after \
+                     that (by {} at the latest); retired keys stay in the JWKS for {} s after that",
+                    policy.reload.num_seconds(),
+                    policy.activation_delay.num_seconds(),
+                    rotated.signs_from.to_rfc3339(),
+                    policy.grace.num_seconds()
+                )
+            };
             Ok(format!(
-                "new signing key {} ({}); it signs from {}; retired keys stay in the JWKS for {} s after that\n",
+                "new signing key {} ({}); {when}\n",
                 rotated.kid,
                 policy.alg.jose_name(),
-                rotated.signs_from.to_rfc3339(),
-                policy.grace.num_seconds()
             ))
+        }
+        KeysCommand::Revoke { kid, rotate } => {
+            let revoked = keys::revoke(&mut conn, &sealer, &policy, now, kid, *rotate)?;
+            let mut out = format!(
+                "revoked key {}: withdrawn from the JWKS and from signing; running auth \
+                 processes follow within {} s, verifiers at their next JWKS fetch\n",
+                revoked.kid,
+                policy.reload.num_seconds()
+            );
+            if let Some(new) = revoked.replacement {
+                let _ = writeln!(out, "new signing key {new} signs in its place");
+            }
+            Ok(out)
         }
         // Not a signing-key command; `main` hands it to the connectors role.
         #[cfg(feature = "connectors")]
@@ -35,16 +61,24 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
             anyhow::bail!("rotate-encryption is a connectors command")
         }
         KeysCommand::List => {
-            let rows = keys::list(&mut conn, &policy, now)?;
+            let rows = keys::list(&mut conn, &sealer, &policy, now)?;
             let mut out = format!(
                 "{:<32}  {:<5}  {:<25}  {:<25}  STATE\n",
                 "KID", "ALG", "CREATED", "EXPIRES"
             );
             for key in rows {
-                let live = key.expires_at.is_none_or(|e| e > now);
-                let state = if key.signing {
+                let live = key.revoked_at.is_none() && key.expires_at.is_none_or(|e| e > now);
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else if live && key.unreadable {
+                    "unreadable (does not decrypt with JWT_SECRET; cannot sign)"
+                } else if key.signing {
                     "signing"
-                } else if live && key.created_at + policy.activation_delay > now {
+                } else if live
+                    && key
+                        .published_at
+                        .is_none_or(|p| p + policy.activation_delay > now)
+                {
                     "pending"
                 } else if live {
                     "standby"

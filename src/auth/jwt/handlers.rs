@@ -3,15 +3,12 @@
 //! origin (it is public by nature).
 
 use crate::auth::AuthState;
+use crate::platform::config::JWKS_MAX_AGE_SECS;
 use crate::platform::error::ErrorBody;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
-
-/// How long downstream caches may keep the JWKS. Rotation publishes new keys at least this long
-/// before they sign (`auth.jwt.activation_delay_secs`, default the same 300 s).
-pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 /// RFC 7517 key set.
 #[derive(Serialize, ToSchema)]

@@ -1,6 +1,12 @@
-//! Signing keys in the `jwks` table: generation, storage, which key signs, rotation. Every write
-//! runs in a transaction under one advisory lock, so several processes never both generate or
-//! rotate. Reading a key set for signing is [`load`]; nothing here runs per request.
+//! Signing keys in the `jwks` table: generation, storage, publication, which key signs, rotation
+//! and revocation. Every write runs in a transaction under one advisory lock, so several
+//! processes never both generate or rotate. Nothing here runs per request.
+//!
+//! A key's life: created (by `keys rotate` or lazily) → published (first served in a JWKS; the
+//! first process that reloads stamps `published_at`) → signs once it has been published for the
+//! activation delay, which retires every older key at that moment → stays in the JWKS for the
+//! grace period after it stopped signing (or only as long as its tokens live, after
+//! `rotate --now`) → gone. `keys revoke` ends all of that at once.
 
 use super::JwtError;
 use super::sealed::KeySealer;
@@ -29,6 +35,11 @@ pub struct KeyPolicy {
     pub grace: Duration,
     pub activation_delay: Duration,
     pub rotation_interval: Option<Duration>,
+    /// How long a process may take to see a change to the table (its reload interval).
+    pub reload: Duration,
+    /// The longest a token lives (`exp - iat`) plus the verifiers' clock leeway: how long a
+    /// key that stopped signing at once must stay published for the tokens it signed.
+    pub token_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -41,6 +52,9 @@ pub struct JwkRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub alg: Option<String>,
     pub crv: Option<String>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub unpublish_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Insertable)]
@@ -61,6 +75,8 @@ pub trait KeyFacts {
     fn alg(&self) -> &str;
     fn created_at(&self) -> DateTime<Utc>;
     fn expires_at(&self) -> Option<DateTime<Utc>>;
+    /// First served in a JWKS; `None` while no process has served it yet.
+    fn published_at(&self) -> Option<DateTime<Utc>>;
 
     /// May sign at `now` (Better Auth: not expired).
     fn is_live(&self, now: DateTime<Utc>) -> bool {
@@ -68,21 +84,34 @@ pub trait KeyFacts {
     }
 }
 
-/// The key that signs at `now`. Among live keys that have been published for the activation
-/// delay, Better Auth's rule: the configured algorithm first, then the newest. While no key has
-/// been published that long (a fresh deployment, or a rotation right after one), the key
-/// published longest signs.
+/// The key that signs at `now`. Among live keys that have been *published* (first served in a
+/// JWKS) for the activation delay, Better Auth's rule: the configured algorithm first, then the
+/// newest. While no key has been published that long (a fresh deployment, `rotate --now`, or a
+/// revocation), the key published longest signs.
 pub fn choose_signing<'a, K: KeyFacts>(
     keys: &'a [K],
     policy: &KeyPolicy,
     now: DateTime<Utc>,
 ) -> Option<&'a K> {
+    use std::cmp::Reverse;
     let wanted = policy.alg.jose_name();
     let live = || keys.iter().filter(move |k| k.is_live(now));
     live()
-        .filter(|k| k.created_at() + policy.activation_delay <= now)
+        .filter(|k| {
+            k.published_at()
+                .is_some_and(|p| p + policy.activation_delay <= now)
+        })
         .max_by_key(|k| (k.alg() == wanted, k.created_at()))
-        .or_else(|| live().max_by_key(|k| (k.alg() == wanted, std::cmp::Reverse(k.created_at()))))
+        .or_else(|| {
+            live().max_by_key(|k| {
+                (
+                    k.alg() == wanted,
+                    k.published_at().is_some(),
+                    Reverse(k.published_at()),
+                    Reverse(k.created_at()),
+                )
+            })
+        })
 }
 
 /// The algorithm a row signs with: its `alg` column, else what its key type implies (rows from
@@ -244,13 +273,18 @@ fn insert_new(
     Ok(kid)
 }
 
-fn live_filter(
-    now: DateTime<Utc>,
-) -> diesel::dsl::Or<
+type NotExpired = diesel::dsl::Or<
     diesel::dsl::IsNull<jwks::expires_at>,
     diesel::dsl::Gt<jwks::expires_at, DateTime<Utc>>,
-> {
-    jwks::expires_at.is_null().or(jwks::expires_at.gt(now))
+>;
+type LiveFilter = diesel::dsl::And<NotExpired, diesel::dsl::IsNull<jwks::revoked_at>>;
+
+/// May sign at `now`: not retired, not revoked.
+fn live_filter(now: DateTime<Utc>) -> LiveFilter {
+    jwks::expires_at
+        .is_null()
+        .or(jwks::expires_at.gt(now))
+        .and(jwks::revoked_at.is_null())
 }
 
 /// Makes sure some key may sign at `now`, generating one when none does (Better Auth's lazy
@@ -283,8 +317,70 @@ pub fn ensure_live_key(
     })
 }
 
-/// Every row the JWKS publishes at `now` (live, or retired less than the grace period ago),
-/// newest first.
+/// Stamps `published_at` on every live key no process has served yet (the caller is about to
+/// serve them), and retires every older live key at the moment the newest of them will sign:
+/// from then on it is the newest activated key everywhere, because every process re-reads the
+/// table within the reload interval, which the activation delay exceeds. Returns the kids it
+/// published.
+pub fn publish(
+    conn: &mut PgConnection,
+    policy: &KeyPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, JwtError> {
+    let pending: i64 = jwks::table
+        .filter(jwks::published_at.is_null())
+        .filter(live_filter(now))
+        .count()
+        .get_result(conn)
+        .map_err(DbError::from)?;
+    if pending == 0 {
+        return Ok(Vec::new());
+    }
+    conn.transaction(|conn| {
+        lock(conn)?;
+        let published: Vec<(String, DateTime<Utc>)> = diesel::update(
+            jwks::table
+                .filter(jwks::published_at.is_null())
+                .filter(live_filter(now)),
+        )
+        .set(jwks::published_at.eq(Some(now)))
+        .returning((jwks::id, jwks::created_at))
+        .get_results(conn)
+        .map_err(DbError::from)?;
+        // Newest by creation (ties, as within one millisecond, by kid).
+        if let Some((newest, _)) = published
+            .iter()
+            .max_by_key(|(kid, created)| (*created, kid))
+        {
+            let retire_at = now + policy.activation_delay;
+            diesel::update(
+                jwks::table
+                    .filter(jwks::id.ne(newest))
+                    .filter(jwks::published_at.is_not_null())
+                    .filter(live_filter(now))
+                    .filter(
+                        jwks::expires_at
+                            .is_null()
+                            .or(jwks::expires_at.gt(retire_at)),
+                    ),
+            )
+            .set(jwks::expires_at.eq(Some(retire_at)))
+            .execute(conn)
+            .map_err(DbError::from)?;
+        }
+        Ok(published.into_iter().map(|(kid, _)| kid).collect())
+    })
+}
+
+/// Whether the JWKS serves a row at `now`: not revoked, not withdrawn early, and live or
+/// retired less than the grace period ago.
+pub fn is_published(row: &JwkRow, policy: &KeyPolicy, now: DateTime<Utc>) -> bool {
+    row.revoked_at.is_none()
+        && row.unpublish_at.is_none_or(|u| u > now)
+        && row.expires_at.is_none_or(|e| e + policy.grace > now)
+}
+
+/// Every row the JWKS publishes at `now` ([`is_published`]), newest first.
 pub fn load_published(
     conn: &mut PgConnection,
     policy: &KeyPolicy,
@@ -296,6 +392,8 @@ pub fn load_published(
                 .is_null()
                 .or(jwks::expires_at.gt(now - policy.grace)),
         )
+        .filter(jwks::revoked_at.is_null())
+        .filter(jwks::unpublish_at.is_null().or(jwks::unpublish_at.gt(now)))
         .order(jwks::created_at.desc())
         .select(JwkRow::as_select())
         .load(conn)?)
@@ -305,12 +403,19 @@ pub fn load_published(
 #[derive(Debug, Clone)]
 pub struct Rotated {
     pub kid: String,
-    /// When the new key starts signing (now, or after the activation delay).
+    /// When the new key starts signing: now (`--now`), the activation delay after it was
+    /// published, or — while no process has served it yet — at the latest the activation
+    /// delay after the next reload of a running auth process.
     pub signs_from: DateTime<Utc>,
+    /// When a process first served it in the JWKS; `None` until one has.
+    pub published_at: Option<DateTime<Utc>>,
 }
 
-/// Adds a new key and retires the current ones: they keep signing until the new key is
-/// published long enough (`immediate`: not at all), then stay in the JWKS for the grace period.
+/// Adds a new key. Without `immediate` the current keys keep signing until the new one has
+/// been published for the activation delay (see [`publish`]), then stay in the JWKS for the
+/// grace period. With `immediate` they stop signing now and stay in the JWKS only as long as a
+/// token they signed can live (plus one reload interval, in which processes that have not
+/// re-read the table yet still sign with them).
 pub fn rotate(
     conn: &mut PgConnection,
     sealer: &KeySealer,
@@ -331,25 +436,113 @@ fn rotate_locked(
     now: DateTime<Utc>,
     immediate: bool,
 ) -> Result<Rotated, JwtError> {
-    let retire_at = if immediate {
+    if immediate {
+        retire_now(conn, policy, now, None)?;
+    }
+    let kid = insert_new(conn, sealer, policy, now)?;
+    let signs_from = if immediate {
         now
     } else {
-        now + policy.activation_delay
+        now + policy.reload + policy.activation_delay
     };
-    diesel::update(
-        jwks::table.filter(
-            jwks::expires_at
-                .is_null()
-                .or(jwks::expires_at.gt(retire_at)),
-        ),
-    )
-    .set(jwks::expires_at.eq(Some(retire_at)))
-    .execute(conn)
-    .map_err(DbError::from)?;
-    let kid = insert_new(conn, sealer, policy, now)?;
     Ok(Rotated {
         kid,
-        signs_from: retire_at,
+        signs_from,
+        published_at: None,
+    })
+}
+
+/// Stops every live key (or only `kid`) from signing now; the JWKS keeps them only as long as
+/// the tokens they signed (and those signed by processes that have not reloaded yet) live.
+fn retire_now(
+    conn: &mut PgConnection,
+    policy: &KeyPolicy,
+    now: DateTime<Utc>,
+    kid: Option<&str>,
+) -> Result<(), JwtError> {
+    let unpublish_at = now + policy.reload + policy.token_lifetime;
+    let mut query = diesel::update(jwks::table)
+        .filter(live_filter(now))
+        .into_boxed();
+    if let Some(kid) = kid {
+        query = query.filter(jwks::id.eq(kid));
+    }
+    query
+        .set((
+            jwks::expires_at.eq(Some(now)),
+            jwks::unpublish_at.eq(Some(unpublish_at)),
+        ))
+        .execute(conn)
+        .map_err(DbError::from)?;
+    Ok(())
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    pub kid: String,
+    /// The key rotated in because the revoked one was the only one that could sign.
+    pub replacement: Option<String>,
+}
+
+/// Withdraws `kid` from the JWKS and from signing at once (running processes follow at their
+/// next reload; verifiers drop it at their next fetch, so tokens it signed stop verifying).
+/// Revoking the only key that can sign is refused unless `rotate` asks for a replacement,
+/// which then signs at once: a revocation must not silently stop `/api/auth/token`.
+pub fn revoke(
+    conn: &mut PgConnection,
+    sealer: &KeySealer,
+    policy: &KeyPolicy,
+    now: DateTime<Utc>,
+    kid: &str,
+    rotate: bool,
+) -> Result<Revoked, JwtError> {
+    conn.transaction(|conn| {
+        lock(conn)?;
+        let row: Option<JwkRow> = jwks::table
+            .find(kid)
+            .select(JwkRow::as_select())
+            .first(conn)
+            .optional()
+            .map_err(DbError::from)?;
+        let Some(row) = row else {
+            return Err(JwtError::Refused(format!("there is no key {kid}")));
+        };
+        if row.revoked_at.is_some() {
+            return Err(JwtError::Refused(format!("key {kid} is already revoked")));
+        }
+        let others: i64 = jwks::table
+            .filter(live_filter(now))
+            .filter(jwks::id.ne(kid))
+            .count()
+            .get_result(conn)
+            .map_err(DbError::from)?;
+        let live = row.expires_at.is_none_or(|e| e > now);
+        let replacement = if live && others == 0 {
+            if !rotate {
+                return Err(JwtError::Refused(format!(
+                    "key {kid} is the only key that can sign; revoking it would stop every \
+                     token from being issued. Run `switchboard keys revoke {kid} --rotate` to \
+                     put a new key in its place at once, or `switchboard keys rotate --now` first"
+                )));
+            }
+            Some(insert_new(conn, sealer, policy, now)?)
+        } else {
+            None
+        };
+        diesel::update(jwks::table.find(kid))
+            .set((
+                jwks::revoked_at.eq(Some(now)),
+                jwks::unpublish_at.eq(Some(now)),
+                // Anything that reads only Better Auth's columns stops signing with it too.
+                jwks::expires_at.eq(Some(row.expires_at.map_or(now, |e| e.min(now)))),
+            ))
+            .execute(conn)
+            .map_err(DbError::from)?;
+        Ok(Revoked {
+            kid: kid.to_owned(),
+            replacement,
+        })
     })
 }
 
@@ -371,7 +564,11 @@ pub fn rotate_if_due(
             .select(diesel::dsl::max(jwks::created_at))
             .first(conn)
             .map_err(DbError::from)?;
-        let due = newest.is_none_or(|created| created + interval - policy.activation_delay <= now);
+        // Early by the time it takes to be published and to activate, so the successor signs
+        // before the current key expires.
+        let due = newest.is_none_or(|created| {
+            created + interval - policy.activation_delay - policy.reload <= now
+        });
         if !due {
             return Ok(None);
         }
@@ -386,8 +583,13 @@ pub struct KeyInfo {
     pub alg: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
     pub signing: bool,
+    /// Served in the JWKS at `now`.
     pub published: bool,
+    /// Its private key does not open with the configured secrets: it cannot sign.
+    pub unreadable: bool,
 }
 
 struct Facts<'a>(&'a JwkRow, String);
@@ -405,11 +607,39 @@ impl KeyFacts for Facts<'_> {
     fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
     }
+    fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.0.published_at
+    }
+    fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.0.revoked_at.is_none() && self.0.expires_at.is_none_or(|e| e > now)
+    }
 }
 
-/// Every row, newest first, with whether it signs and whether the JWKS publishes it at `now`.
+/// Live keys (ones that may sign) whose private key does not open: after `JWT_SECRET` (or,
+/// for rows Better Auth wrote, `BETTER_AUTH_SECRET`) changed. Token issuing fails while one of
+/// them is chosen to sign.
+pub fn unreadable_live_keys(
+    conn: &mut PgConnection,
+    sealer: &KeySealer,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<JwkRow> = jwks::table
+        .filter(live_filter(now))
+        .order(jwks::created_at.desc())
+        .select(JwkRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| sealer.open(&r.id, &r.private_key).is_err())
+        .map(|r| r.id)
+        .collect())
+}
+
+/// Every row, newest first, with whether it signs, whether the JWKS publishes it at `now`, and
+/// whether its private key opens with `sealer` (a process signs only with keys that open).
 pub fn list(
     conn: &mut PgConnection,
+    sealer: &KeySealer,
     policy: &KeyPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<KeyInfo>, DbError> {
@@ -417,6 +647,10 @@ pub fn list(
         .order(jwks::created_at.desc())
         .select(JwkRow::as_select())
         .load(conn)?;
+    let unreadable: Vec<bool> = rows
+        .iter()
+        .map(|r| sealer.open(&r.id, &r.private_key).is_err())
+        .collect();
     let facts: Vec<Facts<'_>> = rows
         .iter()
         .map(|r| {
@@ -425,16 +659,26 @@ pub fn list(
             Facts(r, effective_alg(r.alg.as_deref(), &public, policy.alg))
         })
         .collect();
-    let signing = choose_signing(&facts, policy, now).map(|f| f.kid().to_owned());
+    let can_sign: Vec<Facts<'_>> = facts
+        .iter()
+        .zip(&unreadable)
+        .filter(|(_, bad)| !**bad)
+        .map(|(f, _)| Facts(f.0, f.1.clone()))
+        .collect();
+    let signing = choose_signing(&can_sign, policy, now).map(|f| f.kid().to_owned());
     Ok(facts
         .iter()
-        .map(|f| KeyInfo {
+        .zip(unreadable)
+        .map(|(f, unreadable)| KeyInfo {
             kid: f.0.id.clone(),
             alg: f.1.clone(),
             created_at: f.0.created_at,
             expires_at: f.0.expires_at,
+            published_at: f.0.published_at,
+            revoked_at: f.0.revoked_at,
             signing: signing.as_deref() == Some(f.kid()),
-            published: f.0.expires_at.is_none_or(|e| e + policy.grace > now),
+            published: is_published(f.0, policy, now),
+            unreadable,
         })
         .collect())
 }

@@ -10,7 +10,7 @@ mod sign;
 
 use crate::db::{self, DbError, DbPool};
 use crate::platform::clock::SharedClock;
-use crate::platform::config::JwtConfig;
+use crate::platform::config::{JWT_KEY_RELOAD_SECS, JwtConfig};
 use crate::platform::error::render;
 use crate::platform::state::Platform;
 use actix_web::http::StatusCode;
@@ -23,10 +23,14 @@ use serde_json::{Map, Value, json};
 use std::sync::{Arc, RwLock, Weak};
 use utoipa::OpenApi;
 
-pub use keys::{KeyInfo, Rotated};
+pub use keys::{KeyInfo, Revoked, Rotated};
 
 /// How often a process re-reads the key set, so another process's rotation is seen.
-pub const REFRESH_SECS: i64 = 30;
+pub const REFRESH_SECS: i64 = JWT_KEY_RELOAD_SECS as i64;
+
+/// The clock skew a verifier allows past `exp` (the connectors role's `LEEWAY_SECS`; the auth
+/// role cannot name it, the trust boundary being JWKS only).
+pub const VERIFIER_LEEWAY_SECS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
@@ -40,6 +44,19 @@ pub enum JwtError {
     NoSigningKey,
     #[error("the user object cannot be put in a token: {0}")]
     InvalidUser(&'static str),
+    /// An operator command that would do harm; the message says what to do instead.
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "JWT signing key(s) {} cannot be decrypted with the configured JWT_SECRET (or, for keys \
+         Better Auth wrote, BETTER_AUTH_SECRET): was the secret changed? /api/auth/token would \
+         fail with every one of them. To recover, either set JWT_SECRET back to the value that \
+         sealed them, or run `switchboard keys rotate --now` to retire them and sign with a new \
+         key (tokens they signed stay verifiable until they expire; `switchboard keys revoke \
+         KID` withdraws one at once). `switchboard keys list` marks them unreadable.",
+        .0.join(", ")
+    )]
+    UnreadableKeys(Vec<String>),
 }
 
 impl ResponseError for JwtError {
@@ -95,6 +112,7 @@ struct LoadedKey {
     alg: String,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    published_at: Option<DateTime<Utc>>,
     signer: Box<dyn JwsSigner>,
 }
 
@@ -110,6 +128,9 @@ impl KeyFacts for LoadedKey {
     }
     fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.expires_at
+    }
+    fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.published_at
     }
 }
 
@@ -192,15 +213,57 @@ impl KeyStore {
         Ok(self.current(self.clock.now()).await?.jwks.clone())
     }
 
-    /// `keys rotate` from inside the process: the new key is seen here at once.
+    /// `keys rotate` from inside the process: the new key is published here at once, and
+    /// signs the activation delay later (`immediate`: at once).
     pub async fn rotate(&self, immediate: bool) -> Result<Rotated, JwtError> {
         let (sealer, policy, now) = (self.sealer.clone(), self.policy.clone(), self.clock.now());
-        let rotated = db::run(&self.pool, move |conn| {
+        let mut rotated = db::run(&self.pool, move |conn| {
             keys::rotate(conn, &sealer, &policy, now, immediate)
         })
         .await?;
-        self.reload(self.clock.now()).await?;
+        let snapshot = {
+            let _guard = self.reloading.lock().await;
+            self.load(self.clock.now()).await?
+        };
+        if let Some(published) = snapshot
+            .keys
+            .iter()
+            .find(|k| k.kid == rotated.kid)
+            .and_then(|k| k.published_at)
+        {
+            rotated.published_at = Some(published);
+            if !immediate {
+                rotated.signs_from = published + self.policy.activation_delay;
+            }
+        }
         Ok(rotated)
+    }
+
+    /// `keys revoke` from inside the process: withdrawn here at once.
+    pub async fn revoke(&self, kid: &str, rotate: bool) -> Result<Revoked, JwtError> {
+        let (sealer, policy, now) = (self.sealer.clone(), self.policy.clone(), self.clock.now());
+        let kid = kid.to_owned();
+        let revoked = db::run(&self.pool, move |conn| {
+            keys::revoke(conn, &sealer, &policy, now, &kid, rotate)
+        })
+        .await?;
+        self.reload(self.clock.now()).await?;
+        Ok(revoked)
+    }
+
+    /// Start-up check: every key that may sign opens with the configured secrets. Refusing to
+    /// serve beats answering every `/api/auth/token` with a 500.
+    pub async fn check_readable(&self) -> Result<(), JwtError> {
+        let (sealer, now) = (self.sealer.clone(), self.clock.now());
+        let unreadable = db::run(&self.pool, move |conn| {
+            keys::unreadable_live_keys(conn, &sealer, now)
+        })
+        .await?;
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(JwtError::UnreadableKeys(unreadable))
+        }
     }
 
     /// One tick of the automatic rotation.
@@ -264,6 +327,10 @@ impl KeyStore {
             if let Some(kid) = keys::ensure_live_key(conn, &sealer, &policy, now)? {
                 tracing::info!(%kid, "generated a JWT signing key");
             }
+            // This process serves what it loads from now on: that is publication.
+            for kid in keys::publish(conn, &policy, now)? {
+                tracing::info!(%kid, signs_from = %(now + policy.activation_delay), "published a JWT signing key");
+            }
             let rows = keys::load_published(conn, &policy, now)?;
             build_snapshot(rows, &sealer, &policy, now)
         })
@@ -303,6 +370,14 @@ fn build_snapshot(
         entry.insert("kid".into(), json!(row.id));
         entries.push(Value::Object(entry));
 
+        if let Some(unpublish) = row.unpublish_at {
+            reload_at = reload_at.min(unpublish);
+        }
+        if let Some(activates) = row.published_at.map(|p| p + policy.activation_delay)
+            && activates > now
+        {
+            reload_at = reload_at.min(activates);
+        }
         if row.expires_at.is_some_and(|e| e <= now) {
             continue;
         }
@@ -319,6 +394,7 @@ fn build_snapshot(
                 alg,
                 created_at: row.created_at,
                 expires_at: row.expires_at,
+                published_at: row.published_at,
                 signer,
             }),
             Err(err) => {
@@ -372,6 +448,8 @@ impl KeyPolicy {
             rotation_interval: jwt
                 .rotation_interval_secs
                 .map(|s| Duration::seconds(secs(s))),
+            reload: Duration::seconds(REFRESH_SECS),
+            token_lifetime: Duration::seconds(secs(jwt.expires_in_secs) + VERIFIER_LEEWAY_SECS),
         }
     }
 }

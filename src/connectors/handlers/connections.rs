@@ -15,7 +15,7 @@ pub(crate) struct ConnectionList {
 }
 
 /// The caller's connections, oldest first. Never a token.
-#[utoipa::path(get, path = "/api/connections", tag = "connectors",
+#[utoipa::path(get, path = "/api/connections", tag = "connectors", operation_id = "list_connections",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's connections", body = ConnectionList),

@@ -37,7 +37,7 @@ pub(crate) struct ProviderList {
 
 /// Every built-in provider, with whether it is configured on this server and, if not, which
 /// settings are missing.
-#[utoipa::path(get, path = "/api/providers", tag = "connectors",
+#[utoipa::path(get, path = "/api/providers", tag = "connectors", operation_id = "list_providers",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Built-in providers; `configured` ones can be connected", body = ProviderList),

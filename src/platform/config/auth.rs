@@ -272,6 +272,11 @@ impl RateLimitConfig {
     }
 }
 
+/// How long downstream caches may keep the JWKS (`Cache-Control: max-age`).
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
+/// How often an auth process re-reads the key set, so another process's rotation is seen.
+pub const JWT_KEY_RELOAD_SECS: u64 = 30;
+
 /// The JWT plugin: signing keys in the `jwks` table and the tokens signed with them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,8 +293,9 @@ pub struct JwtConfig {
     pub rotation_interval_secs: Option<u64>,
     /// How long a retired key stays in the JWKS after it stops signing.
     pub grace_period_secs: u64,
-    /// How long a rotated-in key is published before it signs, so every JWKS cache that honours
-    /// `Cache-Control` (and every auth process) has it before the first token naming it arrives.
+    /// How long a rotated-in key is published (first served in a JWKS) before it signs, so
+    /// every JWKS cache that honours `Cache-Control` (and every auth process) has it before the
+    /// first token naming it arrives. At least [`JWKS_MAX_AGE_SECS`] + [`JWT_KEY_RELOAD_SECS`].
     pub activation_delay_secs: u64,
 }
 
@@ -495,12 +501,27 @@ fn validate_jwt(problems: &mut Vec<String>, jwt: &JwtConfig) {
                 .to_owned(),
         );
     }
+    // A key is first served by the process that reloads soonest; another process may serve
+    // the old document for one more reload interval, and a verifier may keep that for max-age.
+    let min_delay = JWKS_MAX_AGE_SECS + JWT_KEY_RELOAD_SECS;
+    if jwt.activation_delay_secs < min_delay {
+        problems.push(format!(
+            "auth.jwt.activation_delay_secs is {}; it must be at least {min_delay} (the JWKS \
+             max-age of {JWKS_MAX_AGE_SECS} s plus the key reload interval of \
+             {JWT_KEY_RELOAD_SECS} s), or verifiers meet tokens from keys they have not fetched",
+            jwt.activation_delay_secs
+        ));
+    }
     if let Some(interval) = jwt.rotation_interval_secs
-        && interval <= jwt.activation_delay_secs.max(jwt.expires_in_secs)
+        && interval
+            <= jwt
+                .activation_delay_secs
+                .saturating_add(JWT_KEY_RELOAD_SECS)
+                .max(jwt.expires_in_secs)
     {
         problems.push(
-            "auth.jwt.rotation_interval_secs must exceed both auth.jwt.activation_delay_secs and \
-             auth.jwt.expires_in_secs"
+            "auth.jwt.rotation_interval_secs must exceed both auth.jwt.activation_delay_secs \
+             plus the key reload interval (30 s) and auth.jwt.expires_in_secs"
                 .to_owned(),
         );
     }
