@@ -129,12 +129,6 @@ async fn start(
 
     let mut servers = Vec::new();
     for role in roles {
-        #[cfg(feature = "auth")]
-        if matches!(role, Role::Auth) {
-            crate::auth::jwt::KeyStore::new(&platform)?
-                .check_readable()
-                .await?;
-        }
         let mount = mount(role, &platform)?;
         let (listen, variable) = match role {
             Role::Auth => (&config.server.auth_listen, "AUTH_LISTEN"),
@@ -151,15 +145,21 @@ async fn start(
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server
-            .bind(listen.as_str())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "the {role} role cannot listen on {listen} ({variable}): {e}; stop whatever \
+        let server = server.bind(listen.as_str()).map_err(|e| {
+            anyhow::anyhow!(
+                "the {role} role cannot listen on {listen} ({variable}): {e}; stop whatever \
                      holds that port or set {variable} to a free address:port"
-                )
-            })?
-            .run();
+            )
+        })?;
+        // Keys that do not decrypt refuse the auth role before it answers anything; checked after
+        // the bind, so that a port in use is reported as such before the database is asked.
+        #[cfg(feature = "auth")]
+        if matches!(role, Role::Auth) {
+            crate::auth::jwt::KeyStore::new(&platform)?
+                .check_readable()
+                .await?;
+        }
+        let server = server.run();
         tracing::info!(role = role.as_str(), %listen, "listening");
         servers.push(server);
     }

@@ -43,7 +43,7 @@ pub(crate) struct EventList {
 }
 
 /// The caller's events: newest first, or oldest first after a cursor.
-#[utoipa::path(get, path = "/api/events", tag = "events",
+#[utoipa::path(get, path = "/api/events", tag = "events", operation_id = "list_events",
     security(("bearer" = [])),
     params(ListQuery),
     responses(
@@ -104,7 +104,7 @@ pub(crate) struct StreamQuery {
 /// Server-Sent Events: one message per delivery to the caller's connections, `id:` = cursor,
 /// `data:` = the event as in `GET /api/events`. Without `Last-Event-ID` (or `after`) the stream
 /// starts with events arriving from now on.
-#[utoipa::path(get, path = "/api/events/stream", tag = "events",
+#[utoipa::path(get, path = "/api/events/stream", tag = "events", operation_id = "stream_events",
     security(("bearer" = [])),
     params(
         StreamQuery,

@@ -76,7 +76,7 @@ pub(crate) struct McpDeleted {
 /// Adds an MCP server for the caller. The URL is checked by the SSRF guard (also on the
 /// resolved address), the server is probed for its era, and a 401 is reported as
 /// `needs_authorization`.
-#[utoipa::path(post, path = "/api/mcp-servers", tag = "mcp",
+#[utoipa::path(post, path = "/api/mcp-servers", tag = "mcp", operation_id = "add_mcp_server",
     security(("bearer" = [])),
     request_body = AddServerBody,
     responses(
@@ -108,7 +108,7 @@ pub(crate) async fn add(
 }
 
 /// The caller's MCP servers, oldest first.
-#[utoipa::path(get, path = "/api/mcp-servers", tag = "mcp",
+#[utoipa::path(get, path = "/api/mcp-servers", tag = "mcp", operation_id = "list_mcp_servers",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's MCP servers", body = ServerList),
@@ -123,7 +123,7 @@ pub(crate) async fn list(
 }
 
 /// One of the caller's MCP servers; another user's is a 404.
-#[utoipa::path(get, path = "/api/mcp-servers/{id}", tag = "mcp",
+#[utoipa::path(get, path = "/api/mcp-servers/{id}", tag = "mcp", operation_id = "get_mcp_server",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "MCP server id")),
     responses(
@@ -140,7 +140,7 @@ pub(crate) async fn get(
 }
 
 /// Removes the server and its stored credentials (tool-call records stay).
-#[utoipa::path(delete, path = "/api/mcp-servers/{id}", tag = "mcp",
+#[utoipa::path(delete, path = "/api/mcp-servers/{id}", tag = "mcp", operation_id = "delete_mcp_server",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "MCP server id")),
     responses(
@@ -159,7 +159,7 @@ pub(crate) async fn delete(
 }
 
 /// The server's tools (every page), cached for the server's `ttlMs`.
-#[utoipa::path(get, path = "/api/mcp-servers/{id}/tools", tag = "mcp",
+#[utoipa::path(get, path = "/api/mcp-servers/{id}/tools", tag = "mcp", operation_id = "list_mcp_server_tools",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "MCP server id")),
     responses(
@@ -179,7 +179,7 @@ pub(crate) async fn tools(
 }
 
 /// Every tool the caller can reach, namespaced by server (`^[a-zA-Z0-9_-]{1,64}$`).
-#[utoipa::path(get, path = "/api/tools", tag = "mcp",
+#[utoipa::path(get, path = "/api/tools", tag = "mcp", operation_id = "list_tools",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "All tools, and the servers that failed", body = AllTools),
@@ -195,7 +195,7 @@ pub(crate) async fn all_tools(
 
 /// Calls a tool with `arguments`, validated against its `inputSchema` first. A tool that ran
 /// and failed is a 200 with `isError: true`; protocol failures are JSON errors.
-#[utoipa::path(post, path = "/api/mcp-servers/{id}/tools/{name}/call", tag = "mcp",
+#[utoipa::path(post, path = "/api/mcp-servers/{id}/tools/{name}/call", tag = "mcp", operation_id = "call_mcp_server_tool",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "MCP server id"),
            ("name" = String, Path, description = "The tool's name on its server")),
@@ -236,7 +236,7 @@ pub(crate) async fn call(
 }
 
 /// Calls a tool by its namespaced name from `GET /api/tools`.
-#[utoipa::path(post, path = "/api/tools/{name}/call", tag = "mcp",
+#[utoipa::path(post, path = "/api/tools/{name}/call", tag = "mcp", operation_id = "call_tool",
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Namespaced tool name from GET /api/tools")),
     request_body = CallBody,
