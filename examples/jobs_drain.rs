@@ -77,6 +77,7 @@ async fn main() {
         default_concurrency: n,
         concurrency: HashMap::new(),
         shutdown_grace_secs: 5,
+        pool_max_size: 0,
     };
     let start = Instant::now();
     let handle = Runner::new(pool, Arc::new(SystemClock), config, registry).start();

@@ -37,6 +37,8 @@ use utoipa::OpenApi;
 /// What the role's service functions share; no actix types, so they are testable alone.
 pub(crate) struct Ctx {
     pub pool: DbPool,
+    /// What job handlers use: the workers' own pool (`jobs.pool_max_size`) or `pool`.
+    pub jobs_pool: DbPool,
     pub clock: SharedClock,
     pub config: Arc<Config>,
     /// The one outbound client: no redirects, short timeouts.
@@ -75,6 +77,7 @@ impl ConnectorsState {
         );
         let ctx = Arc::new(Ctx {
             pool: platform.pool.clone(),
+            jobs_pool: crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs),
             clock: platform.clock.clone(),
             config: config.clone(),
             http: oauth::http_client(config.connectors.provider_timeout_secs)
@@ -103,7 +106,7 @@ impl ConnectorsState {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let runner = crate::jobs::Runner::new(
-                platform.pool.clone(),
+                ctx.jobs_pool.clone(),
                 platform.clock.clone(),
                 config.jobs.clone(),
                 jobs.clone(),

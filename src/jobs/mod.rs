@@ -25,7 +25,8 @@ mod worker;
 pub use store::{EnqueueOpts, enqueue};
 pub use worker::{Runner, RunnerHandle, Supervisor};
 
-use crate::db::DbError;
+use crate::db::{DbError, DbPool};
+use crate::platform::config::{DatabaseConfig, JobsConfig};
 use diesel::PgConnection;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
@@ -150,6 +151,19 @@ pub(crate) fn backoff(
         0.5
     };
     raw.mul_f64(0.8 + 0.4 * r)
+}
+
+/// The pool a process's workers use: their own (`jobs.pool_max_size` connections, built
+/// without connecting) so a draining queue and HTTP requests never queue behind each other for
+/// one pool's permits, or `shared` when that is 0.
+pub fn worker_pool(shared: &DbPool, database: &DatabaseConfig, jobs: &JobsConfig) -> DbPool {
+    if jobs.pool_max_size == 0 {
+        return shared.clone();
+    }
+    crate::db::build_pool(&DatabaseConfig {
+        pool_max_size: jobs.pool_max_size,
+        ..database.clone()
+    })
 }
 
 #[cfg(test)]

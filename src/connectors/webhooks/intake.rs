@@ -6,14 +6,16 @@ use super::route::ROUTE_KIND;
 use super::verify;
 use crate::connectors::{ConnectorsState, Ctx};
 use crate::db::{self, DbError};
-use crate::jobs::{self, EnqueueOpts};
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
 use futures_util::StreamExt;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 const MAX_ID_LEN: usize = 200;
@@ -122,31 +124,21 @@ async fn accept(
     let now = ctx.clock.now();
     let max_attempts = ctx.config.jobs.max_attempts;
     let stored = db::run(&ctx.pool, move |conn| {
-        conn.transaction::<_, DbError, _>(|conn| {
-            let Some(id) = insert_event(
-                conn,
-                provider,
-                &delivery,
-                &event_type,
-                action.as_deref(),
-                &payload,
-                now,
-            )?
-            else {
-                return Ok(false);
-            };
-            jobs::enqueue(
-                conn,
-                now,
-                ROUTE_KIND,
-                &json!({ "event_id": id }),
-                &EnqueueOpts {
-                    max_attempts: Some(max_attempts),
-                    ..Default::default()
-                },
-            )?;
-            Ok(true)
-        })
+        // One statement (the delivery and its routing job): atomic on its own, so no
+        // BEGIN/COMMIT round trips; a repeated delivery inserts neither.
+        let id = IntakeInsert {
+            provider,
+            delivery: &delivery,
+            event_type: &event_type,
+            action: action.as_deref(),
+            payload: &payload,
+            now,
+            job_kind: ROUTE_KIND,
+            max_attempts: max_attempts.max(1),
+        }
+        .get_result::<i64>(conn)
+        .optional()?;
+        Ok::<_, DbError>(id.is_some())
     })
     .await?;
     if stored {
@@ -158,32 +150,63 @@ async fn accept(
     }))
 }
 
-/// The delivery's row, unless its id was stored before (`None`).
-fn insert_event(
-    conn: &mut PgConnection,
-    provider: &str,
-    delivery: &str,
-    event_type: &str,
-    action: Option<&str>,
-    payload: &Value,
+/// The delivery's row and its routing job in one statement (a data-modifying CTE: the job is
+/// inserted only when the delivery was new). Returns the event id, or no row for a repeat.
+/// Same rows as `jobs::enqueue` with `EnqueueOpts { max_attempts, ..Default::default() }`:
+/// priority 0, run now, no dedupe key, payload `{"event_id": id}`. A hand-written query with a
+/// static query id, so diesel keeps it as a cached prepared statement (a `sql_query` is not).
+struct IntakeInsert<'a> {
+    provider: &'a str,
+    delivery: &'a str,
+    event_type: &'a str,
+    action: Option<&'a str>,
+    payload: &'a Value,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<i64>, DbError> {
-    use crate::db::schema::webhook_events::dsl as e;
-    // A diesel insert, not raw SQL: a cached prepared statement on the hottest path.
-    Ok(diesel::insert_into(e::webhook_events)
-        .values((
-            e::provider.eq(provider),
-            e::delivery_id.eq(delivery),
-            e::event_type.eq(event_type),
-            e::action.eq(action),
-            e::payload.eq(payload),
-            e::received_at.eq(now),
-        ))
-        .on_conflict((e::provider, e::delivery_id))
-        .do_nothing()
-        .returning(e::id)
-        .get_result::<i64>(conn)
-        .optional()?)
+    job_kind: &'a str,
+    max_attempts: i32,
+}
+
+const INTAKE_SQL_HEAD: &str = "WITH e AS (INSERT INTO webhook_events \
+     (provider, delivery_id, event_type, action, payload, received_at) VALUES (";
+// The binds are numbered in order ($1 … $6 above, $7 the job kind, $8 its attempts); `$6`
+// (now) is reused for the job's times.
+const INTAKE_SQL_JOB: &str = ") ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id), \
+     j AS (INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, created_at, updated_at) \
+     SELECT ";
+const INTAKE_SQL_END: &str = ", $6, $6, $6 FROM e) SELECT id FROM e";
+
+impl QueryId for IntakeInsert<'_> {
+    type QueryId = IntakeInsert<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for IntakeInsert<'_> {
+    type SqlType = BigInt;
+}
+
+impl RunQueryDsl<PgConnection> for IntakeInsert<'_> {}
+
+impl QueryFragment<Pg> for IntakeInsert<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(INTAKE_SQL_HEAD);
+        out.push_bind_param::<Text, _>(self.provider)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.delivery)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.event_type)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(self.payload)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamptz, _>(&self.now)?;
+        out.push_sql(INTAKE_SQL_JOB);
+        out.push_bind_param::<Text, _>(self.job_kind)?;
+        out.push_sql(", jsonb_build_object('event_id', e.id), 0, ");
+        out.push_bind_param::<Integer, _>(&self.max_attempts)?;
+        out.push_sql(INTAKE_SQL_END);
+        Ok(())
+    }
 }
 
 /// The raw body, refused as soon as it passes `cap` (by its Content-Length or while reading).

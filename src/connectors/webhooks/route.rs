@@ -92,7 +92,7 @@ pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
         return Err(JobError::permanent("payload has no event_id"));
     };
     let now = ctx.clock.now();
-    db::run(&ctx.pool, move |conn| {
+    db::run(&ctx.jobs_pool, move |conn| {
         conn.transaction::<_, JobError, _>(|conn| {
             let event: Option<EventRow> = diesel::sql_query(
                 "SELECT provider, event_type, action, payload, status, received_at \
@@ -183,7 +183,7 @@ pub(crate) async fn run_prune(ctx: Arc<Ctx>, _job: Job) -> Result<(), JobError> 
     let cutoff = ctx.clock.now() - chrono::Duration::days(ctx.config.webhooks.event_retention_days);
     let mut total = 0;
     loop {
-        let n = db::run(&ctx.pool, move |conn| {
+        let n = db::run(&ctx.jobs_pool, move |conn| {
             diesel::sql_query(
                 "DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events \
                  WHERE received_at < $1 ORDER BY received_at LIMIT 5000)",

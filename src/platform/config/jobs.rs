@@ -24,6 +24,11 @@ pub struct JobsConfig {
     pub concurrency: HashMap<String, usize>,
     /// On shutdown, running jobs may finish within this; the rest are released to others.
     pub shutdown_grace_secs: u64,
+    /// Connections of the workers' own pool (claims, completions and the handlers of the
+    /// connectors role's kinds), so draining a queue never waits in line with HTTP requests
+    /// for the request pool; 0 = share the request pool.
+    #[serde(default)]
+    pub pool_max_size: u32,
 }
 
 impl JobsConfig {
