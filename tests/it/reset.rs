@@ -377,12 +377,19 @@ async fn concurrent_resets_with_one_token_succeed_once() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    // The log transport sent nothing anywhere; the token is in the row.
-    let identifier = text(
-        &mut server.db().conn(),
-        "SELECT identifier FROM verification",
-    )
-    .unwrap();
+    // The log transport sent nothing anywhere; the token is in the row, written (with its
+    // outbox job) in the background after the answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let identifier = loop {
+        if let Some(found) = text(
+            &mut server.db().conn(),
+            "SELECT identifier FROM verification",
+        ) {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset token");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     let token = identifier.strip_prefix("reset-password:").unwrap();
     let attempt = |password: &'static str| {
         http.post(url("/reset-password"))
