@@ -159,6 +159,7 @@ impl TestApp {
         futures_util::future::join_all(calls).await
     }
 
+    #[cfg(feature = "auth")]
     /// Runs every ready job of the auth role (the mail outbox) to its end, as a worker of a
     /// freshly started process on this database would; returns how many ran.
     pub async fn drain_jobs(&self) -> usize {
