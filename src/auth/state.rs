@@ -66,6 +66,13 @@ impl AuthState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let social =
             crate::auth::social::Social::new(auth, &format!("{}/api/auth", origins.base_origin()))?;
+        let mailer = Mailer::from_config(
+            auth,
+            platform.pool.clone(),
+            platform.clock.clone(),
+            config.jobs.max_attempts,
+        )?;
+        start_job_runner(platform, &mailer);
         Ok(Self {
             pool: platform.pool.clone(),
             clock: platform.clock.clone(),
@@ -83,7 +90,7 @@ impl AuthState {
             sessions: Arc::new(SessionCache::new(auth.session.cache_ttl_ms)),
             document: crate::auth::handlers::document(),
             social,
-            mailer: Mailer::from_config(auth)?,
+            mailer,
             last_purge: AtomicI64::new(i64::MIN),
             config,
         })
@@ -295,6 +302,44 @@ impl AuthState {
     /// Whether the session is younger than `fresh_age` (Better Auth checks `createdAt`).
     pub fn is_fresh(&self, session: &Session) -> bool {
         self.now() - session.created_at < Duration::seconds(self.auth().session.fresh_age_secs)
+    }
+}
+
+/// The auth role's job kinds: `mail_send` (the outbox).
+pub fn job_registry(mailer: &Mailer) -> crate::jobs::Registry {
+    let mut registry = crate::jobs::Registry::new();
+    let mailer = mailer.clone();
+    registry.register(crate::auth::mail::SEND_KIND, move |job| {
+        let mailer = mailer.clone();
+        async move { mailer.deliver(job).await }
+    });
+    registry
+}
+
+/// Starts this process's workers for the auth role's kinds when `jobs.enabled` and a tokio
+/// runtime is current (as the connectors role does for its own kinds).
+fn start_job_runner(platform: &Platform, mailer: &Mailer) {
+    if !platform.config.jobs.enabled {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let runner = crate::jobs::Runner::new(
+        platform.pool.clone(),
+        platform.clock.clone(),
+        platform.config.jobs.clone(),
+        job_registry(mailer),
+    )
+    .with_wake(mailer.wake_handle());
+    let _guard = runtime.enter();
+    platform.jobs.add(runner.start());
+}
+
+impl AuthState {
+    /// The auth role's job kinds and their handlers (what its workers run).
+    pub fn job_registry(&self) -> crate::jobs::Registry {
+        job_registry(&self.mailer)
     }
 }
 

@@ -63,8 +63,8 @@ pub struct ConnectorsState {
 }
 
 impl ConnectorsState {
-    /// Builds the role's state and, when `connectors.refresh.sweep_enabled`, starts the
-    /// refresh sweep on the current tokio runtime.
+    /// Builds the role's state and, when `connectors.refresh.sweep_enabled`, keeps a
+    /// `refresh_sweep` job queued from the current tokio runtime (any process's workers run it).
     pub fn new(platform: &Platform) -> anyhow::Result<Self> {
         let config = &platform.config;
         let keys = HttpJwksSource::new(config.connectors.jwks_url.clone(), platform.clock.clone())
@@ -99,7 +99,7 @@ impl ConnectorsState {
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            refresh::spawn_sweeper(ctx.clone(), &runtime);
+            refresh::spawn_sweep_schedule(ctx.clone(), &runtime);
         }
         let jobs = job_registry(&ctx);
         if config.jobs.enabled
@@ -144,15 +144,26 @@ impl ConnectorsState {
         self.jobs.clone()
     }
 
-    /// One pass of the refresh sweep (the background task runs this periodically).
+    /// Queues a refresh sweep due now unless one is queued or running in any process; true
+    /// when this call added it.
+    pub async fn schedule_sweep(&self) -> Result<bool, ConnectorsError> {
+        refresh::schedule_sweep(&self.ctx).await
+    }
+
+    /// One pass of the refresh sweep (the `refresh_sweep` job runs this periodically).
     pub async fn sweep_once(&self) -> Result<SweepReport, ConnectorsError> {
         refresh::sweep_once(&self.ctx).await
     }
 }
 
-/// `webhook_route` (a stored delivery → its connections) and `events_prune` (retention).
+/// `webhook_route` (a stored delivery → its connections), `events_prune` (retention) and
+/// `refresh_sweep` (tokens nearing expiry).
 fn job_registry(ctx: &Arc<Ctx>) -> crate::jobs::Registry {
     let mut registry = crate::jobs::Registry::new();
+    let c = ctx.clone();
+    registry.register(refresh::SWEEP_KIND, move |job| {
+        refresh::run_sweep_job(c.clone(), job)
+    });
     let c = ctx.clone();
     registry.register(webhooks::ROUTE_KIND, move |job| {
         webhooks::route::run_route(c.clone(), job)

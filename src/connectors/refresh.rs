@@ -1,5 +1,6 @@
 //! Keeping access tokens fresh: [`access_token`], the one function later capabilities call,
-//! the forced refresh behind `POST /api/connections/{id}/refresh`, and the periodic sweep.
+//! the forced refresh behind `POST /api/connections/{id}/refresh`, and the periodic sweep (a
+//! `refresh_sweep` job: one at a time across processes).
 //!
 //! Single flight, across processes, without holding anything while the provider thinks:
 //!
@@ -441,28 +442,85 @@ pub async fn sweep_once(ctx: &Arc<Ctx>) -> Result<SweepReport, ConnectorsError> 
     Ok(report)
 }
 
-/// The periodic sweep, every `sweep_interval_secs` ± 20 %, until the runtime stops.
-pub fn spawn_sweeper(ctx: Arc<Ctx>, runtime: &tokio::runtime::Handle) {
+/// The sweep's job kind. Its dedupe key is the kind: at most one sweep is queued or running
+/// across all processes.
+pub const SWEEP_KIND: &str = "refresh_sweep";
+
+fn sweep_opts(ctx: &Ctx, run_at: Option<DateTime<Utc>>) -> crate::jobs::EnqueueOpts {
+    crate::jobs::EnqueueOpts {
+        dedupe_key: Some(SWEEP_KIND.to_owned()),
+        run_at,
+        max_attempts: Some(ctx.config.jobs.max_attempts),
+        ..Default::default()
+    }
+}
+
+/// Queues a sweep due now unless one is already queued or running (in any process); true
+/// when this call added it.
+pub async fn schedule_sweep(ctx: &Arc<Ctx>) -> Result<bool, ConnectorsError> {
+    let now = ctx.clock.now();
+    let opts = sweep_opts(ctx, None);
+    let added = db::run(&ctx.pool, move |conn| {
+        crate::jobs::enqueue(conn, now, SWEEP_KIND, &serde_json::json!({}), &opts)
+    })
+    .await?
+    .is_some();
+    if added {
+        ctx.jobs_wake.notify_one();
+    }
+    Ok(added)
+}
+
+/// The `refresh_sweep` job: one [`sweep_once`], then, in one transaction, this job's end and
+/// the next sweep `sweep_interval_secs` ± 20 % later (the dedupe key admits the next one only
+/// once this one is gone). A sweep that fails is retried by the queue.
+pub async fn run_sweep_job(
+    ctx: Arc<Ctx>,
+    job: crate::jobs::Job,
+) -> Result<(), crate::jobs::JobError> {
+    let report = sweep_once(&ctx)
+        .await
+        .map_err(|e| crate::jobs::JobError::retry(e.to_string()))?;
+    if report.due > 0 || report.flows_deleted > 0 || report.grants_deleted > 0 {
+        tracing::info!(
+            due = report.due,
+            refreshed = report.refreshed,
+            failed = report.failed,
+            flows_deleted = report.flows_deleted,
+            grants_deleted = report.grants_deleted,
+            "refresh sweep"
+        );
+    }
+    let now = ctx.clock.now();
+    let every =
+        std::time::Duration::from_secs(ctx.config.connectors.refresh.sweep_interval_secs.max(5));
+    let next = now + Duration::from_std(jitter(every)).unwrap_or(Duration::minutes(1));
+    let opts = sweep_opts(&ctx, Some(next));
+    db::run(&ctx.pool, move |conn| {
+        conn.transaction::<_, DbError, _>(|conn| {
+            // Another worker took this run over (our lease ran out): the chain is its to keep.
+            if !job.finish_in(conn)? {
+                return Ok(());
+            }
+            crate::jobs::enqueue(conn, now, SWEEP_KIND, &serde_json::json!({}), &opts)?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// Keeps the sweep chain alive from this process: queues a sweep now and every
+/// `sweep_interval_secs` ± 20 % (dropped by the dedupe key while one is queued or running, so
+/// only a chain that broke, e.g. a sweep that ended dead, is restarted).
+pub fn spawn_sweep_schedule(ctx: Arc<Ctx>, runtime: &tokio::runtime::Handle) {
     let interval = ctx.config.connectors.refresh.sweep_interval_secs.max(5);
     runtime.spawn(async move {
         loop {
-            tokio::time::sleep(jitter(std::time::Duration::from_secs(interval))).await;
-            match sweep_once(&ctx).await {
-                Ok(report)
-                    if report.due > 0 || report.flows_deleted > 0 || report.grants_deleted > 0 =>
-                {
-                    tracing::info!(
-                        due = report.due,
-                        refreshed = report.refreshed,
-                        failed = report.failed,
-                        flows_deleted = report.flows_deleted,
-                        grants_deleted = report.grants_deleted,
-                        "refresh sweep"
-                    )
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "refresh sweep failed"),
+            if let Err(err) = schedule_sweep(&ctx).await {
+                tracing::warn!(error = %err, "scheduling the refresh sweep failed");
             }
+            tokio::time::sleep(jitter(std::time::Duration::from_secs(interval))).await;
         }
     });
 }

@@ -192,6 +192,8 @@ async fn a_resend_outage_never_changes_the_answer() {
         .mount(&down.server)
         .await;
     let slow_uri = down.server.uri();
+    // Kept alive to the end: their outbox workers send after the answers.
+    let mut apps = Vec::new();
     for base in [closed.as_str(), slow_uri.as_str()] {
         let mut app = crate::common::TestApp::with_env(&[
             ("RESEND_API_KEY", API_KEY),
@@ -223,11 +225,10 @@ async fn a_resend_outage_never_changes_the_answer() {
         }
         assert_eq!(verify.status, 200);
         assert_eq!(verify.json(), json!({"status": true}));
+        apps.push(app);
     }
-    assert!(
-        !down.requests().await.is_empty(),
-        "the slow stand-in was tried"
-    );
+    // The slow stand-in is tried, by the outbox's worker, after the answers went out.
+    assert!(!down.wait_for(1).await.is_empty());
 }
 
 #[actix_web::test]
@@ -249,4 +250,123 @@ async fn without_a_key_mail_is_only_logged() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(crate::common::rows::count(&mut conn, sql), 1);
+}
+
+/// An app whose process runs no job workers: what it accepts waits in the outbox.
+const NO_WORKERS: (&str, &str) = ("SWITCHBOARD__JOBS__ENABLED", "false");
+
+#[actix_web::test]
+async fn a_reset_mail_requested_just_before_a_restart_is_sent_after_it() {
+    let resend = ResendStandIn::start().await;
+    let mut app = resend.app(&[NO_WORKERS]);
+    app.sign_up("ann@example.com").await;
+    let res = app.auth(reset_request("ann@example.com")).await;
+    assert_eq!(res.json(), json!({"status": true, "message": RESET_ANSWER}));
+    // The token and its mail were committed together; the process "stops" before sending.
+    app.wait_for_jobs("mail_send", 1).await;
+    assert!(resend.requests().await.is_empty(), "nothing sent yet");
+    let mut conn = app.db.conn();
+    let token = crate::common::rows::text(
+        &mut conn,
+        "SELECT substr(identifier, 16) FROM verification WHERE identifier LIKE 'reset-password:%'",
+    )
+    .expect("a reset token");
+    let payload = crate::common::rows::text(
+        &mut conn,
+        "SELECT payload FROM jobs WHERE kind = 'mail_send'",
+    )
+    .unwrap();
+    assert!(
+        !payload.contains(&token) && !payload.contains("ann@example.com"),
+        "the stored job holds the link and address sealed: {payload}"
+    );
+
+    // A new process on the same database sends it, once, with the stored idempotency key.
+    assert_eq!(app.drain_jobs().await, 1);
+    let requests = resend.requests().await;
+    assert_eq!(requests.len(), 1);
+    let key = requests[0].headers.get("idempotency-key").unwrap();
+    assert!(key.to_str().unwrap().starts_with("reset-password/"));
+    let mail: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(mail["to"], json!(["ann@example.com"]));
+    assert!(link_in(&mail).contains(&format!("/reset-password/{token}?")));
+    assert_eq!(crate::common::rows::count(&mut conn, "jobs"), 0);
+    assert_eq!(app.drain_jobs().await, 0, "sent once");
+    assert_eq!(resend.requests().await.len(), 1);
+}
+
+#[actix_web::test]
+async fn the_outbox_retries_a_server_error_with_the_same_key_and_a_refusal_ends_dead() {
+    let resend = ResendStandIn::bare().await;
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .and(body_partial_json(json!({"to": ["refused@example.com"]})))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(
+                json!({"statusCode": 422, "name": "validation_error", "message": "no"}),
+            ),
+        )
+        .mount(&resend.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"statusCode": 500, "name": "internal_server_error", "message": "boom"}),
+        ))
+        .up_to_n_times(1)
+        .mount(&resend.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "ok"})))
+        .mount(&resend.server)
+        .await;
+    // No retries inside one run: every retry here is the job's.
+    let mut app = resend.app(&[NO_WORKERS, ("SWITCHBOARD__AUTH__MAIL__MAX_RETRIES", "0")]);
+    let mut conn = app.db.conn();
+    app.sign_up("bo@example.com").await;
+    assert_eq!(app.auth(reset_request("bo@example.com")).await.status, 200);
+    app.wait_for_jobs("mail_send", 1).await;
+
+    assert_eq!(app.drain_jobs().await, 1);
+    assert_eq!(resend.requests().await.len(), 1);
+    assert_eq!(
+        crate::common::rows::count(
+            &mut conn,
+            "jobs WHERE state = 'queued' AND attempts = 1 AND last_error LIKE '%500%'"
+        ),
+        1
+    );
+    assert_eq!(app.drain_jobs().await, 0, "not before its backoff");
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(app.drain_jobs().await, 1);
+    let requests = resend.requests().await;
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].headers.get("idempotency-key"),
+        requests[1].headers.get("idempotency-key"),
+        "the job's retry reuses the Idempotency-Key"
+    );
+    assert_eq!(requests[0].body, requests[1].body);
+    assert_eq!(crate::common::rows::count(&mut conn, "jobs"), 0);
+
+    // A 4xx refusal is not retried: the job is dead with Resend's answer.
+    app.sign_up("refused@example.com").await;
+    assert_eq!(
+        app.auth(reset_request("refused@example.com")).await.status,
+        200
+    );
+    app.wait_for_jobs("mail_send", 1).await;
+    assert_eq!(app.drain_jobs().await, 1);
+    assert_eq!(
+        crate::common::rows::count(
+            &mut conn,
+            "jobs WHERE state = 'dead' AND last_error LIKE '%422 validation_error%'"
+        ),
+        1
+    );
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(app.drain_jobs().await, 0);
+    assert_eq!(resend.mail_to("refused@example.com", 1).await.len(), 1);
+    assert_eq!(resend.requests().await.len(), 3);
 }

@@ -89,8 +89,8 @@ pub async fn request_password_reset(
 }
 
 /// The background step of a reset request: when `email` has an account, writes a single-use
-/// token (1 hour by default) and mails the link. The one place a reset mail is made, so it can
-/// move to a durable outbox.
+/// token (1 hour by default) and puts its mail in the outbox in the same transaction. The one
+/// place a reset mail is made.
 async fn deliver_reset(
     state: std::sync::Arc<AuthState>,
     email: String,
@@ -105,11 +105,12 @@ async fn deliver_reset(
     let expires_at = now + Duration::seconds(config.token_expires_in_secs);
     let id = identifier(&token);
     let inner = state.clone();
-    let mail = state
+    let queued = state
         .db(move |conn| {
-            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            // The token and its mail commit together: a restart after this sends it anyway.
+            conn.transaction::<_, DbError, _>(|conn| {
                 let Some(user) = store::user_by_email(conn, &email)? else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 store::insert_verification(
                     conn,
@@ -130,18 +131,21 @@ async fn deliver_reset(
                         .map(encode_uri_component)
                         .unwrap_or_default()
                 );
-                Ok(Some(inner.mailer.templates.reset_password(
+                let mail = inner.mailer.templates.reset_password(
                     &user.email,
                     &user.name,
                     &link,
                     config.token_expires_in_secs,
-                )))
+                );
+                inner
+                    .mailer
+                    .enqueue_in(conn, now, &mail, request_id.as_deref())?;
+                Ok(true)
             })
-            .map_err(DbError::from)
         })
         .await?;
-    if let Some(mail) = mail {
-        state.mailer.send(mail, request_id);
+    if queued {
+        state.mailer.wake();
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::db::DbError;
 use crate::platform::error::ErrorBody;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
@@ -85,23 +86,6 @@ pub(crate) async fn mail_change_email(
     let (row_id, identifier, user_id) =
         (random::id(), change_email_identifier(&jti), user.id.clone());
     let expires_at = now + chrono::Duration::seconds(expires_in);
-    state
-        .db(move |conn| {
-            store::insert_verification(
-                conn,
-                &NewVerification {
-                    id: &row_id,
-                    identifier: &identifier,
-                    value: &user_id,
-                    expires_at,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .map(|_| ())
-            .map_err(DbError::from)
-        })
-        .await?;
     let token = email_token::issue_change_email(
         state.secret(),
         &user.email,
@@ -116,7 +100,28 @@ pub(crate) async fn mail_change_email(
         .mailer
         .templates
         .change_email(new_email, &user.name, &link, expires_in);
-    state.mailer.send(message, request_id(req));
+    let mailer = state.mailer.clone();
+    let rid = request_id(req);
+    // The single-use row and its mail commit together.
+    state
+        .db(move |conn| {
+            conn.transaction::<_, DbError, _>(|conn| {
+                store::insert_verification(
+                    conn,
+                    &NewVerification {
+                        id: &row_id,
+                        identifier: &identifier,
+                        value: &user_id,
+                        expires_at,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                mailer.enqueue_in(conn, now, &message, rid.as_deref())
+            })
+        })
+        .await?;
+    state.mailer.wake();
     Ok(())
 }
 
@@ -202,24 +207,31 @@ pub async fn send_verification_email(
         // Let the answer go out first: the known address's extra work must not delay it.
         tokio::task::yield_now().await;
         let state = background.clone();
-        let mail = state
+        let rid = request_id.clone();
+        let queued = state
             .db(move |conn| {
                 let user = store::user_by_email(conn, &email).map_err(DbError::from)?;
-                Ok(user.filter(|u| !u.email_verified).map(|user| {
-                    let token = email_token::issue(
-                        background.secret(),
-                        &user.email,
-                        &user.id,
-                        background.now(),
-                        background.auth().email_verification.expires_in_secs,
-                    );
-                    verification_email(&background, &user, &token, callback_url.as_deref())
-                }))
+                let Some(user) = user.filter(|u| !u.email_verified) else {
+                    return Ok(false);
+                };
+                let now = background.now();
+                let token = email_token::issue(
+                    background.secret(),
+                    &user.email,
+                    &user.id,
+                    now,
+                    background.auth().email_verification.expires_in_secs,
+                );
+                let mail = verification_email(&background, &user, &token, callback_url.as_deref());
+                background
+                    .mailer
+                    .enqueue_in(conn, now, &mail, rid.as_deref())?;
+                Ok(true)
             })
             .await;
-        match mail {
-            Ok(Some(mail)) => state.mailer.send(mail, request_id),
-            Ok(None) => {}
+        match queued {
+            Ok(true) => state.mailer.wake(),
+            Ok(false) => {}
             Err(error) => tracing::error!(
                 request_id = request_id.as_deref().unwrap_or("-"),
                 %error,

@@ -3,7 +3,6 @@
 //! quota), 5xx, 409 concurrent-idempotent and network failures; short timeouts on each attempt.
 
 use super::Email;
-use crate::crypto::random;
 use crate::platform::config::MailConfig;
 use crate::platform::secret::Secret;
 use reqwest::StatusCode;
@@ -78,8 +77,9 @@ impl ResendClient {
         })
     }
 
-    /// Sends one message; returns Resend's id for it.
-    pub async fn send(&self, email: &Email) -> Result<String, MailError> {
+    /// Sends one message under `idempotency_key` (the outbox keeps it per message, so every
+    /// attempt of every run of its job reuses it); returns Resend's id for it.
+    pub async fn send(&self, email: &Email, idempotency_key: &str) -> Result<String, MailError> {
         let mut body = json!({
             "from": self.from,
             "to": [email.to],
@@ -91,10 +91,9 @@ impl ResendClient {
             body["reply_to"] = json!(reply_to);
         }
         // Resend keeps the key 24 h: a retry of a send that did go through is not sent twice.
-        let idempotency_key = format!("{}/{}", email.kind, random::id());
         let mut last = String::new();
         for attempt in 0..=self.max_retries {
-            match self.attempt(&body, &idempotency_key).await {
+            match self.attempt(&body, idempotency_key).await {
                 Ok(id) => return Ok(id),
                 Err(Failure::Final(error)) => return Err(error),
                 Err(Failure::Retry { after, what }) => {

@@ -142,7 +142,7 @@ fn render(p: Parts<'_>) -> Email {
         escape_html(&p.footer),
     );
     Email {
-        kind: p.kind,
+        kind: p.kind.to_owned(),
         to: p.to.to_owned(),
         subject: p.subject,
         text,

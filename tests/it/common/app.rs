@@ -70,10 +70,17 @@ impl TestApp {
         Self::with_env(&[])
     }
 
-    /// A test app whose configuration has `env` applied on top of `config/test.toml`.
+    /// A test app whose configuration has `env` applied on top of `config/test.toml`. An app
+    /// that mails through Resend (a stand-in) runs the mail outbox's workers, as production
+    /// does, unless `env` says what `jobs.enabled` is.
     pub fn with_env(env: &[(&str, &str)]) -> Self {
         let db = TestDb::new();
         let mut all: Vec<(&str, &str)> = vec![("DATABASE_URL", db.url())];
+        let mails = env.iter().any(|(k, _)| *k == "RESEND_API_KEY");
+        let jobs_said = env.iter().any(|(k, _)| *k == "SWITCHBOARD__JOBS__ENABLED");
+        if mails && !jobs_said {
+            all.extend_from_slice(super::mail::OUTBOX_WORKERS);
+        }
         all.extend_from_slice(env);
         let config = test_config(&all);
         Self::from_parts(db, config)
@@ -150,6 +157,37 @@ impl TestApp {
             }
         });
         futures_util::future::join_all(calls).await
+    }
+
+    #[cfg(feature = "auth")]
+    /// Runs every ready job of the auth role (the mail outbox) to its end, as a worker of a
+    /// freshly started process on this database would; returns how many ran.
+    pub async fn drain_jobs(&self) -> usize {
+        let fresh = switchboard::auth::AuthState::new(&self.platform).expect("auth state builds");
+        switchboard::jobs::Runner::new(
+            self.platform.pool.clone(),
+            self.platform.clock.clone(),
+            self.platform.config.jobs.clone(),
+            fresh.job_registry(),
+        )
+        .run_until_idle()
+        .await
+        .expect("jobs drain")
+    }
+
+    /// Waits (enqueues that follow an answer happen in the background) until `n` jobs of
+    /// `kind` exist; fails after 10 s.
+    pub async fn wait_for_jobs(&self, kind: &str, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sql = format!("jobs WHERE kind = '{kind}'");
+        let mut conn = self.db.conn();
+        while super::rows::count(&mut conn, &sql) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {n} {kind} jobs after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn get(&mut self, role: Role, path: &str) -> Seen {

@@ -42,6 +42,12 @@ impl LiveServer {
             Role::Connectors => "CONNECTORS_URL",
         };
         let mut all: Vec<(&str, &str)> = vec![("DATABASE_URL", db.url()), (url_key, &url)];
+        // As `TestApp::with_env`: a server that mails through Resend runs the outbox's workers.
+        if env.iter().any(|(k, _)| *k == "RESEND_API_KEY")
+            && !env.iter().any(|(k, _)| *k == "SWITCHBOARD__JOBS__ENABLED")
+        {
+            all.extend_from_slice(super::mail::OUTBOX_WORKERS);
+        }
         all.extend_from_slice(env);
         let config = Arc::new(test_config(&all));
 

@@ -11,6 +11,14 @@ pub const API_KEY: &str = "re_test_0123456789";
 /// The auth role's public origin in `config/test.toml` (`BETTER_AUTH_URL`).
 pub const BASE: &str = "http://localhost:5001";
 
+/// Job workers on, for the mail outbox only (other kinds stay off; tests drain them by hand).
+pub const OUTBOX_WORKERS: &[(&str, &str)] = &[
+    ("SWITCHBOARD__JOBS__ENABLED", "true"),
+    ("SWITCHBOARD__JOBS__POLL_INTERVAL_MS", "20"),
+    ("SWITCHBOARD__JOBS__DEFAULT_CONCURRENCY", "0"),
+    ("SWITCHBOARD__JOBS__CONCURRENCY__MAIL_SEND", "4"),
+];
+
 pub struct ResendStandIn {
     pub server: MockServer,
 }
@@ -37,7 +45,8 @@ impl ResendStandIn {
         }
     }
 
-    /// A test app whose mail goes to this stand-in, with `env` on top.
+    /// A test app whose mail goes to this stand-in, with `env` on top (its outbox workers run:
+    /// see [`TestApp::with_env`]).
     pub fn app(&self, env: &[(&str, &str)]) -> TestApp {
         let uri = self.server.uri();
         let mut all: Vec<(&str, &str)> = vec![
@@ -85,13 +94,26 @@ impl ResendStandIn {
         }
     }
 
-    /// The emails sent to `to` once at least `n` emails in all have arrived.
+    /// The emails sent to `to` once at least `n` emails in all, one of them to `to`, have
+    /// arrived (the outbox's workers send in the background); fails after 10 s.
     pub async fn mail_to(&self, to: &str, n: usize) -> Vec<Value> {
-        self.wait_for(n)
-            .await
-            .into_iter()
-            .filter(|m| m["to"] == json!([to]))
-            .collect()
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mine: Vec<Value> = self
+                .wait_for(n)
+                .await
+                .into_iter()
+                .filter(|m| m["to"] == json!([to]))
+                .collect();
+            if !mine.is_empty() {
+                return mine;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no email to {to} after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

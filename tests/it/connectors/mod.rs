@@ -8,6 +8,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_stand_ins;
 mod refresh;
+mod sweep_job;
 mod unconfigured;
 mod vault;
 
