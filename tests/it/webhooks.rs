@@ -196,6 +196,15 @@ async fn refused_linear_deliveries_store_nothing() {
     let future = stamped(now + 61_000);
     let no_ts = serde_json::to_vec(&json!({ "type": "Issue", "organizationId": "o" })).unwrap();
     let malformed = b"{\"type\": \"Issue\", ".to_vec();
+    // Valid JSON that PostgreSQL's jsonb cannot hold: a NUL escape, in a value and in a key.
+    let nul_value = serde_json::to_vec(
+        &json!({ "type": "Issue", "organizationId": "o", "webhookTimestamp": now, "data": { "title": "a\u{0}b" } }),
+    )
+    .unwrap();
+    let nul_key = serde_json::to_vec(
+        &json!({ "type": "Issue", "organizationId": "o", "webhookTimestamp": now, "da\u{0}ta": 1 }),
+    )
+    .unwrap();
     let mut big = json!({ "type": "Issue", "webhookTimestamp": now, "pad": "" });
     big["pad"] = json!("x".repeat(5000));
     let big = serde_json::to_vec(&big).unwrap();
@@ -255,6 +264,20 @@ async fn refused_linear_deliveries_store_nothing() {
             "malformed json",
             malformed.clone(),
             Some(hmac_hex(LINEAR_SECRET, &malformed)),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "NUL in a value",
+            nul_value.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &nul_value)),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "NUL in a key",
+            nul_key.clone(),
+            Some(hmac_hex(LINEAR_SECRET, &nul_key)),
             400,
             "BAD_REQUEST",
         ),

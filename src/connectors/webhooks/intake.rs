@@ -250,7 +250,21 @@ fn delivery_id(req: &HttpRequest, name: &'static str) -> Result<String, WebhookE
 
 fn parse_object(body: &[u8]) -> Result<Value, WebhookError> {
     match serde_json::from_slice::<Value>(body) {
+        Ok(value) if holds_nul(&value) => Err(WebhookError::BadRequest(
+            "The body holds a NUL character (\\u0000), which cannot be stored",
+        )),
         Ok(value) if value.is_object() => Ok(value),
         _ => Err(WebhookError::BadRequest("The body is not a JSON object")),
+    }
+}
+
+/// Valid JSON that PostgreSQL's `jsonb` refuses: a NUL in any string or key. Refused here as a
+/// 400, so it never reaches the insert as a 500.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
