@@ -98,6 +98,35 @@ mod tests {
         move |u: &Url| u.host_str() == Some(host) && matches!(u.scheme(), "http" | "https")
     }
 
+    /// Killed cargo-mutants survivors: the length bound at its edge, and the character rule on
+    /// absolute URLs (the URL parser would otherwise strip a tab or read `\\` as `/` and let a
+    /// trusted host through) and on relative ones (refused as `Characters`, before normalising).
+    #[test]
+    fn the_length_edge_and_the_character_rule_hold_on_their_own() {
+        let at_limit = format!("/{}", "a".repeat(MAX_LOCATION_LEN - 1));
+        assert_eq!(check_location(&at_limit, only("app.test")), Ok(()));
+        let over = format!("/{}", "a".repeat(MAX_LOCATION_LEN));
+        assert_eq!(
+            check_location(&over, only("app.test")),
+            Err(Refused::Length)
+        );
+        for bad in [
+            "https://app.test/a\tb",
+            "https://app.test/a b",
+            "https://app.test\\evil.com",
+            "https://app.test/\u{1}",
+        ] {
+            assert_eq!(
+                check_location(bad, only("app.test")),
+                Err(Refused::Characters),
+                "{bad:?}"
+            );
+        }
+        for bad in ["/a\tb", "/a b", "/a\\b", "/\u{1}"] {
+            assert_eq!(check_relative(bad), Err(Refused::Characters), "{bad:?}");
+        }
+    }
+
     #[test]
     fn relative_targets_must_normalise_to_themselves() {
         for good in [
