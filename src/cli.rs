@@ -42,6 +42,9 @@ pub enum Command {
     Serve(RoleArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Database tools: `db adopt` takes over a database Better Auth created.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Load and validate the configuration for the chosen roles, serve nothing.
     CheckConfig(RoleArgs),
     /// Manage keys: JWT signing keys (auth) and the token encryption key (connectors).
@@ -63,6 +66,37 @@ pub enum Command {
     #[cfg(feature = "connectors")]
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbCommand {
+    /// Take over a database Better Auth created (its migrator, Drizzle or Prisma; custom table
+    /// names; extra columns kept): print the plan, apply it in one transaction, record it so
+    /// `migrate` continues. Stop the old auth service first. See docs/migrating-from-typescript.md.
+    Adopt(AdoptArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdoptArgs {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the SQL that restores the layout found (run it before adopting; keep the file).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub print_rollback: bool,
+    /// Better Auth models kept under other table names (`modelName`): user=users,session=sessions.
+    #[arg(long, value_name = "MODEL=TABLE,...")]
+    pub table_map: Vec<String>,
+    /// The zone `timestamp without time zone` columns were written in (Better Auth writes UTC).
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    pub source_zone: String,
+    /// Refuse when a session or user row changed less than this many seconds ago (the old
+    /// service is still writing); 0 skips the check.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub quiet_secs: u32,
+    /// Adopt even while other clients are connected to the database.
+    #[arg(long)]
+    pub allow_connections: bool,
 }
 
 #[derive(Debug, Clone, Args)]

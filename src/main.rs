@@ -170,6 +170,12 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+        Command::Db(switchboard::cli::DbCommand::Adopt(args)) => {
+            if let Err(err) = config.validate(&[]) {
+                return fail(&err.to_string());
+            }
+            adopt(&config, &args)
+        }
         Command::Migrate => {
             if let Err(err) = config.validate(&[]) {
                 return fail(&err.to_string());
@@ -192,6 +198,46 @@ fn main() -> ExitCode {
                 Err(err) => fail(&format!("{err:#}")),
             }
         }
+    }
+}
+
+/// `db adopt`: the plan (or the rollback SQL) on stdout; refusals on stderr, exit 1.
+fn adopt(config: &Config, args: &switchboard::cli::AdoptArgs) -> ExitCode {
+    use diesel::Connection;
+    use switchboard::db::adopt;
+    let options = adopt::Options {
+        dry_run: args.dry_run,
+        print_rollback: args.print_rollback,
+        table_map: args.table_map.clone(),
+        source_zone: args.source_zone.clone(),
+        quiet_secs: args.quiet_secs,
+        allow_connections: args.allow_connections,
+    };
+    let mut conn = match diesel::PgConnection::establish(config.database.url.expose()) {
+        Ok(conn) => conn,
+        Err(err) => return fail(&format!("connecting to the database: {err}")),
+    };
+    match adopt::run(&mut conn, &options) {
+        Ok(outcome) if options.print_rollback => {
+            print!("{}", outcome.rollback_sql());
+            ExitCode::SUCCESS
+        }
+        Ok(outcome) => {
+            print!("{}", outcome.plan.describe());
+            for warning in &outcome.warnings {
+                println!("warning: {warning}");
+            }
+            if outcome.applied {
+                println!(
+                    "adopted: migration {} recorded; next: `switchboard migrate`",
+                    outcome.version
+                );
+            } else {
+                println!("dry run: nothing changed");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(&err.to_string()),
     }
 }
 

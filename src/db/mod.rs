@@ -1,6 +1,7 @@
 //! The database layer both roles share: the generated schema, the r2d2 pool, embedded
 //! migrations, and the mapping from diesel errors to [`DbError`].
 
+pub mod adopt;
 pub mod error;
 pub mod migrate;
 pub mod pool;

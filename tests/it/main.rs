@@ -3,6 +3,8 @@
 
 mod common;
 
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod adopt;
 mod auth_account;
 mod auth_session;
 mod auth_sign;

@@ -1,0 +1,448 @@
+//! `switchboard db adopt` on databases the real Better Auth made (`tests/adopt/seed.mjs`: its own
+//! migrator, a Drizzle schema pushed by drizzle-kit, custom model names; better-auth 1.7.25 and
+//! 1.3.9), then switchboard serves the users Better Auth wrote: passwords, session cookies, JWTs,
+//! a pending reset, a GitHub-linked account, a column of the app's own.
+
+use crate::common::auth::{get_with, post};
+use crate::common::db::TestDb;
+use crate::common::{TestApp, app::test_config};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
+use switchboard::db::adopt::{self, AdoptError, Options};
+use switchboard::db::migrate;
+use switchboard::platform::role::Role;
+
+const SECRET: &str = "dev-only-test-better-auth-secret-0123456789";
+
+fn adopt_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/adopt")
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `npm ci` when `node_modules` is missing or older than `package-lock.json`, once per process.
+fn ensure_node_modules() {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed {
+        return;
+    }
+    let dir = adopt_dir();
+    let lock = modified(&dir.join("package-lock.json")).expect("tests/adopt/package-lock.json");
+    let fresh = modified(&dir.join("node_modules/.package-lock.json")).is_some_and(|m| m >= lock);
+    if !fresh {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("running npm (Node 20 and npm are needed): {e}"));
+        assert!(status.success(), "npm ci failed: {status}");
+    }
+    *installed = true;
+}
+
+#[derive(Clone, Copy)]
+struct Layout {
+    better_auth: &'static str,
+    drizzle: bool,
+    custom_names: bool,
+}
+
+impl Layout {
+    fn table_map(self) -> Vec<String> {
+        if self.custom_names {
+            vec!["user=users,account=accounts".to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// An empty database, filled by the real Better Auth. Returns what the seed wrote.
+fn seeded(layout: Layout) -> (TestDb, Value) {
+    ensure_node_modules();
+    let db = TestDb::empty();
+    let out = Command::new("node")
+        .arg("seed.mjs")
+        .current_dir(adopt_dir())
+        .env("PG_URL", db.url())
+        .env("SECRET", SECRET)
+        .env("BA", layout.better_auth)
+        .env(
+            "LAYOUT",
+            if layout.drizzle {
+                "drizzle"
+            } else {
+                "migrator"
+            },
+        )
+        .env("CUSTOM_NAMES", if layout.custom_names { "1" } else { "0" })
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "seed.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let seed: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    (db, seed)
+}
+
+fn options(layout: Layout) -> Options {
+    Options {
+        table_map: layout.table_map(),
+        // The seed wrote its rows a moment ago; the busy check has tests of its own.
+        quiet_secs: 0,
+        ..Options::default()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Line {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
+/// Every column, constraint and index in `public`, as text, in a stable order.
+fn schema_of(conn: &mut PgConnection) -> Vec<String> {
+    diesel::sql_query(
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS line
+         FROM information_schema.columns WHERE table_schema = 'public'
+         UNION ALL
+         SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE connamespace = 'public'::regnamespace
+         UNION ALL
+         SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+         ORDER BY 1",
+    )
+    .load::<Line>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|l| l.line)
+    .collect()
+}
+
+/// A digest of every row of every table in `public`.
+fn data_of(conn: &mut PgConnection) -> Vec<String> {
+    let tables: Vec<Line> = diesel::sql_query(
+        "SELECT tablename::text AS line FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .load(conn)
+    .unwrap();
+    tables
+        .into_iter()
+        .map(|t| {
+            let q = migrate::quote_ident(&t.line);
+            let digest: Line = diesel::sql_query(format!(
+                "SELECT '{}' || ' ' || coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '-') AS line FROM {q} r",
+                t.line
+            ))
+            .get_result(conn)
+            .unwrap();
+            digest.line
+        })
+        .collect()
+}
+
+fn refused(result: Result<adopt::Outcome, AdoptError>) -> String {
+    match result {
+        Err(AdoptError::Refused(message)) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Adopts, migrates, and checks through switchboard's HTTP API that nobody is signed out.
+async fn adopt_and_serve(layout: Layout) {
+    let (db, seed) = seeded(layout);
+    let mut conn = db.conn();
+    let outcome = adopt::run(&mut conn, &options(layout)).unwrap();
+    assert!(outcome.applied);
+    let plan = outcome.plan.describe();
+    assert!(
+        plan.contains("column user.plan (text): not Better Auth's, kept with its data"),
+        "{plan}"
+    );
+    // `migrate` continues after the adopted migration.
+    let applied = migrate::run_pending(&mut conn).unwrap();
+    assert!(!applied.is_empty());
+    assert!(!applied.contains(&outcome.version), "{applied:?}");
+    assert!(migrate::run_pending(&mut conn).unwrap().is_empty());
+
+    // The adopted tables are the first migration's, plus the app's own column.
+    let fresh = TestDb::new();
+    let want: Vec<String> = schema_of(&mut fresh.conn());
+    let mut got = schema_of(&mut conn);
+    got.retain(|l| !l.starts_with("user.plan "));
+    assert_eq!(got, want);
+
+    let plan_of: Option<String> =
+        diesel::sql_query("SELECT plan AS line FROM \"user\" WHERE email = 'alice@example.com'")
+            .get_result::<PlanCol>(&mut conn)
+            .unwrap()
+            .line;
+    assert_eq!(plan_of.as_deref(), Some("pro"));
+    drop(conn);
+
+    let config = test_config(&[("DATABASE_URL", db.url())]);
+    let mut app = TestApp::from_parts(db, config);
+
+    // Each old session cookie is accepted by get-session.
+    for user in seed["users"].as_array().unwrap() {
+        let cookie = user["cookie"].as_str().unwrap();
+        let session = app
+            .auth(get_with("/api/auth/get-session", cookie))
+            .await
+            .json();
+        assert_eq!(session["user"]["email"], user["email"], "{session}");
+        assert_eq!(session["user"]["id"], user["id"]);
+    }
+    // Each old password signs in.
+    let alice = &seed["users"][0];
+    let res = app
+        .sign_in(
+            alice["email"].as_str().unwrap(),
+            alice["password"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+
+    // The old JWT verifies against switchboard's JWKS (same kid) with the connectors role's
+    // verifier, the one behind /api/me.
+    let jwks = app.get(Role::Auth, "/api/auth/jwks").await;
+    assert_eq!(jwks.status, 200);
+    let kids: Vec<String> = jwks.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kids.contains(&seed["kid"].as_str().unwrap().to_owned()),
+        "{kids:?}"
+    );
+    let verifier = crate::jwt::verifier_for(&jwks.body, "http://localhost:5001", app.clock.clone());
+    let claims = verifier
+        .verify(seed["jwt"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims.sub, alice["id"].as_str().unwrap());
+    // And switchboard signs new ones with the adopted key.
+    let token = app
+        .auth(get_with(
+            "/api/auth/token",
+            alice["cookie"].as_str().unwrap(),
+        ))
+        .await
+        .json();
+    let new_jwt = token["token"].as_str().unwrap();
+    verifier.verify(new_jwt).await.unwrap();
+
+    // The pending reset link resets.
+    let bob = &seed["users"][1];
+    let res = app
+        .auth(post(
+            "/api/auth/reset-password",
+            json!({"newPassword": "bob-new-password-3", "token": seed["resetToken"]}),
+        ))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = app
+        .sign_in(bob["email"].as_str().unwrap(), "bob-new-password-3")
+        .await;
+    assert_eq!(res.status, 200);
+
+    // The GitHub-linked account is there as Better Auth wrote it.
+    let mut conn = app.db.conn();
+    let provider: Option<String> = diesel::sql_query(format!(
+        "SELECT provider_id AS line FROM account WHERE user_id = '{}' AND account_id = '4242'",
+        seed["github"]["id"].as_str().unwrap()
+    ))
+    .get_result::<PlanCol>(&mut conn)
+    .unwrap()
+    .line;
+    assert_eq!(provider.as_deref(), Some("github"));
+}
+
+#[derive(QueryableByName)]
+struct PlanCol {
+    #[diesel(sql_type = Nullable<Text>)]
+    line: Option<String>,
+}
+
+const MIGRATOR_17: Layout = Layout {
+    better_auth: "1.7",
+    drizzle: false,
+    custom_names: false,
+};
+const DRIZZLE_17_CUSTOM: Layout = Layout {
+    better_auth: "1.7",
+    drizzle: true,
+    custom_names: true,
+};
+const MIGRATOR_13_CUSTOM: Layout = Layout {
+    better_auth: "1.3",
+    drizzle: false,
+    custom_names: true,
+};
+const DRIZZLE_13: Layout = Layout {
+    better_auth: "1.3",
+    drizzle: true,
+    custom_names: false,
+};
+
+#[actix_web::test]
+async fn adopts_better_auth_1_7_own_migrator() {
+    adopt_and_serve(MIGRATOR_17).await;
+}
+
+#[actix_web::test]
+async fn adopts_better_auth_1_7_drizzle_with_custom_model_names() {
+    adopt_and_serve(DRIZZLE_17_CUSTOM).await;
+}
+
+#[actix_web::test]
+async fn adopts_better_auth_1_3_own_migrator_with_custom_model_names() {
+    adopt_and_serve(MIGRATOR_13_CUSTOM).await;
+}
+
+#[actix_web::test]
+async fn adopts_better_auth_1_3_drizzle() {
+    adopt_and_serve(DRIZZLE_13).await;
+}
+
+#[test]
+fn dry_run_changes_nothing_and_the_rollback_restores_the_layout() {
+    for layout in [DRIZZLE_17_CUSTOM, MIGRATOR_17] {
+        let (db, _) = seeded(layout);
+        let mut conn = db.conn();
+        let (schema, data) = (schema_of(&mut conn), data_of(&mut conn));
+
+        let dry = adopt::run(
+            &mut conn,
+            &Options {
+                dry_run: true,
+                ..options(layout)
+            },
+        )
+        .unwrap();
+        assert!(!dry.applied);
+        assert!(dry.plan.steps.len() > 1);
+        assert_eq!(schema_of(&mut conn), schema);
+        assert_eq!(data_of(&mut conn), data);
+
+        let rollback = adopt::run(
+            &mut conn,
+            &Options {
+                print_rollback: true,
+                ..options(layout)
+            },
+        )
+        .unwrap()
+        .rollback_sql();
+        assert_eq!(schema_of(&mut conn), schema);
+
+        adopt::run(&mut conn, &options(layout)).unwrap();
+        assert_ne!(schema_of(&mut conn), schema);
+        conn.batch_execute(&rollback).unwrap();
+        assert_eq!(schema_of(&mut conn), schema);
+        assert_eq!(data_of(&mut conn), data);
+        // And it adopts again after the rollback.
+        adopt::run(&mut conn, &options(layout)).unwrap();
+    }
+}
+
+#[test]
+fn a_failure_midway_leaves_the_database_as_it_was() {
+    let (db, _) = seeded(DRIZZLE_17_CUSTOM);
+    let mut conn = db.conn();
+    // A schema without the unique token constraint, and a duplicate token: the renames and
+    // conversions succeed, adding the constraint fails.
+    conn.batch_execute(
+        "ALTER TABLE session DROP CONSTRAINT session_token_unique;
+         INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id)
+           SELECT 'dup' || id, expires_at, token, created_at, updated_at, user_id FROM session LIMIT 1;",
+    )
+    .unwrap();
+    let (schema, data) = (schema_of(&mut conn), data_of(&mut conn));
+    let err = adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, AdoptError::Failed(_)), "{message}");
+    assert!(message.contains("session_token_key"), "{message}");
+    assert!(message.contains("nothing changed"), "{message}");
+    assert_eq!(schema_of(&mut conn), schema);
+    assert_eq!(data_of(&mut conn), data);
+}
+
+#[test]
+fn refusals_say_what_was_found_and_what_to_do() {
+    // Nothing of Better Auth's.
+    let empty = TestDb::empty();
+    let message = refused(adopt::run(&mut empty.conn(), &Options::default()));
+    assert!(message.contains("no table `user`"), "{message}");
+
+    // Already switchboard's.
+    let migrated = TestDb::new();
+    let message = refused(adopt::run(&mut migrated.conn(), &Options::default()));
+    assert!(message.contains("run `switchboard migrate`"), "{message}");
+
+    let (db, _) = seeded(DRIZZLE_17_CUSTOM);
+    let mut conn = db.conn();
+    // Renamed tables without --table-map: the lookalike is named.
+    let message = refused(adopt::run(&mut conn, &options(MIGRATOR_17)));
+    assert!(message.contains("--table-map user=users"), "{message}");
+
+    // The old service is still writing: rows changed a moment ago.
+    let message = refused(adopt::run(
+        &mut conn,
+        &Options {
+            quiet_secs: 60,
+            ..options(DRIZZLE_17_CUSTOM)
+        },
+    ));
+    assert!(message.contains("still writing"), "{message}");
+
+    // … or still connected.
+    let other = db.conn();
+    let message = refused(adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)));
+    assert!(
+        message.contains("Stop the old auth service first"),
+        "{message}"
+    );
+    drop(other);
+
+    // A bad zone.
+    let message = refused(adopt::run(
+        &mut conn,
+        &Options {
+            source_zone: "Mars/Olympus".to_owned(),
+            ..options(DRIZZLE_17_CUSTOM)
+        },
+    ));
+    assert!(message.contains("Mars/Olympus"), "{message}");
+
+    // A required column missing.
+    conn.batch_execute("ALTER TABLE session DROP COLUMN token")
+        .unwrap();
+    let message = refused(adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)));
+    assert!(
+        message.contains("table `session` has no column for Better Auth's required field `token`"),
+        "{message}"
+    );
+
+    // Twice: the second is refused.
+    conn.batch_execute("ALTER TABLE session ADD COLUMN token text")
+        .unwrap();
+    conn.batch_execute("UPDATE session SET token = id").unwrap();
+    adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)).unwrap();
+    let message = refused(adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)));
+    assert!(message.contains("already here"), "{message}");
+}
