@@ -3,7 +3,7 @@
 //! 1.3.9), then switchboard serves the users Better Auth wrote: passwords, session cookies, JWTs,
 //! a pending reset, a GitHub-linked account, a column of the app's own.
 
-use crate::common::auth::{get_with, post};
+use crate::common::auth::{cookie_header, get_with, post};
 use crate::common::db::TestDb;
 use crate::common::{TestApp, app::test_config};
 use diesel::connection::SimpleConnection;
@@ -17,6 +17,8 @@ use std::time::SystemTime;
 use switchboard::db::adopt::{self, AdoptError, Options};
 use switchboard::db::migrate;
 use switchboard::platform::role::Role;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "dev-only-test-better-auth-secret-0123456789";
 
@@ -192,7 +194,18 @@ async fn adopt_and_serve(layout: Layout) {
     assert_eq!(plan_of.as_deref(), Some("pro"));
     drop(conn);
 
-    let config = test_config(&[("DATABASE_URL", db.url())]);
+    let github = github_stand_in(&seed).await;
+    let uri = github.uri();
+    let authorize = format!("{uri}/login/oauth/authorize");
+    let token_url = format!("{uri}/login/oauth/access_token");
+    let config = test_config(&[
+        ("DATABASE_URL", db.url()),
+        ("GITHUB_CLIENT_ID", "gh-client-id"),
+        ("GITHUB_CLIENT_SECRET", "gh-client-secret"),
+        ("SWITCHBOARD__AUTH__GITHUB__AUTHORIZE_URL", &authorize),
+        ("SWITCHBOARD__AUTH__GITHUB__TOKEN_URL", &token_url),
+        ("SWITCHBOARD__AUTH__GITHUB__API_URL", &uri),
+    ]);
     let mut app = TestApp::from_parts(db, config);
 
     // Each old session cookie is accepted by get-session.
@@ -260,16 +273,74 @@ async fn adopt_and_serve(layout: Layout) {
         .await;
     assert_eq!(res.status, 200);
 
-    // The GitHub-linked account is there as Better Auth wrote it.
+    // The GitHub-linked user signs in through the stand-in as the user Better Auth linked
+    // (a returning user: the callback URL, not the new-user one).
+    let res = app
+        .auth(post(
+            "/api/auth/sign-in/social",
+            json!({"provider": "github", "callbackURL": "/dash", "newUserCallbackURL": "/welcome"}),
+        ))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let url = res.json()["url"].as_str().unwrap().to_owned();
+    let state: String = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = app
+        .auth(get_with(
+            &format!("/api/auth/callback/github?code=gh-code&state={state}"),
+            &cookie_header(&res),
+        ))
+        .await;
+    assert_eq!(res.status, 302, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.header("location"), Some("/dash"));
+    let session = app.session_of(&cookie_header(&res)).await;
+    assert_eq!(session["user"]["id"], seed["github"]["id"], "{session}");
     let mut conn = app.db.conn();
-    let provider: Option<String> = diesel::sql_query(format!(
-        "SELECT provider_id AS line FROM account WHERE user_id = '{}' AND account_id = '4242'",
-        seed["github"]["id"].as_str().unwrap()
-    ))
+    let accounts: Option<String> = diesel::sql_query(
+        "SELECT count(*)::text AS line FROM account WHERE provider_id = 'github'",
+    )
     .get_result::<PlanCol>(&mut conn)
     .unwrap()
     .line;
-    assert_eq!(provider.as_deref(), Some("github"));
+    assert_eq!(accounts.as_deref(), Some("1"));
+}
+
+/// GitHub for the seeded GitHub user (id 4242): any code buys a token, `/user` and
+/// `/user/emails` answer for it.
+async fn github_stand_in(seed: &Value) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/login/oauth/access_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "gho_after_adopt", "token_type": "bearer", "scope": "read:user,user:email"}),
+        ))
+        .mount(&server)
+        .await;
+    let email = seed["github"]["email"].as_str().unwrap();
+    for (p, body) in [
+        (
+            "/user",
+            json!({"id": 4242, "login": "octo", "name": "Octo", "email": null,
+                   "avatar_url": "https://avatars.example/u/1"}),
+        ),
+        (
+            "/user/emails",
+            json!([{"email": email, "primary": true, "verified": true, "visibility": "private"}]),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .and(header("authorization", "Bearer gho_after_adopt"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    server
 }
 
 #[derive(QueryableByName)]
@@ -445,4 +516,69 @@ fn refusals_say_what_was_found_and_what_to_do() {
     adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)).unwrap();
     let message = refused(adopt::run(&mut conn, &options(DRIZZLE_17_CUSTOM)));
     assert!(message.contains("already here"), "{message}");
+}
+
+fn switchboard(db: &TestDb, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .env_clear()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", db.url())
+        .args(args)
+        .output()
+        .expect("run switchboard")
+}
+
+#[test]
+fn the_command_prints_the_plan_the_rollback_and_its_refusals() {
+    let (db, _) = seeded(DRIZZLE_17_CUSTOM);
+    let map = "--table-map=user=users,account=accounts";
+
+    let out = switchboard(&db, &["db", "adopt", "--dry-run", map]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("user (as `users`): snake_case columns, timestamp without time zone"));
+    assert!(stdout.contains("read as UTC (--source-zone)"), "{stdout}");
+    assert!(stdout.contains("rename table users to user"), "{stdout}");
+    // The rows were written a moment ago: the dry run warns, the apply refuses.
+    assert!(
+        stdout.contains("warning: the old service is still writing"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run: nothing changed"), "{stdout}");
+
+    let out = switchboard(&db, &["db", "adopt", map]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: the old service is still writing"),
+        "{stderr}"
+    );
+
+    let out = switchboard(&db, &["db", "adopt", "--print-rollback", map]);
+    assert!(out.status.success());
+    let rollback = String::from_utf8_lossy(&out.stdout);
+    assert!(rollback.starts_with("-- Restores"), "{rollback}");
+    assert!(
+        rollback.contains("ALTER TABLE \"user\" RENAME TO \"users\""),
+        "{rollback}"
+    );
+    assert!(rollback.trim_end().ends_with("COMMIT;"));
+
+    let out = switchboard(&db, &["db", "adopt", "--quiet-secs", "0", map]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("adopted: migration 20261125000001 recorded; next: `switchboard migrate`")
+    );
+    let out = switchboard(&db, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
