@@ -356,8 +356,10 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Plan, Refusal> {
 
     if let Some(found) = SWITCHBOARD_TABLES.iter().find(|t| snap.has_table(t)) {
         return Err(Refusal(format!(
-            "switchboard's schema is already here (table `{found}` exists): this database was \
-             migrated by switchboard; run `switchboard migrate` instead of adopting it"
+            "switchboard's schema is already here (table `{found}` exists): if switchboard \
+             migrated this database, run `switchboard migrate` instead of adopting it; if another \
+             service keeps a table of that name here, move it out of the way first (ALTER TABLE \
+             {found} SET SCHEMA legacy)"
         )));
     }
 
