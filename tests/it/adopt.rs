@@ -582,3 +582,92 @@ fn the_command_prints_the_plan_the_rollback_and_its_refusals() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Prisma's layout for Better Auth's schema (camelCase, `timestamp(3)`, unique *indexes*, FKs
+/// with ON UPDATE CASCADE), written here as `prisma migrate` writes it: Prisma itself is not
+/// among the test's packages.
+const PRISMA_DDL: &str = r#"
+CREATE TABLE "user" ("id" TEXT NOT NULL, "name" TEXT NOT NULL, "email" TEXT NOT NULL,
+  "emailVerified" BOOLEAN NOT NULL DEFAULT false, "image" TEXT,
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL,
+  CONSTRAINT "user_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "session" ("id" TEXT NOT NULL, "expiresAt" TIMESTAMP(3) NOT NULL, "token" TEXT NOT NULL,
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL,
+  "ipAddress" TEXT, "userAgent" TEXT, "userId" TEXT NOT NULL, CONSTRAINT "session_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "account" ("id" TEXT NOT NULL, "accountId" TEXT NOT NULL, "providerId" TEXT NOT NULL,
+  "userId" TEXT NOT NULL, "accessToken" TEXT, "refreshToken" TEXT, "idToken" TEXT,
+  "accessTokenExpiresAt" TIMESTAMP(3), "refreshTokenExpiresAt" TIMESTAMP(3), "scope" TEXT, "password" TEXT,
+  "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL,
+  CONSTRAINT "account_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "verification" ("id" TEXT NOT NULL, "identifier" TEXT NOT NULL, "value" TEXT NOT NULL,
+  "expiresAt" TIMESTAMP(3) NOT NULL, "createdAt" TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP,
+  "updatedAt" TIMESTAMP(3), CONSTRAINT "verification_pkey" PRIMARY KEY ("id"));
+CREATE INDEX "session_userId_idx" ON "session"("userId");
+CREATE UNIQUE INDEX "session_token_key" ON "session"("token");
+CREATE INDEX "account_userId_idx" ON "account"("userId");
+CREATE INDEX "verification_identifier_idx" ON "verification"("identifier");
+CREATE UNIQUE INDEX "user_email_key" ON "user"("email");
+ALTER TABLE "session" ADD CONSTRAINT "session_userId_fkey" FOREIGN KEY ("userId") REFERENCES "user"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+ALTER TABLE "account" ADD CONSTRAINT "account_userId_fkey" FOREIGN KEY ("userId") REFERENCES "user"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+INSERT INTO "user" VALUES ('u1', 'Ann', 'ann@example.com', true, NULL, '2026-11-01 10:00:00.123', '2026-11-01 10:00:00.123');
+INSERT INTO "session" VALUES ('s1', '2026-12-01 10:00:00.5', 'tok1', '2026-11-01 10:00:00', '2026-11-01 10:00:00', NULL, NULL, 'u1');
+INSERT INTO "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt") VALUES ('a1', 'u1', 'credential', 'u1', 'x:y', '2026-11-01 10:00:00', '2026-11-01 10:00:00');
+INSERT INTO "verification" ("id", "identifier", "value", "expiresAt") VALUES ('v1', 'reset-password:abc', 'u1', '2026-11-01 11:00:00');
+"#;
+
+#[test]
+fn a_prisma_layout_adopts_and_rolls_back() {
+    let db = TestDb::empty();
+    let mut conn = db.conn();
+    conn.batch_execute(PRISMA_DDL).unwrap();
+    let (schema, data) = (schema_of(&mut conn), data_of(&mut conn));
+    let options = Options {
+        quiet_secs: 0,
+        source_zone: "Europe/Berlin".to_owned(),
+        ..Options::default()
+    };
+    let rollback = adopt::run(
+        &mut conn,
+        &Options {
+            print_rollback: true,
+            ..options.clone()
+        },
+    )
+    .unwrap()
+    .rollback_sql();
+    let outcome = adopt::run(&mut conn, &options).unwrap();
+    let plan = outcome.plan.describe();
+    assert!(plan.contains("unique index user_email_key becomes constraint user_email_key"));
+    assert!(plan.contains("jwks: missing (the JWT plugin was off); created empty"));
+    assert!(plan.contains("read as Europe/Berlin"), "{plan}");
+    assert!(
+        plan.contains("fill NULLs in verification.updated_at"),
+        "{plan}"
+    );
+    // Local Berlin time (UTC+1 in November) is stored as the instant it was.
+    let created: Option<String> = diesel::sql_query(
+        "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS line FROM \"user\"",
+    )
+    .get_result::<PlanCol>(&mut conn)
+    .unwrap()
+    .line;
+    assert_eq!(created.as_deref(), Some("2026-11-01 09:00:00.123"));
+    migrate::run_pending(&mut conn).unwrap();
+    // Deleting a user deletes their accounts now (RESTRICT became CASCADE).
+    conn.batch_execute("DELETE FROM \"user\" WHERE id = 'u1'")
+        .unwrap();
+
+    // Back to before (before `migrate`): the rollback file restores the layout.
+    let db = TestDb::empty();
+    let mut conn = db.conn();
+    conn.batch_execute(PRISMA_DDL).unwrap();
+    adopt::run(&mut conn, &options).unwrap();
+    conn.batch_execute(&rollback).unwrap();
+    assert_eq!(schema_of(&mut conn), schema);
+    // The NULL the adoption filled stays filled; everything else is as it was.
+    let mut after = data_of(&mut conn);
+    let mut before = data.clone();
+    after.retain(|l| !l.starts_with("verification "));
+    before.retain(|l| !l.starts_with("verification "));
+    assert_eq!(after, before);
+}

@@ -777,10 +777,10 @@ fn adopt_table(
                     sql: format!("ALTER TABLE {t} DROP CONSTRAINT {}; {add}", q(&fk.name)),
                     undo: Some(format!(
                         "ALTER TABLE {t} DROP CONSTRAINT {}; ALTER TABLE {t} ADD CONSTRAINT {} \
-                         FOREIGN KEY (user_id) REFERENCES \"user\" (id) ON DELETE {}",
+                         FOREIGN KEY (user_id) REFERENCES \"user\" (id){}",
                         q(cname),
                         q(&fk.name),
-                        on_delete(&fk.on_delete)
+                        fk_actions(&fk.definition)
                     )),
                 });
             }
@@ -859,14 +859,13 @@ fn adopt_table(
     Ok(())
 }
 
-fn on_delete(code: &str) -> &'static str {
-    match code {
-        "r" => "RESTRICT",
-        "c" => "CASCADE",
-        "n" => "SET NULL",
-        "d" => "SET DEFAULT",
-        _ => "NO ACTION",
-    }
+/// What follows `REFERENCES table(column)` in a foreign key's definition (`ON UPDATE …`,
+/// `ON DELETE …`, `MATCH …`, `DEFERRABLE …`), to restore it as it was.
+fn fk_actions(definition: &str) -> &str {
+    definition
+        .find("REFERENCES")
+        .and_then(|at| definition[at..].find(')').map(|close| at + close + 1))
+        .map_or("", |end| &definition[end..])
 }
 
 fn rename_constraint(table: &str, from: &str, to: &str) -> Step {
@@ -943,5 +942,61 @@ impl Plan {
         }
         out.push_str("COMMIT;\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_key_actions_are_kept_for_the_rollback() {
+        assert_eq!(
+            fk_actions(
+                r#"FOREIGN KEY ("userId") REFERENCES "user"(id) ON UPDATE CASCADE ON DELETE RESTRICT"#
+            ),
+            " ON UPDATE CASCADE ON DELETE RESTRICT"
+        );
+        assert_eq!(fk_actions("FOREIGN KEY (user_id) REFERENCES users(id)"), "");
+    }
+
+    #[test]
+    fn table_maps_are_model_equals_table() {
+        let map = parse_table_map(&[
+            "user=users, account=accounts".to_owned(),
+            "session=s".to_owned(),
+        ])
+        .unwrap();
+        assert_eq!(map.get("user").map(String::as_str), Some("users"));
+        assert_eq!(map.get("account").map(String::as_str), Some("accounts"));
+        assert_eq!(map.get("session").map(String::as_str), Some("s"));
+        assert!(
+            parse_table_map(&["users".to_owned()])
+                .unwrap_err()
+                .0
+                .contains("MODEL=TABLE")
+        );
+        assert!(
+            parse_table_map(&["people=users".to_owned()])
+                .unwrap_err()
+                .0
+                .contains("`people`")
+        );
+    }
+
+    #[test]
+    fn defaults_compare_by_their_text() {
+        assert!(same_default(
+            Some("CURRENT_TIMESTAMP"),
+            Some("current_timestamp")
+        ));
+        assert!(!same_default(Some("now()"), Some("CURRENT_TIMESTAMP")));
+        assert!(!same_default(None, Some("false")));
+        assert!(same_default(None, None));
+    }
+
+    #[test]
+    fn literals_are_escaped() {
+        assert_eq!(lit("O'Hara"), "'O''Hara'");
     }
 }
