@@ -5,7 +5,9 @@
 
 use crate::common::auth::{cookie_header, get_with, post};
 use crate::common::db::TestDb;
-use crate::common::{TestApp, app::test_config};
+use crate::common::{LiveServer, TestApp, app::test_config};
+use actix_web::http::header;
+use actix_web::test::TestRequest;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
@@ -228,8 +230,8 @@ async fn adopt_and_serve(layout: Layout) {
         .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
 
-    // The old JWT verifies against switchboard's JWKS (same kid) with the connectors role's
-    // verifier, the one behind /api/me.
+    // The old JWT is accepted by the connectors role's /api/me, which fetches the JWKS over
+    // HTTP from a real auth listener on the adopted database: the same kid is served.
     let jwks = app.get(Role::Auth, "/api/auth/jwks").await;
     assert_eq!(jwks.status, 200);
     let kids: Vec<String> = jwks.json()["keys"]
@@ -242,12 +244,24 @@ async fn adopt_and_serve(layout: Layout) {
         kids.contains(&seed["kid"].as_str().unwrap().to_owned()),
         "{kids:?}"
     );
-    let verifier = crate::jwt::verifier_for(&jwks.body, "http://localhost:5001", app.clock.clone());
-    let claims = verifier
-        .verify(seed["jwt"].as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(claims.sub, alice["id"].as_str().unwrap());
+    let auth = LiveServer::serve(Role::Auth, app.platform.clone(), app.clock.clone(), None).await;
+    let jwks_url = auth.url("/api/auth/jwks");
+    let mut connectors = TestApp::with_env(&[("AUTH_JWKS_URL", jwks_url.as_str())]);
+    connectors.platform.clock = app.clock.clone();
+    connectors.clock = app.clock.clone();
+    let me = |token: String| {
+        TestRequest::get()
+            .uri("/api/me")
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+    };
+    let res = connectors
+        .call(
+            Role::Connectors,
+            me(seed["jwt"].as_str().unwrap().to_owned()),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["id"], alice["id"], "{}", res.json());
     // And switchboard signs new ones with the adopted key.
     let token = app
         .auth(get_with(
@@ -256,8 +270,18 @@ async fn adopt_and_serve(layout: Layout) {
         ))
         .await
         .json();
-    let new_jwt = token["token"].as_str().unwrap();
-    verifier.verify(new_jwt).await.unwrap();
+    assert_eq!(
+        crate::jwt::decode_part(token["token"].as_str().unwrap(), 0)["kid"],
+        seed["kid"]
+    );
+    let res = connectors
+        .call(
+            Role::Connectors,
+            me(token["token"].as_str().unwrap().to_owned()),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    auth.stop().await;
 
     // The pending reset link resets.
     let bob = &seed["users"][1];
