@@ -502,6 +502,149 @@ async fn a_worker_killed_mid_run_resumes_without_calling_a_tool_twice() {
     assert_eq!(results[0]["content"][0]["text"], "Echo: once");
 }
 
+/// The namespaced name of one of the caller's tools.
+async fn tool_name(w: &mut World, user: &str, tool: &str) -> String {
+    let tools = get(w, user, "/api/tools").await.json();
+    tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == tool)
+        .unwrap()["namespaced_name"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn spawn_worker(
+    w: &World,
+) -> actix_web::rt::task::JoinHandle<Result<usize, switchboard::db::DbError>> {
+    let platform = w.app.platform.clone();
+    let registry = w.another_process().job_registry();
+    actix_web::rt::spawn(async move {
+        Runner::new(
+            platform.pool.clone(),
+            platform.clock.clone(),
+            platform.config.jobs.clone(),
+            registry,
+        )
+        .run_until_idle()
+        .await
+    })
+}
+
+#[actix_web::test]
+async fn a_tool_call_cut_off_by_a_crash_is_reported_as_interrupted_not_run_again() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let (echo, _) = add_everything(&mut w, &ada, &everything).await;
+    let long = tool_name(&mut w, &ada, "trigger-long-running-operation").await;
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(Script(Mutex::new(
+            vec![
+                tool_calls(&[
+                    ("toolu_echo", &echo, json!({"message": "quick"})),
+                    ("toolu_long", &long, json!({"duration": 30, "steps": 1})),
+                ]),
+                text_answer("I could not confirm the long operation."),
+            ]
+            .into(),
+        )))
+        .mount(&anthropic)
+        .await;
+    let id = start_run(&mut w, &ada, json!({"prompt": "go"})).await;
+    let worker = spawn_worker(&w).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let state = "SELECT coalesce(string_agg(tool_use_id || '=' || status, ',' ORDER BY tool_use_id), '') AS t \
+                 FROM agent_steps WHERE kind = 'tool'";
+    while w.sql_texts(state) != ["toolu_echo=ok,toolu_long=started"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            w.sql_texts(state)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+
+    w.app.clock.advance(chrono::Duration::seconds(120));
+    assert_eq!(drain(&w).await, 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(w.sql_texts(state), ["toolu_echo=ok,toolu_long=interrupted"]);
+    let reqs = requests(&anthropic).await;
+    assert_eq!(reqs.len(), 2);
+    let results = tool_results(&reqs[1]);
+    assert_eq!(results[0]["content"][0]["text"], "Echo: quick");
+    assert_eq!(results[1]["tool_use_id"], "toolu_long");
+    assert_eq!(results[1]["is_error"], true);
+    assert!(
+        results[1]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+    // Only the echo reached the end of a call; the long one was not started a second time.
+    assert_eq!(
+        w.sql_texts("SELECT string_agg(tool, ',') AS t FROM mcp_tool_calls"),
+        ["echo"]
+    );
+}
+
+#[actix_web::test]
+async fn a_tool_past_its_timeout_is_an_error_result() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__TOOL_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let ada = w.user("ada");
+    add_everything(&mut w, &ada, &everything).await;
+    let long = tool_name(&mut w, &ada, "trigger-long-running-operation").await;
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(Script(Mutex::new(
+            vec![
+                tool_calls(&[("toolu_long", &long, json!({"duration": 5, "steps": 1}))]),
+                text_answer("It timed out."),
+            ]
+            .into(),
+        )))
+        .mount(&anthropic)
+        .await;
+    let id = start_run(
+        &mut w,
+        &ada,
+        json!({"prompt": "go", "tools": ["trigger-long-running-operation"]}),
+    )
+    .await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let reqs = requests(&anthropic).await;
+    // The filter offered only that tool.
+    assert_eq!(reqs[0]["tools"].as_array().unwrap().len(), 1);
+    let results = tool_results(&reqs[1]);
+    assert_eq!(results[0]["is_error"], true);
+    assert!(
+        results[0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("within 1 s"),
+        "{results:?}"
+    );
+}
+
 #[actix_web::test]
 async fn the_event_stream_delivers_every_step_resumes_and_is_the_owners_only() {
     let anthropic = anthropic_stand_in(vec![
