@@ -723,6 +723,36 @@ async fn the_event_stream_delivers_every_step_resumes_and_is_the_owners_only() {
     assert_eq!(list["runs"][0]["id"], id.as_str());
 }
 
+#[actix_web::test]
+async fn a_stream_opened_before_the_run_starts_follows_it_to_the_end() {
+    let anthropic = anthropic_stand_in(vec![
+        tool_calls(&[("toolu_1", "nope", json!({}))]).set_delay(Duration::from_millis(300)),
+        text_answer("live").set_delay(Duration::from_millis(300)),
+    ])
+    .await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "tail"})).await;
+    // The worker runs on this thread while the stream below waits for events: what the stream
+    // sends after `queued` it can only have found by polling while the run went on.
+    let worker = spawn_worker(&w).await;
+    let res = tokio::time::timeout(
+        Duration::from_secs(20),
+        get(&mut w, &ada, &format!("/api/agent-runs/{id}/events")),
+    )
+    .await
+    .expect("the stream ends after the final status");
+    assert_eq!(worker.await.unwrap().unwrap(), 1);
+    let events = parse_sse(&res.body);
+    let last = events.last().unwrap();
+    assert_eq!(last.1, "status");
+    assert_eq!(last.2["status"], "completed");
+    assert_eq!(last.2["final_text"], "live");
+    assert!(events.iter().any(|e| e.1 == "tool_call_finished"));
+    let ids: Vec<i64> = events.iter().map(|e| e.0.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|p| p[0] < p[1]), "{ids:?}");
+}
+
 fn parse_sse(body: &[u8]) -> Vec<(String, String, Value)> {
     String::from_utf8_lossy(body)
         .split("\n\n")
