@@ -35,11 +35,6 @@ impl From<DbError> for Failure {
     }
 }
 
-/// How a pass of the loop ended.
-enum Stop {
-    Done,
-}
-
 pub(crate) async fn run_job(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     let Some(run_id) = job
         .payload
@@ -76,7 +71,7 @@ pub(crate) async fn run_job(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
         return Ok(());
     }
     match drive(&ctx, row).await {
-        Ok(Stop::Done) => Ok(()),
+        Ok(()) => Ok(()),
         Err(Failure::Retry(msg)) if job.attempt < max_attempts => {
             tracing::warn!(run_id = %run_id, error = %msg, "agent run will be retried");
             Err(JobError::retry(msg))
@@ -170,7 +165,7 @@ struct Loop {
     turn: i32,
 }
 
-async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<Stop, Failure> {
+async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
     let table = match &run.tool_table {
         Some(t) => serde_json::from_value::<Vec<ToolEntry>>(t.clone())
             .map_err(|_| Failure::Fatal("the run's tool table is unreadable".into()))?,
@@ -283,16 +278,16 @@ impl Loop {
         status: &'static str,
         reason: &str,
         text: Option<String>,
-    ) -> Result<Stop, Failure> {
+    ) -> Result<(), Failure> {
         end(&self.ctx, &self.run.id, status, reason, text, None).await?;
-        Ok(Stop::Done)
+        Ok(())
     }
 
     async fn run_loop(
         &mut self,
         mut last: Option<(Vec<Value>, Option<String>)>,
         steps: &[StepRow],
-    ) -> Result<Stop, Failure> {
+    ) -> Result<(), Failure> {
         let max_turns = self.options.max_turns;
         let mut known: Vec<StepRow> = steps.iter().filter(|s| s.kind == "tool").cloned().collect();
         loop {

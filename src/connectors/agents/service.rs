@@ -10,6 +10,9 @@ use crate::jobs::{EnqueueOpts, enqueue};
 use serde_json::json;
 use std::sync::Arc;
 
+/// When a run will have ended is unknown: the `Retry-After` past the concurrency limit.
+const ACTIVE_RETRY_AFTER_SECS: u64 = 5;
+
 /// What `POST /api/agent-runs` asks for, checked.
 pub struct NewRun {
     pub prompt: String,
@@ -114,7 +117,7 @@ pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, 
                 .execute(c)
                 .map(drop)?;
             if store::count_active(c, &stored.owner_id)? >= i64::from(a.max_concurrent_runs) {
-                return Err(AgentsError::TooManyActive(a.poll_ms.div_ceil(1000).max(5)));
+                return Err(AgentsError::TooManyActive(ACTIVE_RETRY_AFTER_SECS));
             }
             let (count, oldest) =
                 store::started_since(c, &stored.owner_id, now - chrono::Duration::hours(1))?;

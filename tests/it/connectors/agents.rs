@@ -646,6 +646,38 @@ async fn a_tool_past_its_timeout_is_an_error_result() {
 }
 
 #[actix_web::test]
+async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
+    let anthropic = anthropic_stand_in(vec![
+        text_answer("never").set_delay(Duration::from_secs(60)),
+    ])
+    .await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "doomed"})).await;
+    let worker = spawn_worker(&w).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while anthropic.received_requests().await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    w.app.clock.advance(chrono::Duration::seconds(120));
+    assert_eq!(drain(&w).await, 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"], "the run was interrupted too many times");
+    assert_eq!(anthropic.received_requests().await.unwrap().len(), 1);
+    assert_eq!(w.sql_texts("SELECT count(*)::text AS t FROM jobs"), ["0"]);
+}
+
+#[actix_web::test]
 async fn the_event_stream_delivers_every_step_resumes_and_is_the_owners_only() {
     let anthropic = anthropic_stand_in(vec![
         tool_calls(&[("toolu_1", "nope", json!({"x": 1}))]),
