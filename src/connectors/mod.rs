@@ -2,6 +2,8 @@
 //! JWKS. It never names the auth module or reads auth-owned tables.
 
 pub mod admin;
+pub mod agents;
+pub mod anthropic;
 mod connect;
 mod error;
 mod events;
@@ -49,6 +51,8 @@ pub(crate) struct Ctx {
     pub mcp: mcp::McpClient,
     /// Wakes this process's job workers after a local enqueue committed.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The Anthropic Messages API client agent runs call.
+    pub anthropic: anthropic::Client,
 }
 
 /// What the connectors role's handlers share.
@@ -95,6 +99,11 @@ impl ConnectorsState {
             )
             .context("building the MCP client")?,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            anthropic: anthropic::Client::new(
+                &config.connectors.anthropic,
+                config.connectors.anthropic_api_key.clone(),
+            )
+            .context("building the Anthropic client")?,
         });
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
@@ -172,6 +181,8 @@ fn job_registry(ctx: &Arc<Ctx>) -> crate::jobs::Registry {
     registry.register(webhooks::PRUNE_KIND, move |job| {
         webhooks::route::run_prune(c.clone(), job)
     });
+    let c = ctx.clone();
+    registry.register(agents::RUN_KIND, move |job| agents::run_job(c.clone(), job));
     registry
 }
 
@@ -207,6 +218,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/events", web::get().to(events::list))
         .route("/api/events/stream", web::get().to(events::stream));
     mcp::configure(cfg);
+    agents::configure(cfg);
 }
 
 #[derive(OpenApi)]
@@ -233,6 +245,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         webhooks::intake::github,
         events::list,
         events::stream,
+        agents::handlers::create,
+        agents::handlers::list,
+        agents::handlers::get,
+        agents::handlers::cancel,
+        agents::handlers::events,
     ),
     components(schemas(
         me::MeBody,
@@ -261,6 +278,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         webhooks::intake::AcceptedBody,
         events::EventList,
         events::store::EventView,
+        agents::handlers::CreateBody,
+        agents::handlers::CreatedBody,
+        agents::handlers::RunList,
+        agents::models::RunView,
+        agents::models::RunDetail,
+        agents::models::StepView,
+        anthropic::Usage,
     ))
 )]
 struct ConnectorsApi;

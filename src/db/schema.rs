@@ -19,6 +19,57 @@ diesel::table! {
 }
 
 diesel::table! {
+    agent_events (id) {
+        id -> Int8,
+        run_id -> Text,
+        event_type -> Text,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    agent_runs (id) {
+        id -> Text,
+        owner_id -> Text,
+        status -> Text,
+        prompt -> Text,
+        model -> Text,
+        options -> Jsonb,
+        tool_table -> Nullable<Jsonb>,
+        turns -> Int4,
+        usage -> Jsonb,
+        stop_reason -> Nullable<Text>,
+        final_text -> Nullable<Text>,
+        error -> Nullable<Text>,
+        cancel_requested -> Bool,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    agent_steps (id) {
+        id -> Int8,
+        run_id -> Text,
+        turn -> Int4,
+        kind -> Text,
+        status -> Text,
+        content -> Nullable<Jsonb>,
+        stop_reason -> Nullable<Text>,
+        usage -> Nullable<Jsonb>,
+        request_id -> Nullable<Text>,
+        tool_use_id -> Nullable<Text>,
+        tool_name -> Nullable<Text>,
+        input -> Nullable<Jsonb>,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        duration_ms -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
     connection_events (cursor) {
         cursor -> Int8,
         event_id -> Int8,
@@ -216,6 +267,9 @@ diesel::table! {
 }
 
 diesel::joinable!(account -> user (user_id));
+diesel::joinable!(agent_events -> agent_runs (run_id));
+diesel::joinable!(agent_runs -> user (owner_id));
+diesel::joinable!(agent_steps -> agent_runs (run_id));
 diesel::joinable!(connection_events -> connections (connection_id));
 diesel::joinable!(connection_events -> webhook_events (event_id));
 diesel::joinable!(connections -> user (owner_id));
@@ -229,6 +283,9 @@ diesel::joinable!(session -> user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account,
+    agent_events,
+    agent_runs,
+    agent_steps,
     connection_events,
     connections,
     jobs,

@@ -9,7 +9,7 @@ pub(crate) mod handlers;
 pub(crate) mod models;
 mod names;
 mod schema;
-mod service;
+pub(crate) mod service;
 mod store;
 mod transport;
 

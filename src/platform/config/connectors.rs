@@ -29,6 +29,8 @@ pub struct ConnectorsConfig {
     pub provider_timeout_secs: u64,
     pub refresh: RefreshConfig,
     pub mcp: McpConfig,
+    pub anthropic: AnthropicConfig,
+    pub agents: AgentsConfig,
 }
 
 /// `[connectors.refresh]`: keeping stored access tokens fresh.
@@ -133,6 +135,7 @@ impl Config {
         self.validate_encryption_keys(problems);
         validate_providers(problems, &c.providers, production);
         self.validate_mcp(problems, production);
+        self.validate_agents(problems, production);
         let r = &c.refresh;
         if r.margin_secs < 60 || r.margin_secs > 86_400 {
             problems.push("connectors.refresh.margin_secs must be between 60 and 86400".to_owned());

@@ -150,12 +150,14 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+mod agents;
 mod auth;
 mod connectors;
 pub mod dir;
 mod jobs;
 mod mcp;
 
+pub use agents::*;
 pub use auth::*;
 pub use connectors::*;
 pub use jobs::*;

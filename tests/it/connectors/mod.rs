@@ -1,6 +1,7 @@
 //! The connectors role: connecting accounts over OAuth against local provider stand-ins,
 //! the token vault, refresh, and ownership.
 
+mod agents;
 mod binding;
 mod flow;
 mod lease;

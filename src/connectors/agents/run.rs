@@ -1,0 +1,590 @@
+//! The `agent_run` job: the tool loop of spec §4.3. A run replays its persisted steps into the
+//! conversation first, so a re-claimed job resumes after the last completed step: a finished
+//! tool call is never repeated, and one that was started but never finished (the worker died
+//! mid-call) is reported to the model as an error rather than run again — the tool may have
+//! had its effect, and running it twice is worse than the model hearing it is unknown.
+
+use super::models::{NewStep, RunRow, StepRow};
+use super::store::{self, Ending};
+use super::tools::{self, ToolEntry};
+use crate::connectors::Ctx;
+use crate::connectors::anthropic::sse::Delta;
+use crate::connectors::anthropic::{AnthropicError, Request, Usage};
+use crate::db::{self, DbError};
+use crate::jobs::{Job, JobError};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub const RUN_KIND: &str = "agent_run";
+
+const INTERRUPTED: &str = "The tool call was interrupted (the worker running it stopped); it may or may not have taken effect. It was not run again.";
+
+/// Why a run did not reach its end in this claim.
+enum Failure {
+    /// Worth another claim (the model or the database were unavailable).
+    Retry(String),
+    /// Never will work: the run fails now.
+    Fatal(String),
+}
+
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        Self::Retry(e.to_string())
+    }
+}
+
+pub(crate) async fn run_job(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
+    let Some(run_id) = job
+        .payload
+        .get("run_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(JobError::permanent("the payload has no run_id"));
+    };
+    let max_attempts = i32::try_from(ctx.config.connectors.agents.max_attempts).unwrap_or(3);
+    if job.attempt > max_attempts {
+        // The claim past the configured ones exists so a run whose last worker died still ends.
+        end(
+            &ctx,
+            &run_id,
+            "failed",
+            "error",
+            None,
+            Some("the run was interrupted too many times"),
+        )
+        .await?;
+        return Ok(());
+    }
+    let now = ctx.clock.now();
+    let id = run_id.clone();
+    let Some(row) = db::run(&ctx.jobs_pool, move |c| {
+        store::start(c, &id, now).map_err(DbError::from)
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    if row.finished() {
+        return Ok(());
+    }
+    match drive(&ctx, row).await {
+        Ok(()) => Ok(()),
+        Err(Failure::Retry(msg)) if job.attempt < max_attempts => {
+            tracing::warn!(run_id = %run_id, error = %msg, "agent run will be retried");
+            Err(JobError::retry(msg))
+        }
+        Err(Failure::Retry(msg) | Failure::Fatal(msg)) => {
+            tracing::warn!(run_id = %run_id, error = %msg, "agent run failed");
+            end(&ctx, &run_id, "failed", "error", None, Some(&msg)).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn end(
+    ctx: &Arc<Ctx>,
+    run: &str,
+    status: &'static str,
+    stop_reason: &str,
+    final_text: Option<String>,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let now = ctx.clock.now();
+    let (run, stop_reason, error) = (
+        run.to_owned(),
+        stop_reason.to_owned(),
+        error.map(str::to_owned),
+    );
+    db::run(&ctx.jobs_pool, move |c| {
+        store::finish_run(
+            c,
+            &run,
+            &Ending {
+                status,
+                stop_reason: &stop_reason,
+                final_text: final_text.as_deref(),
+                error: error.as_deref(),
+            },
+            now,
+        )
+        .map(drop)
+        .map_err(DbError::from)
+    })
+    .await
+}
+
+/// The text blocks of a model message, joined.
+fn text_of(content: &[Value]) -> String {
+    content
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|b| b.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+fn tool_uses(content: &[Value]) -> Vec<(String, String, Value)> {
+    content
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+        .map(|b| {
+            let s = |k: &str| {
+                b.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (
+                s("id"),
+                s("name"),
+                b.get("input").cloned().unwrap_or_else(|| json!({})),
+            )
+        })
+        .collect()
+}
+
+fn tool_result(id: &str, is_error: bool, content: Value) -> Value {
+    let mut v = json!({ "type": "tool_result", "tool_use_id": id, "content": content });
+    if is_error {
+        v["is_error"] = json!(true);
+    }
+    v
+}
+
+struct Loop {
+    ctx: Arc<Ctx>,
+    options: super::models::Options,
+    run: RunRow,
+    table: Vec<ToolEntry>,
+    model_tools: Vec<Value>,
+    messages: Vec<Value>,
+    usage: Usage,
+    turn: i32,
+}
+
+async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
+    let table = match &run.tool_table {
+        Some(t) => serde_json::from_value::<Vec<ToolEntry>>(t.clone())
+            .map_err(|_| Failure::Fatal("the run's tool table is unreadable".into()))?,
+        None => {
+            let filter = run.options().tools;
+            let table = tools::table(ctx, &run.owner_id, filter.as_deref())
+                .await
+                .map_err(Failure::Retry)?;
+            let (id, value) = (
+                run.id.clone(),
+                serde_json::to_value(&table).unwrap_or(Value::Null),
+            );
+            db::run(&ctx.jobs_pool, move |c| {
+                store::set_tool_table(c, &id, &value).map_err(DbError::from)
+            })
+            .await?;
+            table
+        }
+    };
+    let id = run.id.clone();
+    let steps = db::run(&ctx.jobs_pool, move |c| {
+        store::steps(c, &id).map_err(DbError::from)
+    })
+    .await?;
+    let mut l = Loop {
+        ctx: ctx.clone(),
+        model_tools: tools::for_model(&table),
+        table,
+        messages: vec![json!({ "role": "user", "content": run.prompt })],
+        usage: run.usage(),
+        turn: 0,
+        options: run.options(),
+        run,
+    };
+    let last = l.replay(&steps);
+    l.run_loop(last, &steps).await
+}
+
+impl Loop {
+    /// Rebuilds the conversation from the steps; returns the last model message (content and
+    /// stop reason), whose tool calls may still be outstanding.
+    fn replay(&mut self, steps: &[StepRow]) -> Option<(Vec<Value>, Option<String>)> {
+        let mut models: Vec<&StepRow> = steps.iter().filter(|s| s.kind == "model").collect();
+        models.sort_by_key(|s| s.turn);
+        let mut last = None;
+        for (i, m) in models.iter().enumerate() {
+            let content: Vec<Value> = m
+                .content
+                .as_ref()
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            self.messages
+                .push(json!({ "role": "assistant", "content": content }));
+            self.turn = m.turn;
+            if i + 1 < models.len() && m.stop_reason.as_deref() == Some("tool_use") {
+                let results: Vec<Value> = tool_uses(&content)
+                    .iter()
+                    .map(|(id, _, _)| {
+                        match steps
+                            .iter()
+                            .find(|s| s.kind == "tool" && s.tool_use_id.as_deref() == Some(id))
+                        {
+                            Some(s) => tool_result(
+                                id,
+                                s.status != "ok",
+                                s.content
+                                    .clone()
+                                    .unwrap_or_else(|| json!([tools::text(INTERRUPTED)])),
+                            ),
+                            None => tool_result(id, true, json!([tools::text(INTERRUPTED)])),
+                        }
+                    })
+                    .collect();
+                self.messages
+                    .push(json!({ "role": "user", "content": results }));
+            }
+            last = Some((content, m.stop_reason.clone()));
+        }
+        last
+    }
+
+    fn over_budget(&self) -> bool {
+        self.options
+            .max_tokens_budget
+            .is_some_and(|b| self.usage.total() >= u64::try_from(b).unwrap_or(0))
+    }
+
+    async fn cancel_requested(&self) -> Result<bool, Failure> {
+        let id = self.run.id.clone();
+        Ok(db::run(&self.ctx.jobs_pool, move |c| {
+            store::cancel_requested(c, &id).map_err(DbError::from)
+        })
+        .await?)
+    }
+
+    /// Resolves when a cancel request is seen (any process may have made it).
+    async fn watch_cancel(&self) {
+        let poll = Duration::from_millis(self.ctx.config.connectors.agents.poll_ms.max(10));
+        loop {
+            tokio::time::sleep(poll).await;
+            if let Ok(true) = self.cancel_requested().await {
+                return;
+            }
+        }
+    }
+
+    async fn stop(
+        &self,
+        status: &'static str,
+        reason: &str,
+        text: Option<String>,
+    ) -> Result<(), Failure> {
+        end(&self.ctx, &self.run.id, status, reason, text, None).await?;
+        Ok(())
+    }
+
+    async fn run_loop(
+        &mut self,
+        mut last: Option<(Vec<Value>, Option<String>)>,
+        steps: &[StepRow],
+    ) -> Result<(), Failure> {
+        let max_turns = self.options.max_turns;
+        let mut known: Vec<StepRow> = steps.iter().filter(|s| s.kind == "tool").cloned().collect();
+        loop {
+            if let Some((content, reason)) = last.take() {
+                let final_text = || Some(text_of(&content)).filter(|t| !t.is_empty());
+                match reason.as_deref() {
+                    Some("tool_use") => {
+                        if self.turn >= max_turns {
+                            return self.stop("stopped", "max_turns", final_text()).await;
+                        }
+                        if self.over_budget() {
+                            return self.stop("stopped", "token_budget", final_text()).await;
+                        }
+                        if self.cancel_requested().await? {
+                            return self.stop("cancelled", "cancelled", final_text()).await;
+                        }
+                        let results = tokio::select! {
+                            r = self.execute_tools(&content, &known) => r?,
+                            _ = self.watch_cancel() => {
+                                let id = self.run.id.clone();
+                                let now = self.ctx.clock.now();
+                                db::run(&self.ctx.jobs_pool, move |c| {
+                                    store::cancel_started_tools(c, &id, now).map_err(DbError::from)
+                                }).await?;
+                                return self.stop("cancelled", "cancelled", final_text()).await;
+                            }
+                        };
+                        known.clear();
+                        self.messages
+                            .push(json!({ "role": "user", "content": results }));
+                    }
+                    Some("pause_turn") => {}
+                    other => {
+                        let reason = other.unwrap_or("end_turn").to_owned();
+                        return self.stop("completed", &reason, final_text()).await;
+                    }
+                }
+            }
+            if self.turn >= max_turns {
+                return self.stop("stopped", "max_turns", None).await;
+            }
+            if self.over_budget() {
+                return self.stop("stopped", "token_budget", None).await;
+            }
+            if self.cancel_requested().await? {
+                return self.stop("cancelled", "cancelled", None).await;
+            }
+            let turn = self.turn + 1;
+            let called = tokio::select! {
+                r = self.call_model(turn) => r,
+                _ = self.watch_cancel() => {
+                    return self.stop("cancelled", "cancelled", None).await;
+                }
+            };
+            let response = match called {
+                Ok(r) => r,
+                Err(e) if e.retryable() => return Err(Failure::Retry(e.to_string())),
+                Err(e) => return Err(Failure::Fatal(e.to_string())),
+            };
+            let message = response.message;
+            let step = NewStep {
+                run_id: self.run.id.clone(),
+                turn,
+                kind: "model".into(),
+                status: "ok".into(),
+                content: Some(Value::Array(message.content.clone())),
+                stop_reason: message.stop_reason.clone(),
+                usage: Some(message.raw_usage.clone()),
+                request_id: response.request_id.clone(),
+                tool_use_id: None,
+                tool_name: None,
+                input: None,
+                started_at: self.ctx.clock.now(),
+                finished_at: Some(self.ctx.clock.now()),
+                duration_ms: None,
+            };
+            let usage = message.usage;
+            let now = self.ctx.clock.now();
+            db::run(&self.ctx.jobs_pool, move |c| {
+                store::record_model_step(c, &step, &usage, now).map_err(DbError::from)
+            })
+            .await?;
+            self.usage.input_tokens += usage.input_tokens;
+            self.usage.output_tokens += usage.output_tokens;
+            self.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
+            self.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
+            self.turn = turn;
+            self.messages
+                .push(json!({ "role": "assistant", "content": message.content }));
+            last = Some((message.content, message.stop_reason));
+        }
+    }
+
+    async fn call_model(
+        &self,
+        turn: i32,
+    ) -> Result<crate::connectors::anthropic::Response, AnthropicError> {
+        let req = Request {
+            model: self.run.model.clone(),
+            max_tokens: self.ctx.config.connectors.anthropic.max_tokens,
+            system: self.options.system.clone(),
+            messages: self.messages.clone(),
+            tools: self.model_tools.clone(),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self.ctx.anthropic.clone();
+        let call = async move {
+            let r = client.stream(&req, Some(&tx)).await;
+            drop(tx);
+            r
+        };
+        let (result, ()) =
+            tokio::join!(call, pump(self.ctx.clone(), self.run.id.clone(), turn, rx));
+        result
+    }
+
+    /// Runs the message's tool calls (all at once), each recorded before it starts and after
+    /// it ends; returns the `tool_result` blocks in the order of the calls.
+    async fn execute_tools(
+        &self,
+        content: &[Value],
+        known: &[StepRow],
+    ) -> Result<Vec<Value>, Failure> {
+        let uses = tool_uses(content);
+        let now = self.ctx.clock.now();
+        let mut fresh = Vec::new();
+        let mut interrupted = Vec::new();
+        for (id, name, input) in &uses {
+            match known
+                .iter()
+                .find(|s| s.tool_use_id.as_deref() == Some(id.as_str()))
+            {
+                None => fresh.push(NewStep {
+                    run_id: self.run.id.clone(),
+                    turn: self.turn,
+                    kind: "tool".into(),
+                    status: "started".into(),
+                    content: None,
+                    stop_reason: None,
+                    usage: None,
+                    request_id: None,
+                    tool_use_id: Some(id.clone()),
+                    tool_name: Some(name.clone()),
+                    input: Some(input.clone()),
+                    started_at: now,
+                    finished_at: None,
+                    duration_ms: None,
+                }),
+                Some(s) if s.status == "started" => interrupted.push(id.clone()),
+                Some(_) => {}
+            }
+        }
+        let run_id = self.run.id.clone();
+        db::run(&self.ctx.jobs_pool, move |c| {
+            (|| {
+                store::record_tools_started(c, &fresh, now)?;
+                for id in &interrupted {
+                    store::finish_tool(
+                        c,
+                        &run_id,
+                        id,
+                        "interrupted",
+                        &json!([tools::text(INTERRUPTED)]),
+                        None,
+                        now,
+                    )?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })()
+            .map_err(DbError::from)
+        })
+        .await?;
+        let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
+        let calls = uses.iter().map(|(id, name, input)| async move {
+            if let Some(s) = known
+                .iter()
+                .find(|s| s.tool_use_id.as_deref() == Some(id.as_str()))
+            {
+                let content = if s.status == "started" {
+                    json!([tools::text(INTERRUPTED)])
+                } else {
+                    s.content.clone().unwrap_or_else(|| json!([]))
+                };
+                return Ok(tool_result(id, s.status != "ok", content));
+            }
+            let entry = self.table.iter().find(|t| t.name == *name);
+            let out = tools::execute(
+                &self.ctx,
+                &self.run.owner_id,
+                entry,
+                name,
+                input.clone(),
+                timeout,
+            )
+            .await;
+            let content = Value::Array(out.content);
+            let (run, tid, c2, now) = (
+                self.run.id.clone(),
+                id.clone(),
+                content.clone(),
+                self.ctx.clock.now(),
+            );
+            let status = if out.is_error { "error" } else { "ok" };
+            let ms = out.duration_ms;
+            db::run(&self.ctx.jobs_pool, move |c| {
+                store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now).map_err(DbError::from)
+            })
+            .await?;
+            Ok::<_, Failure>(tool_result(id, out.is_error, content))
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Passes text deltas on as `text_delta` events, a few per second at most per block rather than
+/// one row per token.
+async fn pump(ctx: Arc<Ctx>, run: String, turn: i32, mut rx: mpsc::UnboundedReceiver<Delta>) {
+    const MAX_BUF: usize = 512;
+    const MAX_WAIT: Duration = Duration::from_millis(100);
+    let mut buf = String::new();
+    let mut index = 0usize;
+    let mut since = Instant::now();
+    let flush = |kind: &'static str, data: Value| {
+        let (ctx, run) = (ctx.clone(), run.clone());
+        async move {
+            let now = ctx.clock.now();
+            if let Err(e) = db::run(&ctx.jobs_pool, move |c| {
+                store::add_event(c, &run, kind, &data, now).map_err(DbError::from)
+            })
+            .await
+            {
+                tracing::warn!(error = %e, "recording an agent event failed");
+            }
+        }
+    };
+    loop {
+        let next = if buf.is_empty() {
+            rx.recv().await
+        } else {
+            let left = MAX_WAIT.saturating_sub(since.elapsed());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    flush(
+                        "text_delta",
+                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
+                    )
+                    .await;
+                    continue;
+                }
+            }
+        };
+        match next {
+            None => {
+                if !buf.is_empty() {
+                    flush(
+                        "text_delta",
+                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
+                    )
+                    .await;
+                }
+                return;
+            }
+            Some(Delta::Text { index: i, text }) => {
+                if i != index && !buf.is_empty() {
+                    flush(
+                        "text_delta",
+                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
+                    )
+                    .await;
+                }
+                if buf.is_empty() {
+                    since = Instant::now();
+                }
+                index = i;
+                buf.push_str(&text);
+                if buf.len() >= MAX_BUF {
+                    flush(
+                        "text_delta",
+                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
+                    )
+                    .await;
+                }
+            }
+            Some(Delta::Retry { attempt }) => {
+                if !buf.is_empty() {
+                    flush(
+                        "text_delta",
+                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
+                    )
+                    .await;
+                }
+                flush("model_retry", json!({"turn": turn, "attempt": attempt})).await;
+            }
+        }
+    }
+}

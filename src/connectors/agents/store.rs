@@ -1,0 +1,358 @@
+//! Queries on the agent tables. Lookups for a client take the owner (another user's run is
+//! "not found"); the worker's take the run id alone. Each takes `&mut PgConnection`.
+
+use super::models::{EventRow, NewStep, RunRow, StepRow};
+use crate::db::schema::{agent_events, agent_runs, agent_steps};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+pub fn insert_run(conn: &mut PgConnection, row: &RunRow) -> QueryResult<()> {
+    diesel::insert_into(agent_runs::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Runs of `owner` queued or running.
+pub fn count_active(conn: &mut PgConnection, owner: &str) -> QueryResult<i64> {
+    agent_runs::table
+        .filter(agent_runs::owner_id.eq(owner))
+        .filter(agent_runs::status.eq_any(["queued", "running"]))
+        .count()
+        .get_result(conn)
+}
+
+/// How many runs `owner` started since `since`, and the oldest of them.
+pub fn started_since(
+    conn: &mut PgConnection,
+    owner: &str,
+    since: DateTime<Utc>,
+) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
+    agent_runs::table
+        .filter(agent_runs::owner_id.eq(owner))
+        .filter(agent_runs::created_at.gt(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(agent_runs::created_at),
+        ))
+        .get_result(conn)
+}
+
+pub fn list_for_owner(
+    conn: &mut PgConnection,
+    owner: &str,
+    limit: i64,
+) -> QueryResult<Vec<RunRow>> {
+    agent_runs::table
+        .filter(agent_runs::owner_id.eq(owner))
+        .order((agent_runs::created_at.desc(), agent_runs::id.desc()))
+        .limit(limit)
+        .select(RunRow::as_select())
+        .load(conn)
+}
+
+pub fn find_for_owner(
+    conn: &mut PgConnection,
+    id: &str,
+    owner: &str,
+) -> QueryResult<Option<RunRow>> {
+    agent_runs::table
+        .filter(agent_runs::id.eq(id))
+        .filter(agent_runs::owner_id.eq(owner))
+        .select(RunRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut PgConnection, id: &str) -> QueryResult<Option<RunRow>> {
+    agent_runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn steps(conn: &mut PgConnection, run: &str) -> QueryResult<Vec<StepRow>> {
+    agent_steps::table
+        .filter(agent_steps::run_id.eq(run))
+        .order(agent_steps::id.asc())
+        .select(StepRow::as_select())
+        .load(conn)
+}
+
+pub fn events_after(
+    conn: &mut PgConnection,
+    run: &str,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    agent_events::table
+        .filter(agent_events::run_id.eq(run))
+        .filter(agent_events::id.gt(after))
+        .order(agent_events::id.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+pub fn add_event(
+    conn: &mut PgConnection,
+    run: &str,
+    kind: &str,
+    data: &Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(agent_events::table)
+        .values((
+            agent_events::run_id.eq(run),
+            agent_events::event_type.eq(kind),
+            agent_events::data.eq(data),
+            agent_events::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// `queued` → `running` (first claim), with its event. Returns the row as it is now.
+pub fn start(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<Option<RunRow>> {
+    conn.transaction(|c| {
+        let started = diesel::update(
+            agent_runs::table
+                .filter(agent_runs::id.eq(id))
+                .filter(agent_runs::status.eq("queued")),
+        )
+        .set((
+            agent_runs::status.eq("running"),
+            agent_runs::started_at.eq(now),
+        ))
+        .execute(c)?;
+        if started == 1 {
+            add_event(
+                c,
+                id,
+                "status",
+                &serde_json::json!({"status": "running"}),
+                now,
+            )?;
+        }
+        find(c, id)
+    })
+}
+
+pub fn set_tool_table(conn: &mut PgConnection, id: &str, table: &Value) -> QueryResult<()> {
+    diesel::update(agent_runs::table.find(id))
+        .set(agent_runs::tool_table.eq(table))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A completed model call: its step, the run's turn count and usage, and its event, together.
+pub fn record_model_step(
+    conn: &mut PgConnection,
+    step: &NewStep,
+    usage: &crate::connectors::anthropic::Usage,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    conn.transaction(|c| {
+        diesel::insert_into(agent_steps::table)
+            .values(step)
+            .execute(c)?;
+        use diesel::sql_types::{BigInt, Text};
+        diesel::sql_query(
+            "UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
+                 'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
+                 'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
+                 'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
+                 'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5) \
+             WHERE id = $1",
+        )
+        .bind::<Text, _>(&step.run_id)
+        .bind::<BigInt, _>(n(usage.input_tokens))
+        .bind::<BigInt, _>(n(usage.output_tokens))
+        .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
+        .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
+        .execute(c)?;
+        add_event(
+            c,
+            &step.run_id,
+            "model_message",
+            &serde_json::json!({
+                "turn": step.turn,
+                "stop_reason": step.stop_reason,
+                "usage": step.usage,
+                "content": step.content,
+            }),
+            now,
+        )
+    })
+}
+
+/// Tool calls about to run: recorded `started` (with their events) before any is executed.
+pub fn record_tools_started(
+    conn: &mut PgConnection,
+    steps: &[NewStep],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|c| {
+        for s in steps {
+            diesel::insert_into(agent_steps::table)
+                .values(s)
+                .execute(c)?;
+            add_event(
+                c,
+                &s.run_id,
+                "tool_call_started",
+                &serde_json::json!({
+                    "turn": s.turn, "tool_use_id": s.tool_use_id, "name": s.tool_name, "input": s.input,
+                }),
+                now,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
+#[allow(clippy::too_many_arguments, reason = "one row's columns")]
+pub fn finish_tool(
+    conn: &mut PgConnection,
+    run: &str,
+    tool_use_id: &str,
+    status: &str,
+    content: &Value,
+    duration_ms: Option<i32>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|c| {
+        diesel::update(
+            agent_steps::table
+                .filter(agent_steps::run_id.eq(run))
+                .filter(agent_steps::kind.eq("tool"))
+                .filter(agent_steps::tool_use_id.eq(tool_use_id)),
+        )
+        .set((
+            agent_steps::status.eq(status),
+            agent_steps::content.eq(content),
+            agent_steps::finished_at.eq(now),
+            agent_steps::duration_ms.eq(duration_ms),
+        ))
+        .execute(c)?;
+        add_event(
+            c,
+            run,
+            "tool_call_finished",
+            &serde_json::json!({
+                "tool_use_id": tool_use_id, "status": status, "is_error": status != "ok",
+                "duration_ms": duration_ms,
+            }),
+            now,
+        )
+    })
+}
+
+/// The run's end, once: false when it had already ended.
+pub struct Ending<'a> {
+    pub status: &'a str,
+    pub stop_reason: &'a str,
+    pub final_text: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+pub fn finish_run(
+    conn: &mut PgConnection,
+    id: &str,
+    end: &Ending<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    conn.transaction(|c| {
+        let n = diesel::update(
+            agent_runs::table
+                .filter(agent_runs::id.eq(id))
+                .filter(agent_runs::status.eq_any(["queued", "running"])),
+        )
+        .set((
+            agent_runs::status.eq(end.status),
+            agent_runs::stop_reason.eq(end.stop_reason),
+            agent_runs::final_text.eq(end.final_text),
+            agent_runs::error.eq(end.error),
+            agent_runs::finished_at.eq(now),
+        ))
+        .execute(c)?;
+        if n == 1 {
+            add_event(
+                c,
+                id,
+                "status",
+                &serde_json::json!({
+                    "status": end.status, "stop_reason": end.stop_reason,
+                    "final_text": end.final_text, "error": end.error,
+                }),
+                now,
+            )?;
+        }
+        Ok(n == 1)
+    })
+}
+
+/// Asks a run to stop: a queued one is cancelled at once; a running one when its worker next
+/// looks. Returns the row after, or `None` when the owner has no such run.
+pub fn request_cancel(
+    conn: &mut PgConnection,
+    id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<RunRow>> {
+    conn.transaction(|c| {
+        let Some(row) = find_for_owner(c, id, owner)? else {
+            return Ok(None);
+        };
+        if row.status == "queued" {
+            finish_run(
+                c,
+                id,
+                &Ending {
+                    status: "cancelled",
+                    stop_reason: "cancelled",
+                    final_text: None,
+                    error: None,
+                },
+                now,
+            )?;
+        } else if row.status == "running" && !row.cancel_requested {
+            diesel::update(agent_runs::table.find(id))
+                .set(agent_runs::cancel_requested.eq(true))
+                .execute(c)?;
+        }
+        find(c, id)
+    })
+}
+
+pub fn cancel_requested(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
+    agent_runs::table
+        .find(id)
+        .select(agent_runs::cancel_requested)
+        .first(conn)
+        .optional()
+        .map(|v| v.unwrap_or(true))
+}
+
+/// A cancel while tools ran: the calls still `started` are marked `cancelled`.
+pub fn cancel_started_tools(
+    conn: &mut PgConnection,
+    run: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        agent_steps::table
+            .filter(agent_steps::run_id.eq(run))
+            .filter(agent_steps::kind.eq("tool"))
+            .filter(agent_steps::status.eq("started")),
+    )
+    .set((
+        agent_steps::status.eq("cancelled"),
+        agent_steps::finished_at.eq(now),
+    ))
+    .execute(conn)
+}
