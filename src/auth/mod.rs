@@ -13,6 +13,7 @@ mod models;
 mod origin;
 mod password;
 mod rate_limit;
+mod service;
 mod session_cache;
 mod social;
 mod state;

@@ -5,11 +5,12 @@ mod account;
 mod accounts;
 mod callback;
 mod misc;
+mod render;
 mod reset;
 mod session;
 mod sign;
 mod social;
-pub(crate) mod verification;
+mod verification;
 
 use crate::auth::error::{AuthError, Code};
 use crate::auth::state::AuthState;
@@ -20,8 +21,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError, web};
-use serde::Serialize;
+use actix_web::{HttpResponse, ResponseError, web};
 use utoipa::OpenApi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -195,29 +195,4 @@ fn trusted_target(state: &AuthState, url: &url::Url) -> bool {
         && url::Url::parse(&github.authorize_url).is_ok_and(|authorize| {
             authorize.origin() == url.origin() && authorize.path() == url.path()
         })
-}
-
-/// A JSON response carrying `Set-Cookie` headers, in order.
-pub(crate) fn with_cookies(
-    mut builder: HttpResponseBuilder,
-    cookies: impl IntoIterator<Item = String>,
-    body: &impl Serialize,
-) -> HttpResponse {
-    for cookie in cookies {
-        builder.append_header((header::SET_COOKIE, cookie));
-    }
-    builder.json(body)
-}
-
-/// Better Auth's `ctx.redirect`: 302 with `Location`, `content-type: application/json` and an
-/// empty body, plus any `Set-Cookie` headers.
-pub(crate) fn redirect(location: &str, cookies: impl IntoIterator<Item = String>) -> HttpResponse {
-    let mut builder = HttpResponse::Found();
-    builder
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CONTENT_TYPE, "application/json"));
-    for cookie in cookies {
-        builder.append_header((header::SET_COOKIE, cookie));
-    }
-    builder.finish()
 }
