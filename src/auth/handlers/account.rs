@@ -1,6 +1,6 @@
 //! `POST /update-user`, `/change-password`, `/change-email`, `/delete-user` (spec §6.9–6.12).
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::render::{
     StatusBody, TokenAndUser, status_ok, token_and_user, with_cookies,
@@ -14,10 +14,20 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct UpdateUserBody {
     name: Option<String>,
-    image: Option<String>,
+    // `null` removes the image.
+    #[schema(value_type = Option<String>)]
+    image: Option<Option<String>>,
+}
+
+impl FromFields for UpdateUserBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            name: f.opt_string("name"),
+            image: f.opt_nullable_string("image"),
+        }
+    }
 }
 
 /// Updates the caller's name and/or image.
@@ -40,10 +50,7 @@ pub async fn update_user(
     if map.get("email").is_some_and(truthy) {
         return Err(AuthError::bad_request(Code::EmailCanNotBeUpdated));
     }
-    let mut f = Fields::new(&body);
-    let name = f.opt_string("name");
-    let image = f.opt_nullable_string("image");
-    f.finish()?;
+    let UpdateUserBody { name, image } = UpdateUserBody::read(&body)?;
     service::update_user(&state, &signed_in.user.id, name, image).await?;
     Ok(with_cookies(
         HttpResponse::Ok(),
@@ -53,12 +60,21 @@ pub async fn update_user(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct ChangePasswordBody {
     new_password: String,
     current_password: String,
     revoke_other_sessions: Option<bool>,
+}
+
+impl FromFields for ChangePasswordBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            new_password: f.string("newPassword").unwrap_or_default(),
+            current_password: f.string("currentPassword").unwrap_or_default(),
+            revoke_other_sessions: f.opt_bool("revokeOtherSessions"),
+        }
+    }
 }
 
 /// Changes the caller's password; optionally signs out everywhere and starts a new session.
@@ -74,15 +90,9 @@ pub async fn change_password(
     client: Client,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let new_password = f.string("newPassword");
-    let current = f.string("currentPassword");
-    let revoke = f.opt_bool("revokeOtherSessions").unwrap_or(false);
-    f.finish()?;
-    let (Some(new_password), Some(current)) = (new_password, current) else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = ChangePasswordBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let (new_password, current) = (body.new_password, body.current_password);
+    let revoke = body.revoke_other_sessions.unwrap_or(false);
     let session =
         service::change_password(&state, &client, &signed_in, new_password, current, revoke)
             .await?;
@@ -97,12 +107,20 @@ pub async fn change_password(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct ChangeEmailBody {
     new_email: String,
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
+}
+
+impl FromFields for ChangeEmailBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            new_email: f.email("newEmail").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+        }
+    }
 }
 
 /// Changes the caller's email, when enabled: at once for unverified users with
@@ -123,14 +141,8 @@ pub async fn change_email(
     if !state.auth().user.change_email_enabled {
         return Err(AuthError::bad_request(Code::ChangeEmailDisabled));
     }
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let new_email = f.email("newEmail");
-    let callback_url = f.opt_string("callbackURL");
-    f.finish()?;
-    let Some(new_email) = new_email else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = ChangeEmailBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let (new_email, callback_url) = (body.new_email, body.callback_url);
     match service::change_email(&state, &client, &signed_in, new_email, callback_url).await? {
         EmailChange::Taken | EmailChange::LinkSent => Ok(status_ok()),
         EmailChange::Changed => Ok(with_cookies(
@@ -142,12 +154,20 @@ pub async fn change_email(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct DeleteUserBody {
     password: Option<String>,
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
+}
+
+impl FromFields for DeleteUserBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            password: f.opt_string("password"),
+            callback_url: f.opt_string("callbackURL"),
+        }
+    }
 }
 
 /// Deletes the caller's account, when enabled: with the password, or from a fresh session.
@@ -166,12 +186,8 @@ pub async fn delete_user(
     if !state.auth().user.delete_user_enabled {
         return Err(AuthError::not_found(Code::NotFound));
     }
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let password = f.opt_string("password");
-    let callback_url = f.opt_string("callbackURL");
-    f.finish()?;
-    service::delete_user(&state, &signed_in, password, callback_url).await?;
+    let body = DeleteUserBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    service::delete_user(&state, &signed_in, body.password, body.callback_url).await?;
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),

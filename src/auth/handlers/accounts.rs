@@ -1,7 +1,7 @@
 //! `GET /list-accounts` and `POST /unlink-account` (spec §6.18–6.19): the accounts a user signs
 //! in with, and removing one (never the last).
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::render::{StatusBody, status_ok};
 use crate::auth::service::accounts as service;
@@ -26,13 +26,27 @@ pub async fn list_accounts(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct UnlinkAccountBody {
     /// Better Auth 1.7: the account's row id. With `providerId` (≤ 1.6): the provider's id.
     account_id: Option<String>,
     /// The ≤ 1.6 shape: unlink this provider's account.
     provider_id: Option<String>,
+}
+
+impl FromFields for UnlinkAccountBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        let provider_id = f.opt_string("providerId");
+        let account_id = if provider_id.is_some() {
+            f.opt_string("accountId")
+        } else {
+            f.string("accountId")
+        };
+        Self {
+            account_id,
+            provider_id,
+        }
+    }
 }
 
 /// Removes one of the caller's accounts; never the last one. Needs a fresh session.
@@ -52,14 +66,10 @@ pub async fn unlink_account(
         return Err(AuthError::forbidden(Code::SessionNotFresh));
     }
     let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let provider_id = f.opt_string("providerId");
-    let account_id = if provider_id.is_some() {
-        f.opt_string("accountId")
-    } else {
-        f.string("accountId")
-    };
-    f.finish()?;
+    let UnlinkAccountBody {
+        account_id,
+        provider_id,
+    } = UnlinkAccountBody::read(&body)?;
     service::unlink_account(&state, &signed_in.user.id, provider_id, account_id).await?;
     Ok(status_ok())
 }

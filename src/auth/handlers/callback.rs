@@ -11,14 +11,39 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use utoipa::IntoParams;
 
+/// The callback's query, documented and read by one struct: the first non-empty value of each
+/// parameter.
 #[derive(IntoParams)]
-#[allow(dead_code)]
 #[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+impl CallbackQuery {
+    fn read(query: &str) -> CallbackParams {
+        let query = params(query);
+        let param = |name| param(&query, name).map(str::to_owned);
+        let Self {
+            code,
+            state,
+            error,
+            error_description,
+        } = Self {
+            code: param("code"),
+            state: param("state"),
+            error: param("error"),
+            error_description: param("error_description"),
+        };
+        CallbackParams {
+            code,
+            state,
+            error,
+            error_description,
+        }
+    }
 }
 
 /// A 302 as Better Auth sends it: `content-type: application/json`, empty body.
@@ -57,14 +82,7 @@ pub async fn callback(
     client: Client,
     provider: web::Path<String>,
 ) -> HttpResponse {
-    let query = params(req.query_string());
-    let param = |name| param(&query, name).map(str::to_owned);
-    let params = CallbackParams {
-        code: param("code"),
-        state: param("state"),
-        error: param("error"),
-        error_description: param("error_description"),
-    };
+    let params = CallbackQuery::read(req.query_string());
     let cookies = &state.cookies;
     let cookie_state = cookies.read_signed(&req, &cookies.state);
     let expire_state = cookies.expire(&cookies.state);

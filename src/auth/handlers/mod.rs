@@ -196,3 +196,43 @@ fn trusted_target(state: &AuthState, url: &url::Url) -> bool {
             authorize.origin() == url.origin() && authorize.path() == url.path()
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::body::{Fields, FromFields};
+    use std::collections::BTreeSet;
+    use utoipa::openapi::{RefOr, schema::Schema};
+
+    /// The names a body type reads through [`Fields`], plus `extra` (read off the whole body),
+    /// must be exactly the properties its OpenAPI schema lists.
+    fn documented_as_read<T: FromFields + utoipa::PartialSchema>(extra: &[&str]) {
+        let empty = serde_json::json!({});
+        let mut f = Fields::new(&empty);
+        T::from_fields(&mut f);
+        let mut read: BTreeSet<String> = f.asked.into_iter().collect();
+        read.extend(extra.iter().map(|s| (*s).to_owned()));
+        let RefOr::T(Schema::Object(schema)) = T::schema() else {
+            panic!("{}: not an object schema", std::any::type_name::<T>());
+        };
+        let documented: BTreeSet<String> = schema.properties.keys().cloned().collect();
+        assert_eq!(read, documented, "{}", std::any::type_name::<T>());
+    }
+
+    #[test]
+    fn every_body_is_documented_as_it_is_read() {
+        use super::{account, accounts, reset, session, sign, social, verification};
+        documented_as_read::<sign::SignUpBody>(&[]);
+        documented_as_read::<sign::SignInBody>(&[]);
+        documented_as_read::<account::UpdateUserBody>(&[]);
+        documented_as_read::<account::ChangePasswordBody>(&[]);
+        documented_as_read::<account::ChangeEmailBody>(&[]);
+        documented_as_read::<account::DeleteUserBody>(&[]);
+        documented_as_read::<accounts::UnlinkAccountBody>(&[]);
+        documented_as_read::<session::RevokeSessionBody>(&[]);
+        documented_as_read::<verification::SendVerificationBody>(&[]);
+        documented_as_read::<reset::RequestResetBody>(&[]);
+        documented_as_read::<reset::ResetPasswordBody>(&[]);
+        documented_as_read::<social::SocialSignInBody>(&["scopes"]);
+        documented_as_read::<social::LinkSocialBody>(&["scopes"]);
+    }
+}

@@ -1,7 +1,7 @@
 //! Password reset (spec §6.13–6.15, §8.2): `POST /request-password-reset` (and the legacy
 //! `/forget-password`), `GET /reset-password/{token}`, `POST /reset-password`.
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult};
 use crate::auth::handlers::render::{StatusBody, redirect};
 use crate::auth::service::reset as service;
@@ -17,11 +17,19 @@ const RESET_REQUESTED: &str =
     "If this email exists in our system, check your email for the reset link";
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct RequestResetBody {
     email: String,
     redirect_to: Option<String>,
+}
+
+impl FromFields for RequestResetBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.email("email").unwrap_or_default(),
+            redirect_to: f.opt_string("redirectTo"),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -44,14 +52,8 @@ pub async fn request_password_reset(
     client: Client,
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let email = f.email("email");
-    let redirect_to = f.opt_string("redirectTo");
-    f.finish()?;
-    let Some(email) = email else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = RequestResetBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let (email, redirect_to) = (body.email, body.redirect_to);
     service::request_password_reset(state.into_inner(), &client, email, redirect_to)?;
     Ok(HttpResponse::Ok().json(ResetRequested {
         status: true,
@@ -108,12 +110,20 @@ pub async fn reset_password_callback(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct ResetPasswordBody {
     new_password: String,
     /// Also accepted as `?token=`.
     token: Option<String>,
+}
+
+impl FromFields for ResetPasswordBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            new_password: f.string("newPassword").unwrap_or_default(),
+            token: f.opt_string("token"),
+        }
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -134,14 +144,8 @@ pub async fn reset_password(
     bytes: Bytes,
     query: web::Query<ResetTokenQuery>,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let new_password = f.string("newPassword");
-    let body_token = f.opt_string("token");
-    f.finish()?;
-    let Some(new_password) = new_password else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = ResetPasswordBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let (new_password, body_token) = (body.new_password, body.token);
     let token = body_token
         .filter(|t| !t.is_empty())
         .or_else(|| query.into_inner().token.filter(|t| !t.is_empty()));

@@ -1,7 +1,7 @@
 //! `GET /get-session`, `GET /list-sessions`, `POST /revoke-session(s)`,
 //! `POST /revoke-other-sessions` (spec §4, §6.4–6.8).
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::render::{StatusBody, status_ok, with_cookies};
 use crate::auth::models::{Session, SessionWithUser};
@@ -121,9 +121,16 @@ pub async fn list_sessions(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct RevokeSessionBody {
     token: String,
+}
+
+impl FromFields for RevokeSessionBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            token: f.string("token").unwrap_or_default(),
+        }
+    }
 }
 
 /// Revokes one of the caller's sessions by token; someone else's token changes nothing.
@@ -137,13 +144,8 @@ pub async fn revoke_session(
     bytes: Bytes,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let token = f.string("token");
-    f.finish()?;
-    let Some(token) = token else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = RevokeSessionBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let token = body.token;
     let own = service::revoke_session(&state, &signed_in, token).await?;
     let cookies = if own {
         state.cookies.clear_session().to_vec()

@@ -1,7 +1,7 @@
 //! `POST /sign-up/email`, `POST /sign-in/email`, `POST /sign-out` (spec §6.1–6.3).
 
-use crate::auth::body::{self, Accepts, Fields};
-use crate::auth::error::{AuthError, AuthResult};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
+use crate::auth::error::AuthResult;
 use crate::auth::handlers::render::{TokenAndUser, token_and_user, with_cookies};
 use crate::auth::models::User;
 use crate::auth::service::sign::{self as service, SignIn, SignUp};
@@ -15,7 +15,6 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct SignUpBody {
     name: String,
@@ -25,6 +24,19 @@ pub struct SignUpBody {
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
     remember_me: Option<bool>,
+}
+
+impl FromFields for SignUpBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            name: f.string("name").unwrap_or_default(),
+            email: f.email("email").unwrap_or_default(),
+            password: f.non_empty("password").unwrap_or_default(),
+            image: f.opt_string("image"),
+            callback_url: f.opt_string("callbackURL"),
+            remember_me: f.opt_bool("rememberMe"),
+        }
+    }
 }
 
 /// Creates a user with an email-and-password account.
@@ -41,24 +53,14 @@ pub async fn sign_up(
     client: Client,
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
-    let mut f = Fields::new(&body);
-    let name = f.string("name");
-    let email = f.email("email");
-    let password = f.non_empty("password");
-    let image = f.opt_string("image");
-    let callback_url = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = SignUpBody::read(&body::parse(&req, &bytes, Accepts::JsonOrForm)?)?;
+    let remember = body.remember_me.unwrap_or(true);
     let input = SignUp {
-        name,
-        email,
-        password,
-        image,
-        callback_url,
+        name: body.name,
+        email: body.email,
+        password: body.password,
+        image: body.image,
+        callback_url: body.callback_url,
         remember,
     };
     let signed_up = service::sign_up(&state, &client, input).await?;
@@ -67,7 +69,6 @@ pub async fn sign_up(
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct SignInBody {
     email: String,
@@ -75,6 +76,17 @@ pub struct SignInBody {
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
     remember_me: Option<bool>,
+}
+
+impl FromFields for SignInBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.string("email").unwrap_or_default(),
+            password: f.string("password").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+            remember_me: f.opt_bool("rememberMe"),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,19 +111,11 @@ pub async fn sign_in(
     client: Client,
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
-    let mut f = Fields::new(&body);
-    let email = f.string("email");
-    let password = f.string("password");
-    let callback_url = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = SignInBody::read(&body::parse(&req, &bytes, Accepts::JsonOrForm)?)?;
+    let (remember, callback_url) = (body.remember_me.unwrap_or(true), body.callback_url);
     let input = SignIn {
-        email,
-        password,
+        email: body.email,
+        password: body.password,
         callback_url: callback_url.clone(),
         remember,
     };

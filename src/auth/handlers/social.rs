@@ -1,7 +1,7 @@
 //! `POST /sign-in/social` and `POST /link-social`: the start of GitHub sign-in and linking
 //! (spec §6.20, §6.21, §8.3); `handlers::callback` finishes both. GitHub is the one provider.
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult};
 use crate::auth::handlers::render::with_cookies;
 use crate::auth::service::social::{self as service, Start};
@@ -16,7 +16,6 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct SocialSignInBody {
     /// Only `github` is configured.
@@ -33,6 +32,52 @@ pub struct SocialSignInBody {
     login_hint: Option<String>,
     /// The caller means to create an account (see `auth.github.disable_implicit_sign_up`).
     request_sign_up: Option<bool>,
+    /// An `idToken` came (refused: GitHub has none).
+    #[schema(ignore)]
+    id_token: bool,
+}
+
+impl FromFields for SocialSignInBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            provider: f.string("provider").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+            new_user_callback_url: f.opt_string("newUserCallbackURL"),
+            error_callback_url: f.opt_string("errorCallbackURL"),
+            disable_redirect: f.opt_bool("disableRedirect"),
+            scopes: None,
+            login_hint: f.opt_string("loginHint"),
+            request_sign_up: f.opt_bool("requestSignUp"),
+            id_token: false,
+        }
+    }
+
+    fn check(self, body: &Value) -> AuthResult<Self> {
+        Ok(Self {
+            scopes: Some(read_scopes(body)?),
+            id_token: has_id_token(body),
+            ..self
+        })
+    }
+}
+
+impl SocialSignInBody {
+    fn into_start(self) -> (String, Start, bool) {
+        let start = Start {
+            callback_url: self.callback_url,
+            new_user_url: self.new_user_callback_url,
+            error_url: self.error_callback_url,
+            disable_redirect: self.disable_redirect.unwrap_or(false),
+            scopes: self.scopes.unwrap_or_default(),
+            login_hint: self.login_hint,
+            request_sign_up: self.request_sign_up.unwrap_or(false),
+        };
+        (self.provider, start, self.id_token)
+    }
+}
+
+fn has_id_token(body: &Value) -> bool {
+    body.get("idToken").is_some_and(|v| !v.is_null())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -41,40 +86,6 @@ pub struct RedirectBody {
     url: String,
     /// Whether the client should navigate there (false with `disableRedirect`).
     redirect: bool,
-}
-
-/// Reads the body both start endpoints share (the service checks every URL against the trusted
-/// origins before anything is written): the provider, the flow's options, whether an `idToken`
-/// came.
-fn read_start(body: &Value, new_user: bool) -> AuthResult<(String, Start, bool)> {
-    let mut f = Fields::new(body);
-    let provider = f.string("provider");
-    let callback_url = f.opt_string("callbackURL");
-    let new_user_url = if new_user {
-        f.opt_string("newUserCallbackURL")
-    } else {
-        None
-    };
-    let error_url = f.opt_string("errorCallbackURL");
-    let disable_redirect = f.opt_bool("disableRedirect").unwrap_or(false);
-    let login_hint = f.opt_string("loginHint");
-    let request_sign_up = f.opt_bool("requestSignUp").unwrap_or(false);
-    f.finish()?;
-    let scopes = read_scopes(body)?;
-    let Some(provider) = provider else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
-    let id_token = body.get("idToken").is_some_and(|v| !v.is_null());
-    let start = Start {
-        callback_url,
-        new_user_url,
-        error_url,
-        disable_redirect,
-        scopes,
-        login_hint,
-        request_sign_up,
-    };
-    Ok((provider, start, id_token))
 }
 
 /// `scopes?: string[]`, zod-style errors.
@@ -107,10 +118,9 @@ fn read_scopes(body: &Value) -> AuthResult<Vec<String>> {
 /// Starts the flow and answers with the authorize URL and the signed `state` cookie.
 async fn begin(
     state: &AuthState,
-    body: &Value,
+    (provider, start, id_token): (String, Start, bool),
     link: Option<LinkData>,
 ) -> AuthResult<HttpResponse> {
-    let (provider, start, id_token) = read_start(body, link.is_none())?;
     let disable_redirect = start.disable_redirect;
     let started = service::start(state, &provider, start, id_token, link).await?;
     let cookies = &state.cookies;
@@ -144,11 +154,10 @@ pub async fn sign_in_social(
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
     let body = body::parse(&req, &bytes, Accepts::Json)?;
-    begin(&state, &body, None).await
+    begin(&state, SocialSignInBody::read(&body)?.into_start(), None).await
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct LinkSocialBody {
     provider: String,
@@ -158,6 +167,51 @@ pub struct LinkSocialBody {
     error_callback_url: Option<String>,
     disable_redirect: Option<bool>,
     scopes: Option<Vec<String>>,
+    login_hint: Option<String>,
+    request_sign_up: Option<bool>,
+    #[schema(ignore)]
+    id_token: bool,
+}
+
+impl FromFields for LinkSocialBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            provider: f.string("provider").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+            error_callback_url: f.opt_string("errorCallbackURL"),
+            disable_redirect: f.opt_bool("disableRedirect"),
+            scopes: None,
+            login_hint: f.opt_string("loginHint"),
+            request_sign_up: f.opt_bool("requestSignUp"),
+            id_token: false,
+        }
+    }
+
+    fn check(self, body: &Value) -> AuthResult<Self> {
+        Ok(Self {
+            scopes: Some(read_scopes(body)?),
+            id_token: has_id_token(body),
+            ..self
+        })
+    }
+}
+
+impl LinkSocialBody {
+    /// The sign-in body without `newUserCallbackURL`, which linking does not read.
+    fn into_start(self) -> (String, Start, bool) {
+        SocialSignInBody {
+            provider: self.provider,
+            callback_url: self.callback_url,
+            new_user_callback_url: None,
+            error_callback_url: self.error_callback_url,
+            disable_redirect: self.disable_redirect,
+            scopes: self.scopes,
+            login_hint: self.login_hint,
+            request_sign_up: self.request_sign_up,
+            id_token: self.id_token,
+        }
+        .into_start()
+    }
 }
 
 /// Starts linking a GitHub account to the signed-in user; the callback links it.
@@ -173,11 +227,11 @@ pub async fn link_social(
     bytes: Bytes,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
+    let body = LinkSocialBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
     let link = LinkData {
         user_id: signed_in.user.id.clone(),
         email: signed_in.user.email.clone(),
         session_id: Some(signed_in.session.id.clone()),
     };
-    begin(&state, &body, Some(link)).await
+    begin(&state, body.into_start(), Some(link)).await
 }

@@ -1,6 +1,6 @@
 //! `POST /send-verification-email` and `GET /verify-email` (spec §6.16, §6.17, §8.1).
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::handlers::render::{redirect, with_cookies};
 use crate::auth::links::set_search_param;
@@ -14,11 +14,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct SendVerificationBody {
     email: String,
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
+}
+
+impl FromFields for SendVerificationBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.email("email").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -41,14 +49,8 @@ pub async fn send_verification_email(
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
     let started = tokio::time::Instant::now();
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let email = f.email("email");
-    let callback_url = f.opt_string("callbackURL");
-    f.finish()?;
-    let Some(email) = email else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
+    let body = SendVerificationBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let (email, callback_url) = (body.email, body.callback_url);
     let state = state.into_inner();
     service::send_verification_email(state, &client, started, email, callback_url).await?;
     Ok(HttpResponse::Ok().json(StatusOnly { status: true }))
