@@ -18,6 +18,7 @@ use crate::platform::state::Platform;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
+use diesel::QueryResult;
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -130,16 +131,22 @@ impl AuthState {
         {
             return Ok(());
         }
-        self.db(move |conn| {
-            store::purge_expired_verifications(conn, now)
-                .map(|_| ())
-                .map_err(DbError::from)
-        })
-        .await
+        self.db(move |conn| store::purge_expired_verifications(conn, now).map(|_| ()))
+            .await
     }
 
-    /// Runs diesel work on the blocking pool.
+    /// Runs diesel queries on the blocking pool.
     pub async fn db<T, F>(&self, f: F) -> AuthResult<T>
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::query(&self.pool, f).await.map_err(AuthError::from)
+    }
+
+    /// Runs work whose errors are already [`DbError`]s (the mail outbox's `enqueue_in`) on the
+    /// blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> AuthResult<T>
     where
         F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
@@ -153,7 +160,7 @@ impl AuthState {
     /// nor a client that hangs up meanwhile can leave a stale answer behind.
     pub async fn write<T, F>(&self, f: F) -> AuthResult<T>
     where
-        F: FnOnce(&mut store::Writer<'_>) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&mut store::Writer<'_>) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let sessions = self.sessions.clone();
@@ -194,7 +201,6 @@ impl AuthState {
                 user_agent: Some(&user_agent),
                 user_id: &user_id,
             })
-            .map_err(DbError::from)
         })
         .await
     }
@@ -235,7 +241,7 @@ impl AuthState {
             return Ok(None);
         };
         let found = self
-            .db(move |conn| store::session_with_user(conn, &token).map_err(DbError::from))
+            .db(move |conn| store::session_with_user(conn, &token))
             .await?;
         let now = self.now();
         Ok(found

@@ -29,7 +29,6 @@ pub async fn update_user(
                 image.as_ref().map(|i| i.as_deref()),
                 now,
             )
-            .map_err(DbError::from)
         })
         .await?;
     Ok(())
@@ -43,7 +42,7 @@ async fn check_current_password(
 ) -> AuthResult<String> {
     let user_id = user_id.to_owned();
     let account = state
-        .db(move |conn| store::credential_account(conn, &user_id).map_err(DbError::from))
+        .db(move |conn| store::credential_account(conn, &user_id))
         .await?;
     let Some((account_id, hash)) = account.and_then(|a| a.password.map(|p| (a.id, p))) else {
         return Err(AuthError::bad_request(Code::CredentialAccountNotFound));
@@ -74,14 +73,11 @@ pub async fn change_password(
     let user_id = signed_in.user.id.clone();
     state
         .write(move |w| {
-            {
-                store::set_password(w.conn(), &account_id, &hash, now)?;
-                if revoke {
-                    w.delete_sessions_of(&user_id)?;
-                }
-                Ok::<_, diesel::result::Error>(())
+            store::set_password(w.conn(), &account_id, &hash, now)?;
+            if revoke {
+                w.delete_sessions_of(&user_id)?;
             }
-            .map_err(DbError::from)
+            Ok::<_, diesel::result::Error>(())
         })
         .await?;
     if !revoke {
@@ -190,8 +186,6 @@ pub async fn delete_user(
         None => {}
     }
     let user_id = signed_in.user.id.clone();
-    state
-        .write(move |w| w.delete_user(&user_id).map_err(DbError::from))
-        .await?;
+    state.write(move |w| w.delete_user(&user_id)).await?;
     Ok(())
 }

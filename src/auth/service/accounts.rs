@@ -3,13 +3,12 @@
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::social::store::{self, AccountRow};
 use crate::auth::state::AuthState;
-use crate::db::DbError;
 
 /// The user's accounts (credential and GitHub).
 pub async fn list_accounts(state: &AuthState, user_id: &str) -> AuthResult<Vec<AccountRow>> {
     let user_id = user_id.to_owned();
     state
-        .db(move |conn| store::accounts_of(conn, &user_id).map_err(DbError::from))
+        .db(move |conn| store::accounts_of(conn, &user_id))
         .await
 }
 
@@ -49,7 +48,6 @@ pub async fn unlink_account(
                 store::delete_account(conn, &user_id, &found.id)?;
                 Ok(Ok(()))
             })
-            .map_err(|e: diesel::result::Error| DbError::from(e))
         })
         .await?;
     outcome.map_err(AuthError::bad_request)

@@ -96,7 +96,7 @@ pub(super) async fn mail_change_email(
     let rid = client.request_id.clone();
     // The single-use row and its mail commit together.
     state
-        .db(move |conn| {
+        .run(move |conn| {
             conn.transaction::<_, DbError, _>(|conn| {
                 store::insert_verification(
                     conn,

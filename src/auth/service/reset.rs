@@ -65,7 +65,7 @@ async fn deliver_reset(
     let id = identifier(&token);
     let inner = state.clone();
     let queued = state
-        .db(move |conn| {
+        .run(move |conn| {
             // The token and its mail commit together: a restart after this sends it anyway.
             conn.transaction::<_, DbError, _>(|conn| {
                 let Some(user) = store::user_by_email(conn, &email)? else {
@@ -126,7 +126,7 @@ pub async fn reset_target(state: &AuthState, token: &str, callback: &str) -> Aut
     state.purge_expired_verifications().await?;
     let (id, now) = (identifier(token), state.now());
     let live = state
-        .db(move |conn| store::live_verification(conn, &id, now).map_err(DbError::from))
+        .db(move |conn| store::live_verification(conn, &id, now))
         .await?;
     Ok(match live {
         Some(_) => resolve_with_param(&base, callback, "token", token),
@@ -151,7 +151,7 @@ pub async fn reset_password(
     // A cheap look first, so made-up tokens never cost a password hash.
     let (lookup, now) = (id.clone(), state.now());
     let live = state
-        .db(move |conn| store::live_verification(conn, &lookup, now).map_err(DbError::from))
+        .db(move |conn| store::live_verification(conn, &lookup, now))
         .await?;
     if live.is_none() {
         return Err(AuthError::bad_request(Code::InvalidToken));
@@ -186,7 +186,6 @@ pub async fn reset_password(
                 }
                 Ok::<_, diesel::result::Error>(Ok(user.id))
             })
-            .map_err(DbError::from)
         })
         .await?;
     outcome.map(|_| ()).map_err(AuthError::bad_request)

@@ -4,7 +4,6 @@ use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::models::{Session, User};
 use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::auth::store;
-use crate::db::DbError;
 use chrono::Duration;
 
 /// What get-session found.
@@ -55,7 +54,7 @@ pub async fn get_session(
         None => {
             let lookup = token.clone();
             let found = state
-                .db(move |conn| store::session_with_user(conn, &lookup).map_err(DbError::from))
+                .db(move |conn| store::session_with_user(conn, &lookup))
                 .await?;
             if let Some((session, user)) = &found {
                 state.sessions.put(ticket, session, user, now);
@@ -70,7 +69,7 @@ pub async fn get_session(
             if found.is_some() {
                 // Expired: forget it for good.
                 state
-                    .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
+                    .write(move |w| w.delete_session_by_token(&token))
                     .await?;
             }
             return Ok(Lookup::Gone);
@@ -92,10 +91,7 @@ pub async fn get_session(
     }
     let id = session.id.clone();
     let session = state
-        .write(move |w| {
-            w.extend_session(&id, now + expires_in, now)
-                .map_err(DbError::from)
-        })
+        .write(move |w| w.extend_session(&id, now + expires_in, now))
         .await?;
     let Some(session) = session else {
         // Revoked since it was read (by another request, or another instance within the
@@ -120,7 +116,7 @@ pub async fn list_sessions(state: &AuthState, signed_in: &SignedIn) -> AuthResul
     let now = state.now();
     let user_id = signed_in.user.id.clone();
     state
-        .db(move |conn| store::active_sessions(conn, &user_id, now).map_err(DbError::from))
+        .db(move |conn| store::active_sessions(conn, &user_id, now))
         .await
 }
 
@@ -134,10 +130,7 @@ pub async fn revoke_session(
     let own = token == signed_in.session.token;
     let user_id = signed_in.user.id.clone();
     state
-        .write(move |w| {
-            w.delete_own_session(&user_id, &token)
-                .map_err(DbError::from)
-        })
+        .write(move |w| w.delete_own_session(&user_id, &token))
         .await?;
     Ok(own)
 }
@@ -145,9 +138,7 @@ pub async fn revoke_session(
 /// Revokes every session of the user.
 pub async fn revoke_sessions(state: &AuthState, user_id: &str) -> AuthResult<()> {
     let user_id = user_id.to_owned();
-    state
-        .write(move |w| w.delete_sessions_of(&user_id).map_err(DbError::from))
-        .await?;
+    state.write(move |w| w.delete_sessions_of(&user_id)).await?;
     Ok(())
 }
 
@@ -156,10 +147,7 @@ pub async fn revoke_other_sessions(state: &AuthState, signed_in: &SignedIn) -> A
     let now = state.now();
     let (user_id, keep) = (signed_in.user.id.clone(), signed_in.session.token.clone());
     state
-        .write(move |w| {
-            w.delete_other_sessions(&user_id, &keep, now)
-                .map_err(DbError::from)
-        })
+        .write(move |w| w.delete_other_sessions(&user_id, &keep, now))
         .await?;
     Ok(())
 }

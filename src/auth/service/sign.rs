@@ -81,7 +81,6 @@ pub async fn sign_up(state: &AuthState, client: &Client, input: SignUp) -> AuthR
                 store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
                 Ok::<_, diesel::result::Error>(user)
             })
-            .map_err(DbError::from)
         })
         .await;
     let user = match created {
@@ -195,7 +194,7 @@ pub async fn sign_in(
 pub async fn sign_out(state: &AuthState, client: &Client) -> AuthResult<()> {
     if let Some(token) = client.session_token.clone() {
         state
-            .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
+            .write(move |w| w.delete_session_by_token(&token))
             .await?;
     }
     Ok(())

@@ -105,7 +105,6 @@ async fn begin(state: &AuthState, start: Start, link: Option<LinkData>) -> AuthR
     state
         .db(move |conn| {
             store::insert_verification(conn, &random::id(), &identifier, &value, expires_at, now)
-                .map_err(DbError::from)
         })
         .await?;
     Ok(Started { url, oauth_state })
@@ -187,7 +186,7 @@ pub async fn finish(
     if !same_browser {
         let id = identifier.clone();
         let row = state
-            .db(move |conn| store::peek_verification(conn, &id).map_err(DbError::from))
+            .db(move |conn| store::peek_verification(conn, &id))
             .await
             .map_err(internal)?;
         let target = row
@@ -204,7 +203,7 @@ pub async fn finish(
     // Consumed in one statement: a replay finds nothing.
     let id = identifier.clone();
     let row = state
-        .db(move |conn| store::take_verification(conn, &id).map_err(DbError::from))
+        .db(move |conn| store::take_verification(conn, &id))
         .await
         .map_err(internal)?;
     let Some(data) = row
@@ -287,10 +286,7 @@ pub async fn finish(
                     .is_some_and(|s| s.user.id == link.user_id),
             };
             state
-                .write(move |w| {
-                    flow::link(w, &vault, &linking, &link, session_ok, &account, now)
-                        .map_err(DbError::from)
-                })
+                .write(move |w| flow::link(w, &vault, &linking, &link, session_ok, &account, now))
                 .await
         }
         None => {
@@ -300,10 +296,7 @@ pub async fn finish(
                 || (github.disable_implicit_sign_up && !data.request_sign_up));
             // Signing in may mark the user verified: the writer forgets them then.
             state
-                .write(move |w| {
-                    flow::sign_in(w, &vault, &linking, sign_up, &account, now)
-                        .map_err(DbError::from)
-                })
+                .write(move |w| flow::sign_in(w, &vault, &linking, sign_up, &account, now))
                 .await
         }
     };

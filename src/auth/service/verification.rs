@@ -54,7 +54,7 @@ pub async fn send_verification_email(
         let state = background.clone();
         let rid = request_id.clone();
         let queued = state
-            .db(move |conn| {
+            .run(move |conn| {
                 let user = store::user_by_email(conn, &email).map_err(DbError::from)?;
                 let Some(user) = user.filter(|u| !u.email_verified) else {
                     return Ok(false);
@@ -139,7 +139,7 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
     };
     let lookup = claims.email.clone();
     let user = state
-        .db(move |conn| store::user_by_email(conn, &lookup).map_err(DbError::from))
+        .db(move |conn| store::user_by_email(conn, &lookup))
         .await?;
     let Some(user) = user else {
         return fail(Code::UserNotFound);
@@ -174,7 +174,6 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
                     w.update_email(&user_id, &new_email, verified, now)
                         .map(Some)
                 })
-                .map_err(DbError::from)
             })
             .await;
         let updated = match updated {
@@ -198,9 +197,7 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
     let (now, user_id) = (state.now(), user.id.clone());
     // Ownership of the address is proven now: social links made while it was unverified go,
     // with every session (one of them may be a pre-hijacker's).
-    state
-        .write(move |w| w.verify_email(&user_id, now).map_err(DbError::from))
-        .await?;
+    state.write(move |w| w.verify_email(&user_id, now)).await?;
     let mut sign_in = SignIn::None;
     let mut notice = None;
     if state
