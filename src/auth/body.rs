@@ -67,10 +67,35 @@ fn js_type(v: &Value) -> &'static str {
     }
 }
 
+/// A typed request body: the struct that documents a body (`ToSchema`) is the one the handler
+/// receives, read field by field with [`Fields`] so every problem is reported at once, with
+/// Better Auth's messages. A field that fails leaves its default behind; [`FromFields::read`]
+/// then answers the collected problems instead of the value.
+pub trait FromFields: Sized {
+    /// Reads every field (a wrong one records its problem on `f`).
+    fn from_fields(f: &mut Fields<'_>) -> Self;
+
+    /// Checks that need the whole body, after the fields passed.
+    fn check(self, _body: &Value) -> Result<Self, AuthError> {
+        Ok(self)
+    }
+
+    /// Reads `body` (as [`parse`] returns it).
+    fn read(body: &Value) -> Result<Self, AuthError> {
+        let mut f = Fields::new(body);
+        let value = Self::from_fields(&mut f);
+        f.finish()?;
+        value.check(body)
+    }
+}
+
 /// Reads fields off a body, collecting every problem before failing, as zod does.
 pub struct Fields<'a> {
     map: Option<&'a Map<String, Value>>,
     errors: Vec<String>,
+    /// Every field name asked for, in order (the OpenAPI test compares them with the schema).
+    #[cfg(test)]
+    pub(crate) asked: Vec<String>,
 }
 
 impl<'a> Fields<'a> {
@@ -78,10 +103,14 @@ impl<'a> Fields<'a> {
         Self {
             map: body.as_object(),
             errors: Vec::new(),
+            #[cfg(test)]
+            asked: Vec::new(),
         }
     }
 
-    fn get(&self, name: &str) -> Option<&'a Value> {
+    fn get(&mut self, name: &str) -> Option<&'a Value> {
+        #[cfg(test)]
+        self.asked.push(name.to_owned());
         self.map.and_then(|m| m.get(name))
     }
 

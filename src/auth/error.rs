@@ -115,12 +115,9 @@ impl ResponseError for AuthError {
         match self {
             Self::Api(status, _) => *status,
             Self::Validation(_) => StatusCode::BAD_REQUEST,
-            Self::Db(DbError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Db(DbError::NotFound) => StatusCode::NOT_FOUND,
+            Self::Db(e) => e.status_code(),
             Self::Jwt(e) => e.status_code(),
-            Self::Db(_) | Self::Password(_) | Self::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Password(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -132,15 +129,7 @@ impl ResponseError for AuthError {
                 Code::ValidationError.as_str(),
                 message,
             ),
-            Self::Db(DbError::Unavailable(detail)) => {
-                tracing::warn!(detail = %detail, "database unavailable");
-                render(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVICE_UNAVAILABLE",
-                    "Service temporarily unavailable",
-                )
-            }
-            Self::Db(DbError::NotFound) => render(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
+            Self::Db(e) => e.error_response(),
             Self::Jwt(e) => e.error_response(),
             other => {
                 // The detail goes to the log (with the request id from the span), never to the client.

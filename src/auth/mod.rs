@@ -1,5 +1,12 @@
 //! The auth role: Better Auth-compatible accounts, sessions and cookies under `/api/auth`.
 //! Everything in it is private but its state and `configure`.
+//!
+//! Layout, as in the connectors role: `handlers` parse (one typed body per endpoint,
+//! `body::FromFields`, the same struct the OpenAPI document shows), call one function in
+//! `service` and render its result (`handlers/render.rs`); a handler file imports no other.
+//! `service` holds what each endpoint does, with plain inputs (`state::Client` instead of the
+//! request) and domain results, no actix types; `store` (and `social::store`) the queries.
+//! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
 
 mod body;
 mod cookies;
@@ -13,6 +20,7 @@ mod models;
 mod origin;
 mod password;
 mod rate_limit;
+mod service;
 mod session_cache;
 mod social;
 mod state;

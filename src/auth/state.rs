@@ -18,6 +18,7 @@ use crate::platform::state::Platform;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
+use diesel::QueryResult;
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -130,16 +131,22 @@ impl AuthState {
         {
             return Ok(());
         }
-        self.db(move |conn| {
-            store::purge_expired_verifications(conn, now)
-                .map(|_| ())
-                .map_err(DbError::from)
-        })
-        .await
+        self.db(move |conn| store::purge_expired_verifications(conn, now).map(|_| ()))
+            .await
     }
 
-    /// Runs diesel work on the blocking pool.
+    /// Runs diesel queries on the blocking pool.
     pub async fn db<T, F>(&self, f: F) -> AuthResult<T>
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::query(&self.pool, f).await.map_err(AuthError::from)
+    }
+
+    /// Runs work whose errors are already [`DbError`]s (the mail outbox's `enqueue_in`) on the
+    /// blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> AuthResult<T>
     where
         F: FnOnce(&mut diesel::PgConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
@@ -153,7 +160,7 @@ impl AuthState {
     /// nor a client that hangs up meanwhile can leave a stale answer behind.
     pub async fn write<T, F>(&self, f: F) -> AuthResult<T>
     where
-        F: FnOnce(&mut store::Writer<'_>) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&mut store::Writer<'_>) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let sessions = self.sessions.clone();
@@ -171,7 +178,7 @@ impl AuthState {
         &self,
         user_id: &str,
         remember: bool,
-        req: &HttpRequest,
+        client: &Client,
     ) -> AuthResult<Session> {
         let now = self.now();
         let lifetime = if remember {
@@ -182,13 +189,7 @@ impl AuthState {
         let id = random::id();
         let token = random::id();
         let user_id = user_id.to_owned();
-        let ip = self.client_ip(req);
-        let user_agent = req
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let (ip, user_agent) = (client.ip.clone(), client.user_agent.clone());
         self.write(move |w| {
             w.insert_session(&NewSession {
                 id: &id,
@@ -200,13 +201,12 @@ impl AuthState {
                 user_agent: Some(&user_agent),
                 user_id: &user_id,
             })
-            .map_err(DbError::from)
         })
         .await
     }
 
     /// The `Set-Cookie` values that sign a browser in with `token`.
-    pub fn session_cookies(&self, token: &str, remember: bool, req: &HttpRequest) -> Vec<String> {
+    pub fn session_cookies(&self, token: &str, remember: bool, client: &Client) -> Vec<String> {
         let c = &self.cookies;
         if remember {
             let mut out = vec![c.set(
@@ -215,7 +215,7 @@ impl AuthState {
                 Some(self.auth().session.expires_in_secs),
             )];
             // Asked to be remembered now: forget an earlier "don't remember me".
-            if c.read_signed(req, &c.dont_remember).is_some() {
+            if client.dont_remember {
                 out.push(c.expire(&c.dont_remember));
             }
             out
@@ -236,27 +236,46 @@ impl AuthState {
     }
 
     /// The caller's session from the signed cookie, if it exists and has not expired.
-    pub async fn current_session(&self, req: &HttpRequest) -> AuthResult<Option<SignedIn>> {
-        let Some(token) = self.cookies.read_signed(req, &self.cookies.session_token) else {
+    pub async fn current_session(&self, client: &Client) -> AuthResult<Option<SignedIn>> {
+        let Some(token) = client.session_token.clone() else {
             return Ok(None);
         };
         let found = self
-            .db(move |conn| store::session_with_user(conn, &token).map_err(DbError::from))
+            .db(move |conn| store::session_with_user(conn, &token))
             .await?;
         let now = self.now();
         Ok(found
             .filter(|(session, _)| session.expires_at > now)
             .map(|(session, user)| {
-                crate::platform::telemetry::record_user_id(req, &user.id);
+                client.record_user_id(&user.id);
                 SignedIn {
-                    dont_remember: self
-                        .cookies
-                        .read_signed(req, &self.cookies.dont_remember)
-                        .is_some(),
+                    dont_remember: client.dont_remember,
                     session,
                     user,
                 }
             }))
+    }
+
+    /// What the services need to know about the browser behind `req` (see [`Client`]).
+    pub fn client(&self, req: &HttpRequest) -> Client {
+        use actix_web::HttpMessage;
+        let cookies = &self.cookies;
+        Client {
+            ip: self.client_ip(req),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            request_id: request_id(req),
+            session_token: cookies.read_signed(req, &cookies.session_token),
+            dont_remember: cookies.read_signed(req, &cookies.dont_remember).is_some(),
+            span: req
+                .extensions()
+                .get::<tracing_actix_web::RootSpan>()
+                .map(|span| tracing::Span::clone(span)),
+        }
     }
 
     /// The client's address as stored on sessions: the TCP peer, or the forwarded address when
@@ -358,15 +377,52 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AuthState>>()
-                .ok_or_else(|| AuthError::Internal("auth state missing".into()))?
-                .clone();
+            let state = auth_state(&req)?;
             state
-                .current_session(&req)
+                .current_session(&state.client(&req))
                 .await?
                 .ok_or(AuthError::unauthorized(Code::Unauthorized))
         })
+    }
+}
+
+fn auth_state(req: &HttpRequest) -> AuthResult<web::Data<AuthState>> {
+    req.app_data::<web::Data<AuthState>>()
+        .cloned()
+        .ok_or_else(|| AuthError::Internal("auth state missing".into()))
+}
+
+/// The browser behind a request, as the services see it: no actix type, read once per request.
+#[derive(Clone, Default)]
+pub struct Client {
+    /// As stored on sessions (see [`AuthState::client_ip`]).
+    pub ip: String,
+    pub user_agent: String,
+    /// For work that outlives the request, such as mail.
+    pub request_id: Option<String>,
+    /// The session token of the signed `session_token` cookie, if the signature holds.
+    pub session_token: Option<String>,
+    /// The browser holds a valid `dont_remember` cookie.
+    pub dont_remember: bool,
+    /// The request's root span, which names the user once known.
+    span: Option<tracing::Span>,
+}
+
+impl Client {
+    /// Names the signed-in user on the request's span (and so in its logs).
+    pub fn record_user_id(&self, user_id: &str) {
+        if let Some(span) = &self.span {
+            span.record("user_id", user_id);
+        }
+    }
+}
+
+impl FromRequest for Client {
+    type Error = AuthError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(auth_state(req).map(|state| state.client(req)))
     }
 }
 

@@ -159,13 +159,16 @@ impl ResponseError for ConnectorsError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        if let Self::Db(err) = self
+            && !matches!(err, DbError::NotFound)
+        {
+            // The one database answer (503/500), logged there.
+            return err.error_response();
+        }
         // The detail goes to the log (with the request id from the root span), never to the
         // client.
         self.log();
         match self {
-            Self::Db(DbError::Unavailable(_)) => {
-                render(status, self.code(), "Service temporarily unavailable")
-            }
             Self::Db(_) | Self::Vault(_) => render(status, self.code(), "Internal server error"),
             Self::Backoff(secs) => {
                 let mut res = render(status, self.code(), &self.to_string());

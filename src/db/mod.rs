@@ -8,4 +8,4 @@ pub mod pool;
 pub mod schema;
 
 pub use error::DbError;
-pub use pool::{DbPool, build_pool, run};
+pub use pool::{DbPool, build_pool, query, run};

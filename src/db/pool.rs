@@ -43,6 +43,16 @@ pub fn build_pool(config: &DatabaseConfig) -> DbPool {
     }
 }
 
+/// Runs diesel queries with a pooled connection on tokio's blocking pool: the closure speaks
+/// diesel's own `QueryResult`, mapped to [`DbError`] once here.
+pub async fn query<F, T>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |conn| f(conn).map_err(DbError::from)).await
+}
+
 /// Runs `f` with a pooled connection on tokio's blocking pool.
 pub async fn run<F, T, E>(pool: &DbPool, f: F) -> Result<T, E>
 where

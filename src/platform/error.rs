@@ -80,18 +80,35 @@ impl ResponseError for PlatformError {
     }
 }
 
-impl From<DbError> for PlatformError {
-    fn from(err: DbError) -> Self {
+/// The one answer to a database failure, for every role: unavailable (pool exhausted, server
+/// down) is a 503, a missing row a 404, anything else a 500. The detail goes to the log once,
+/// inside the request's span (which carries the request id), never to the client.
+impl ResponseError for DbError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            DbError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DbError::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let error = PlatformError::from(self);
+        match &error {
+            PlatformError::Unavailable => tracing::warn!(error = %self, "database unavailable"),
+            PlatformError::Internal => tracing::error!(error = %self, "unexpected database error"),
+            _ => {}
+        }
+        error.error_response()
+    }
+}
+
+impl From<&DbError> for PlatformError {
+    fn from(err: &DbError) -> Self {
         match err {
             DbError::NotFound => Self::NotFound,
-            DbError::Unavailable(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable
-            }
-            other => {
-                tracing::error!(error = %other, "unexpected database error");
-                Self::Internal
-            }
+            DbError::Unavailable(_) => Self::Unavailable,
+            _ => Self::Internal,
         }
     }
 }

@@ -5,11 +5,12 @@ mod account;
 mod accounts;
 mod callback;
 mod misc;
+mod render;
 mod reset;
 mod session;
 mod sign;
 mod social;
-pub(crate) mod verification;
+mod verification;
 
 use crate::auth::error::{AuthError, Code};
 use crate::auth::state::AuthState;
@@ -20,8 +21,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError, web};
-use serde::Serialize;
+use actix_web::{HttpResponse, ResponseError, web};
 use utoipa::OpenApi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -197,27 +197,42 @@ fn trusted_target(state: &AuthState, url: &url::Url) -> bool {
         })
 }
 
-/// A JSON response carrying `Set-Cookie` headers, in order.
-pub(crate) fn with_cookies(
-    mut builder: HttpResponseBuilder,
-    cookies: impl IntoIterator<Item = String>,
-    body: &impl Serialize,
-) -> HttpResponse {
-    for cookie in cookies {
-        builder.append_header((header::SET_COOKIE, cookie));
-    }
-    builder.json(body)
-}
+#[cfg(test)]
+mod tests {
+    use crate::auth::body::{Fields, FromFields};
+    use std::collections::BTreeSet;
+    use utoipa::openapi::{RefOr, schema::Schema};
 
-/// Better Auth's `ctx.redirect`: 302 with `Location`, `content-type: application/json` and an
-/// empty body, plus any `Set-Cookie` headers.
-pub(crate) fn redirect(location: &str, cookies: impl IntoIterator<Item = String>) -> HttpResponse {
-    let mut builder = HttpResponse::Found();
-    builder
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CONTENT_TYPE, "application/json"));
-    for cookie in cookies {
-        builder.append_header((header::SET_COOKIE, cookie));
+    /// The names a body type reads through [`Fields`], plus `extra` (read off the whole body),
+    /// must be exactly the properties its OpenAPI schema lists.
+    fn documented_as_read<T: FromFields + utoipa::PartialSchema>(extra: &[&str]) {
+        let empty = serde_json::json!({});
+        let mut f = Fields::new(&empty);
+        T::from_fields(&mut f);
+        let mut read: BTreeSet<String> = f.asked.into_iter().collect();
+        read.extend(extra.iter().map(|s| (*s).to_owned()));
+        let RefOr::T(Schema::Object(schema)) = T::schema() else {
+            panic!("{}: not an object schema", std::any::type_name::<T>());
+        };
+        let documented: BTreeSet<String> = schema.properties.keys().cloned().collect();
+        assert_eq!(read, documented, "{}", std::any::type_name::<T>());
     }
-    builder.finish()
+
+    #[test]
+    fn every_body_is_documented_as_it_is_read() {
+        use super::{account, accounts, reset, session, sign, social, verification};
+        documented_as_read::<sign::SignUpBody>(&[]);
+        documented_as_read::<sign::SignInBody>(&[]);
+        documented_as_read::<account::UpdateUserBody>(&[]);
+        documented_as_read::<account::ChangePasswordBody>(&[]);
+        documented_as_read::<account::ChangeEmailBody>(&[]);
+        documented_as_read::<account::DeleteUserBody>(&[]);
+        documented_as_read::<accounts::UnlinkAccountBody>(&[]);
+        documented_as_read::<session::RevokeSessionBody>(&[]);
+        documented_as_read::<verification::SendVerificationBody>(&[]);
+        documented_as_read::<reset::RequestResetBody>(&[]);
+        documented_as_read::<reset::ResetPasswordBody>(&[]);
+        documented_as_read::<social::SocialSignInBody>(&["scopes"]);
+        documented_as_read::<social::LinkSocialBody>(&["scopes"]);
+    }
 }

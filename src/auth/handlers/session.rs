@@ -1,20 +1,18 @@
 //! `GET /get-session`, `GET /list-sessions`, `POST /revoke-session(s)`,
 //! `POST /revoke-other-sessions` (spec §4, §6.4–6.8).
 
-use crate::auth::body::{self, Accepts, Fields};
+use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::with_cookies;
+use crate::auth::handlers::render::{StatusBody, status_ok, with_cookies};
 use crate::auth::models::{Session, SessionWithUser};
-use crate::auth::state::{AuthState, SignedIn};
-use crate::auth::store;
-use crate::db::DbError;
+use crate::auth::service::session::{self as service, Lookup};
+use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::platform::error::ErrorBody;
 use actix_web::http::{StatusCode, header};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]
@@ -44,90 +42,41 @@ fn no_store(builder: &mut actix_web::HttpResponseBuilder) {
     responses((status = 200, description = "`{session, user}`, or `null` without a valid session", body = Option<SessionWithUser>)))]
 pub async fn get_session(
     state: web::Data<AuthState>,
-    req: HttpRequest,
+    client: Client,
     query: web::Query<GetSessionQuery>,
 ) -> AuthResult<HttpResponse> {
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
     let cookies = &state.cookies;
-    let Some(token) = cookies.read_signed(&req, &cookies.session_token) else {
-        return Ok(res.json(Value::Null));
-    };
-    let now = state.now();
-    // Taken before anything is read: a change made meanwhile keeps what was read out of memory,
-    // the extension below included.
-    let ticket = state.sessions.ticket();
-    // Better Auth's "read the database" switch also bypasses the in-memory cache.
-    let cached = if truthy(&query.disable_cookie_cache) {
-        None
-    } else {
-        state.sessions.get(&token, now)
-    };
-    let found = match cached {
-        Some(found) => Some(found),
-        None => {
-            let lookup = token.clone();
-            let found = state
-                .db(move |conn| store::session_with_user(conn, &lookup).map_err(DbError::from))
-                .await?;
-            if let Some((session, user)) = &found {
-                state.sessions.put(ticket, session, user, now);
-            }
-            found
-        }
-    };
-    let (session, user) = match found {
-        Some((session, user)) if session.expires_at >= now => (session, user),
-        found => {
-            state.sessions.discard(&token);
-            if found.is_some() {
-                // Expired: forget it for good.
-                state
-                    .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
-                    .await?;
-            }
-            return Ok(with_cookies(res, cookies.clear_session(), &Value::Null));
-        }
-    };
-    crate::platform::telemetry::record_user_id(&req, &user.id);
-
-    let disable_refresh = truthy(&query.disable_refresh);
-    let dont_remember = cookies.read_signed(&req, &cookies.dont_remember).is_some();
-    let policy = &state.auth().session;
-    let expires_in = Duration::seconds(policy.expires_in_secs);
-    let due = session.expires_at - expires_in + Duration::seconds(policy.update_age_secs) <= now;
-    let jwt = state.jwt_for(&user, now).await?;
-    if dont_remember || disable_refresh || !due {
-        res.insert_header((SET_AUTH_JWT, jwt));
-        return Ok(res.json(SessionWithUser { session, user }));
-    }
-    let id = session.id.clone();
-    let session = state
-        .write(move |w| {
-            w.extend_session(&id, now + expires_in, now)
-                .map_err(DbError::from)
-        })
-        .await?;
-    let Some(session) = session else {
-        // Revoked since it was read (by another request, or another instance within the
-        // cache's TTL): Better Auth answers this `401 null` and clears the cookies.
-        state.sessions.discard(&token);
-        let mut gone = HttpResponse::Unauthorized();
-        no_store(&mut gone);
-        return Ok(with_cookies(gone, cookies.clear_session(), &Value::Null));
-    };
-    res.insert_header((SET_AUTH_JWT, jwt));
-    state.sessions.put(ticket, &session, &user, now);
-    let cookie = cookies.set(
-        &cookies.session_token,
-        &session.token,
-        Some(policy.expires_in_secs),
+    let (no_cache, no_refresh) = (
+        truthy(&query.disable_cookie_cache),
+        truthy(&query.disable_refresh),
     );
-    Ok(with_cookies(
-        res,
-        [cookie],
-        &SessionWithUser { session, user },
-    ))
+    match service::get_session(&state, &client, no_cache, no_refresh).await? {
+        Lookup::NoCookie => Ok(res.json(Value::Null)),
+        Lookup::Gone => Ok(with_cookies(res, cookies.clear_session(), &Value::Null)),
+        Lookup::Revoked => {
+            let mut gone = HttpResponse::Unauthorized();
+            no_store(&mut gone);
+            Ok(with_cookies(gone, cookies.clear_session(), &Value::Null))
+        }
+        Lookup::Live {
+            session,
+            user,
+            jwt,
+            extended,
+        } => {
+            res.insert_header((SET_AUTH_JWT, jwt));
+            let max_age = Some(state.auth().session.expires_in_secs);
+            let cookie =
+                extended.then(|| cookies.set(&cookies.session_token, &session.token, max_age));
+            Ok(with_cookies(
+                res,
+                cookie,
+                &SessionWithUser { session, user },
+            ))
+        }
+    }
 }
 
 /// The JWT plugin's header on every get-session that returns a session.
@@ -167,26 +116,21 @@ pub async fn list_sessions(
     state: web::Data<AuthState>,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    if !state.is_fresh(&signed_in.session) {
-        return Err(AuthError::forbidden(Code::SessionNotFresh));
-    }
-    let now = state.now();
-    let user_id = signed_in.user.id;
-    let sessions = state
-        .db(move |conn| store::active_sessions(conn, &user_id, now).map_err(DbError::from))
-        .await?;
+    let sessions = service::list_sessions(&state, &signed_in).await?;
     Ok(HttpResponse::Ok().json(sessions))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct StatusBody {
-    status: bool,
-}
-
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct RevokeSessionBody {
     token: String,
+}
+
+impl FromFields for RevokeSessionBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            token: f.string("token").unwrap_or_default(),
+        }
+    }
 }
 
 /// Revokes one of the caller's sessions by token; someone else's token changes nothing.
@@ -200,21 +144,9 @@ pub async fn revoke_session(
     bytes: Bytes,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::Json)?;
-    let mut f = Fields::new(&body);
-    let token = f.string("token");
-    f.finish()?;
-    let Some(token) = token else {
-        return Err(AuthError::Internal("validated fields missing".into()));
-    };
-    let own = token == signed_in.session.token;
-    let user_id = signed_in.user.id;
-    state
-        .write(move |w| {
-            w.delete_own_session(&user_id, &token)
-                .map_err(DbError::from)
-        })
-        .await?;
+    let body = RevokeSessionBody::read(&body::parse(&req, &bytes, Accepts::Json)?)?;
+    let token = body.token;
+    let own = service::revoke_session(&state, &signed_in, token).await?;
     let cookies = if own {
         state.cookies.clear_session().to_vec()
     } else {
@@ -223,7 +155,7 @@ pub async fn revoke_session(
     Ok(with_cookies(
         HttpResponse::Ok(),
         cookies,
-        &json!({"status": true}),
+        &StatusBody { status: true },
     ))
 }
 
@@ -236,14 +168,12 @@ pub async fn revoke_sessions(
     state: web::Data<AuthState>,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let user_id = signed_in.user.id;
-    state
-        .write(move |w| w.delete_sessions_of(&user_id).map_err(DbError::from))
-        .await?;
+    service::revoke_sessions(&state, &signed_in.user.id).await?;
+    let cleared = state.cookies.clear_session();
     Ok(with_cookies(
         HttpResponse::Ok(),
-        state.cookies.clear_session(),
-        &json!({"status": true}),
+        cleared,
+        &StatusBody { status: true },
     ))
 }
 
@@ -256,13 +186,6 @@ pub async fn revoke_other_sessions(
     state: web::Data<AuthState>,
     signed_in: SignedIn,
 ) -> AuthResult<HttpResponse> {
-    let now = state.now();
-    let (user_id, keep) = (signed_in.user.id, signed_in.session.token);
-    state
-        .write(move |w| {
-            w.delete_other_sessions(&user_id, &keep, now)
-                .map_err(DbError::from)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({"status": true})))
+    service::revoke_other_sessions(&state, &signed_in).await?;
+    Ok(status_ok())
 }

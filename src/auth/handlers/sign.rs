@@ -1,15 +1,11 @@
 //! `POST /sign-up/email`, `POST /sign-in/email`, `POST /sign-out` (spec §6.1–6.3).
 
-use crate::auth::body::{self, Accepts, Fields};
-use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::verification::mail_verification;
-use crate::auth::handlers::with_cookies;
-use crate::auth::models::{NewUser, User};
-use crate::auth::password::js_length;
-use crate::auth::state::AuthState;
-use crate::auth::store;
-use crate::crypto::random;
-use crate::db::DbError;
+use crate::auth::body::{self, Accepts, Fields, FromFields};
+use crate::auth::error::AuthResult;
+use crate::auth::handlers::render::{TokenAndUser, token_and_user, with_cookies};
+use crate::auth::models::User;
+use crate::auth::service::sign::{self as service, SignIn, SignUp};
+use crate::auth::state::{AuthState, Client};
 use crate::platform::error::ErrorBody;
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -19,7 +15,6 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct SignUpBody {
     name: String,
@@ -31,24 +26,17 @@ pub struct SignUpBody {
     remember_me: Option<bool>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TokenAndUser {
-    /// The new session's token; `null` when no session was started.
-    pub token: Option<String>,
-    pub user: User,
-}
-
-/// Enforces the configured password length (JavaScript string length).
-pub(crate) fn check_password_length(state: &AuthState, password: &str) -> AuthResult<()> {
-    let rules = &state.auth().email_and_password;
-    let len = js_length(password);
-    if len < rules.min_password_length {
-        return Err(AuthError::bad_request(Code::PasswordTooShort));
+impl FromFields for SignUpBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            name: f.string("name").unwrap_or_default(),
+            email: f.email("email").unwrap_or_default(),
+            password: f.non_empty("password").unwrap_or_default(),
+            image: f.opt_string("image"),
+            callback_url: f.opt_string("callbackURL"),
+            remember_me: f.opt_bool("rememberMe"),
+        }
     }
-    if len > rules.max_password_length {
-        return Err(AuthError::bad_request(Code::PasswordTooLong));
-    }
-    Ok(())
 }
 
 /// Creates a user with an email-and-password account.
@@ -62,114 +50,25 @@ pub(crate) fn check_password_length(state: &AuthState, password: &str) -> AuthRe
 pub async fn sign_up(
     state: web::Data<AuthState>,
     req: HttpRequest,
+    client: Client,
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
-    let mut f = Fields::new(&body);
-    let name = f.string("name");
-    let email = f.email("email");
-    let password = f.non_empty("password");
-    let image = f.opt_string("image");
-    let callback_url = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return Err(AuthError::Internal("validated fields missing".into()));
+    let body = SignUpBody::read(&body::parse(&req, &bytes, Accepts::JsonOrForm)?)?;
+    let remember = body.remember_me.unwrap_or(true);
+    let input = SignUp {
+        name: body.name,
+        email: body.email,
+        password: body.password,
+        image: body.image,
+        callback_url: body.callback_url,
+        remember,
     };
-    state
-        .origins
-        .check_url(callback_url.as_deref(), Code::InvalidCallbackUrl)?;
-
-    let rules = state.auth().email_and_password.clone();
-    if !rules.enabled || rules.disable_sign_up {
-        return Err(AuthError::bad_request(Code::EmailPasswordSignUpDisabled));
-    }
-    check_password_length(&state, &password)?;
-    let email = email.to_lowercase();
-    let quiet_duplicates = rules.require_email_verification || !rules.auto_sign_in;
-
-    // No look-up first: a taken address is found by the insert itself, so a new and an existing
-    // address cost the same (one hash, one transaction) and the timing does not tell them apart.
-    let hash = state.hasher.hash(password).await?;
-    let now = state.now();
-    let (new_name, new_email, new_image) = (name.clone(), email.clone(), image.clone());
-    let created = state
-        .write(move |w| {
-            w.transaction(|w| {
-                let id = random::id();
-                let user = w.insert_user(&NewUser {
-                    id: &id,
-                    name: &new_name,
-                    email: &new_email,
-                    email_verified: false,
-                    image: new_image.as_deref(),
-                    created_at: now,
-                    updated_at: now,
-                })?;
-                store::insert_credential_account(w.conn(), &user.id, &hash, now)?;
-                Ok::<_, diesel::result::Error>(user)
-            })
-            .map_err(DbError::from)
-        })
-        .await;
-    let user = match created {
-        Ok(user) => user,
-        // Taken (also by a sign-up racing this one).
-        Err(AuthError::Db(DbError::Conflict(_))) if quiet_duplicates => {
-            // Answer as for a new user, so sign-up does not reveal who has an account.
-            let synthetic = User {
-                name,
-                email,
-                email_verified: false,
-                image,
-                created_at: now,
-                updated_at: now,
-                id: random::id(),
-            };
-            return Ok(HttpResponse::Ok().json(TokenAndUser {
-                token: None,
-                user: synthetic,
-            }));
-        }
-        Err(AuthError::Db(DbError::Conflict(_))) => {
-            return Err(AuthError::unprocessable(
-                Code::UserAlreadyExistsUseAnotherEmail,
-            ));
-        }
-        Err(other) => return Err(other),
-    };
-
-    if state.auth().send_on_sign_up() {
-        mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
-    }
-    if quiet_duplicates {
-        return Ok(HttpResponse::Ok().json(TokenAndUser { token: None, user }));
-    }
-    start_session(&state, user, remember, &req).await
-}
-
-/// Starts a session for `user` and answers `{token, user}` with its cookies (sign-up, and
-/// change-password when it signs out everywhere else).
-pub(crate) async fn start_session(
-    state: &AuthState,
-    user: User,
-    remember: bool,
-    req: &HttpRequest,
-) -> AuthResult<HttpResponse> {
-    let session = state.create_session(&user.id, remember, req).await?;
-    let cookies = state.session_cookies(&session.token, remember, req);
-    Ok(with_cookies(
-        HttpResponse::Ok(),
-        cookies,
-        &TokenAndUser {
-            token: Some(session.token),
-            user,
-        },
-    ))
+    let signed_up = service::sign_up(&state, &client, input).await?;
+    let (user, session) = (signed_up.user, signed_up.session);
+    Ok(token_and_user(&state, &client, user, session, remember))
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct SignInBody {
     email: String,
@@ -177,6 +76,17 @@ pub struct SignInBody {
     #[schema(rename = "callbackURL")]
     callback_url: Option<String>,
     remember_me: Option<bool>,
+}
+
+impl FromFields for SignInBody {
+    fn from_fields(f: &mut Fields<'_>) -> Self {
+        Self {
+            email: f.string("email").unwrap_or_default(),
+            password: f.string("password").unwrap_or_default(),
+            callback_url: f.opt_string("callbackURL"),
+            remember_me: f.opt_bool("rememberMe"),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -198,75 +108,30 @@ pub struct SignInResponse {
 pub async fn sign_in(
     state: web::Data<AuthState>,
     req: HttpRequest,
+    client: Client,
     bytes: Bytes,
 ) -> AuthResult<HttpResponse> {
-    let body = body::parse(&req, &bytes, Accepts::JsonOrForm)?;
-    let mut f = Fields::new(&body);
-    let email = f.string("email");
-    let password = f.string("password");
-    let callback_url = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(AuthError::Internal("validated fields missing".into()));
+    let body = SignInBody::read(&body::parse(&req, &bytes, Accepts::JsonOrForm)?)?;
+    let (remember, callback_url) = (body.remember_me.unwrap_or(true), body.callback_url);
+    let input = SignIn {
+        email: body.email,
+        password: body.password,
+        callback_url: callback_url.clone(),
+        remember,
     };
-    state
-        .origins
-        .check_url(callback_url.as_deref(), Code::InvalidCallbackUrl)?;
-    if !body::is_email(&email) {
-        return Err(AuthError::bad_request(Code::InvalidEmail));
-    }
-    let rules = state.auth().email_and_password.clone();
-    if !rules.enabled {
-        return Err(AuthError::bad_request(Code::EmailPasswordDisabled));
-    }
-    if js_length(&password) > rules.max_password_length {
-        return Err(AuthError::bad_request(Code::PasswordTooLong));
-    }
-
-    let email = email.to_lowercase();
-    let found = state
-        .db(move |conn| {
-            let Some(user) = store::user_by_email(conn, &email)? else {
-                return Ok(None);
-            };
-            let hash = store::credential_account(conn, &user.id)?.and_then(|a| a.password);
-            Ok(Some((user, hash)))
-        })
-        .await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), hash),
-        None => (None, None),
-    };
-    // Unknown emails and missing passwords still cost one full hash.
-    let valid = state.hasher.verify(password, hash).await?;
-    let Some(user) = user.filter(|_| valid) else {
-        return Err(AuthError::unauthorized(Code::InvalidEmailOrPassword));
-    };
-    if rules.require_email_verification && !user.email_verified {
-        let verification = &state.auth().email_verification;
-        if verification.enabled && verification.send_on_sign_in {
-            mail_verification(&state, &req, &user, &user.email, callback_url.as_deref());
-        }
-        return Err(AuthError::forbidden(Code::EmailNotVerified));
-    }
-
-    let session = state.create_session(&user.id, remember, &req).await?;
-    let cookies = state.session_cookies(&session.token, remember, &req);
+    let (user, session) = service::sign_in(&state, &client, input).await?;
+    let cookies = state.session_cookies(&session.token, remember, &client);
     let mut builder = HttpResponse::Ok();
     if let Some(url) = &callback_url {
         builder.insert_header((header::LOCATION, url.as_str()));
     }
-    Ok(with_cookies(
-        builder,
-        cookies,
-        &SignInResponse {
-            redirect: callback_url.is_some(),
-            token: session.token,
-            url: callback_url,
-            user,
-        },
-    ))
+    let body = SignInResponse {
+        redirect: callback_url.is_some(),
+        token: session.token,
+        url: callback_url,
+        user,
+    };
+    Ok(with_cookies(builder, cookies, &body))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -277,15 +142,8 @@ pub struct SuccessBody {
 /// Ends the session (if any) and always clears the session cookies.
 #[utoipa::path(post, path = "/api/auth/sign-out", tag = "auth",
     responses((status = 200, description = "Signed out", body = SuccessBody)))]
-pub async fn sign_out(state: web::Data<AuthState>, req: HttpRequest) -> AuthResult<HttpResponse> {
-    if let Some(token) = state
-        .cookies
-        .read_signed(&req, &state.cookies.session_token)
-    {
-        state
-            .write(move |w| w.delete_session_by_token(&token).map_err(DbError::from))
-            .await?;
-    }
+pub async fn sign_out(state: web::Data<AuthState>, client: Client) -> AuthResult<HttpResponse> {
+    service::sign_out(&state, &client).await?;
     Ok(with_cookies(
         HttpResponse::Ok(),
         state.cookies.clear_session(),

@@ -268,8 +268,7 @@ fn insert_new(
             alg: Some(key.alg),
             crv: key.crv,
         })
-        .execute(conn)
-        .map_err(DbError::from)?;
+        .execute(conn)?;
     Ok(kid)
 }
 
@@ -298,8 +297,7 @@ pub fn ensure_live_key(
     let live: i64 = jwks::table
         .filter(live_filter(now))
         .count()
-        .get_result(conn)
-        .map_err(DbError::from)?;
+        .get_result(conn)?;
     if live > 0 {
         return Ok(None);
     }
@@ -308,8 +306,7 @@ pub fn ensure_live_key(
         let live: i64 = jwks::table
             .filter(live_filter(now))
             .count()
-            .get_result(conn)
-            .map_err(DbError::from)?;
+            .get_result(conn)?;
         if live > 0 {
             return Ok(None);
         }
@@ -331,8 +328,7 @@ pub fn publish(
         .filter(jwks::published_at.is_null())
         .filter(live_filter(now))
         .count()
-        .get_result(conn)
-        .map_err(DbError::from)?;
+        .get_result(conn)?;
     if pending == 0 {
         return Ok(Vec::new());
     }
@@ -345,8 +341,7 @@ pub fn publish(
         )
         .set(jwks::published_at.eq(Some(now)))
         .returning((jwks::id, jwks::created_at))
-        .get_results(conn)
-        .map_err(DbError::from)?;
+        .get_results(conn)?;
         // Newest by creation (ties, as within one millisecond, by kid).
         if let Some((newest, _)) = published
             .iter()
@@ -365,8 +360,7 @@ pub fn publish(
                     ),
             )
             .set(jwks::expires_at.eq(Some(retire_at)))
-            .execute(conn)
-            .map_err(DbError::from)?;
+            .execute(conn)?;
         }
         Ok(published.into_iter().map(|(kid, _)| kid).collect())
     })
@@ -472,8 +466,7 @@ fn retire_now(
             jwks::expires_at.eq(Some(now)),
             jwks::unpublish_at.eq(Some(unpublish_at)),
         ))
-        .execute(conn)
-        .map_err(DbError::from)?;
+        .execute(conn)?;
     Ok(())
 }
 
@@ -503,8 +496,7 @@ pub fn revoke(
             .find(kid)
             .select(JwkRow::as_select())
             .first(conn)
-            .optional()
-            .map_err(DbError::from)?;
+            .optional()?;
         let Some(row) = row else {
             return Err(JwtError::Refused(format!("there is no key {kid}")));
         };
@@ -515,8 +507,7 @@ pub fn revoke(
             .filter(live_filter(now))
             .filter(jwks::id.ne(kid))
             .count()
-            .get_result(conn)
-            .map_err(DbError::from)?;
+            .get_result(conn)?;
         let live = row.expires_at.is_none_or(|e| e > now);
         let replacement = if live && others == 0 {
             if !rotate {
@@ -537,8 +528,7 @@ pub fn revoke(
                 // Anything that reads only Better Auth's columns stops signing with it too.
                 jwks::expires_at.eq(Some(row.expires_at.map_or(now, |e| e.min(now)))),
             ))
-            .execute(conn)
-            .map_err(DbError::from)?;
+            .execute(conn)?;
         Ok(Revoked {
             kid: kid.to_owned(),
             replacement,
@@ -562,8 +552,7 @@ pub fn rotate_if_due(
         let newest: Option<DateTime<Utc>> = jwks::table
             .filter(live_filter(now))
             .select(diesel::dsl::max(jwks::created_at))
-            .first(conn)
-            .map_err(DbError::from)?;
+            .first(conn)?;
         // Early by the time it takes to be published and to activate, so the successor signs
         // before the current key expires.
         let due = newest.is_none_or(|created| {

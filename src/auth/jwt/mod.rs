@@ -69,13 +69,8 @@ impl ResponseError for JwtError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(error = %self, "JWT keys unavailable");
-            render(
-                status,
-                "SERVICE_UNAVAILABLE",
-                "Service temporarily unavailable",
-            )
+        if let Self::Db(unavailable @ DbError::Unavailable(_)) = self {
+            unavailable.error_response()
         } else {
             tracing::error!(error = %self, "JWT signing failed");
             render(status, "INTERNAL_SERVER_ERROR", "Internal server error")
