@@ -129,6 +129,15 @@ impl McpClient {
         })
     }
 
+    /// The guarded HTTP client (SSRF policy, same-origin redirects), for authorization.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// What is cached for a key: its era and negotiated version.
     pub fn known(&self, key: &str) -> Option<Known> {
         self.cached(key)
@@ -462,6 +471,14 @@ fn legacy_headers(known: &Known) -> Vec<(String, String)> {
 fn result_of(reply: &Reply) -> Result<Value, McpError> {
     if reply.status == 401 {
         return Err(McpError::NeedsAuthorization);
+    }
+    if reply.status == 403
+        && let Some(challenge) = super::auth::Challenge::from_headers(&reply.headers)
+        && challenge.error.as_deref() == Some("insufficient_scope")
+    {
+        return Err(McpError::InsufficientScope(
+            challenge.scope.unwrap_or_default(),
+        ));
     }
     if let Some(err) = reply.message.as_ref().and_then(|m| m.get("error")) {
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);

@@ -14,16 +14,19 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 static NPM_CI: Mutex<bool> = Mutex::new(false);
 
-fn mcp_dir() -> PathBuf {
+pub fn mcp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp")
 }
 
 /// `npm ci` in tests/mcp once per test binary when node_modules is missing.
-fn ensure_installed() {
+pub fn ensure_installed() {
     let mut done = NPM_CI.lock().unwrap_or_else(|e| e.into_inner());
     let entry =
         mcp_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    if *done || entry.exists() {
+    let sdk = mcp_dir().join(
+        "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js",
+    );
+    if *done || (entry.exists() && sdk.exists()) {
         *done = true;
         return;
     }
