@@ -216,10 +216,15 @@ impl Respond for ModernResponder {
                     _ => rpc_error(200, &id, -32602, "unknown tool"),
                 }
             }
-            "server/discover" => complete(
-                &id,
-                json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 60000, "cacheScope": "global"}),
-            ),
+            // Names the server with a title that tools/list's `_meta` does not carry.
+            "server/discover" => ResponseTemplate::new(200).set_body_json(json!({
+                "jsonrpc": "2.0", "id": id, "result": {
+                    "resultType": "complete", "supportedVersions": ["2026-07-28"],
+                    "capabilities": {"tools": {}}, "ttlMs": 60000, "cacheScope": "global",
+                    "_meta": {"io.modelcontextprotocol/serverInfo":
+                        {"name": "modern-stand-in", "version": "1.0.0", "title": "Modern stand-in"}}
+                }
+            })),
             _ => rpc_error(404, &id, -32601, "Method not found"),
         }
     }
