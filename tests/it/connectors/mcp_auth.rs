@@ -220,6 +220,7 @@ async fn sdk_example_full_flow_with_registration_and_owner_binding() {
 
 #[actix_web::test]
 async fn refresh_step_up_and_iss_against_a_stand_in() {
+    let logs = crate::common::logs::capture();
     let standin = OAuthStandIn::start(Behaviour::default()).await;
     let mut w = World::new().await;
     let ada = w.user("ada");
@@ -311,13 +312,19 @@ async fn refresh_step_up_and_iss_against_a_stand_in() {
     );
     assert!(query(&location, "code").is_none());
 
-    // Nothing secret in any table in plaintext.
+    // Nothing secret in any table or log line in plaintext.
     let rows = dump(&w);
-    for secret in ["at-", "rt-", "secret-1", "code-"] {
+    let logged = logs.text();
+    assert!(
+        logged.contains("MCP access token refreshed"),
+        "the log is captured"
+    );
+    for secret in ["mcpat_", "mcprt_", "mcpsecret_1", "code-"] {
         assert!(
             !rows.contains(secret),
             "{secret} is in a table in plaintext"
         );
+        assert!(!logged.contains(secret), "{secret} is in the log");
     }
     assert!(rows.contains("\"refresh_token\":\"v1:"));
 }

@@ -196,7 +196,7 @@ impl Responder {
         let mut seen = self.seen.lock().unwrap();
         seen.token_grants.push(f.clone());
         if f.get("client_id").map(String::as_str) != Some("client-1")
-            || f.get("client_secret").map(String::as_str) != Some("secret-1")
+            || f.get("client_secret").map(String::as_str) != Some("mcpsecret_1")
         {
             return oauth_error(401, "invalid_client");
         }
@@ -230,7 +230,10 @@ impl Responder {
             _ => return oauth_error(400, "unsupported_grant_type"),
         };
         seen.next += 1;
-        let (access, refresh) = (format!("at-{}", seen.next), format!("rt-{}", seen.next));
+        let (access, refresh) = (
+            format!("mcpat_{}", seen.next),
+            format!("mcprt_{}", seen.next),
+        );
         seen.tokens.insert(access.clone(), scopes.clone());
         seen.refresh.insert(refresh.clone(), scopes.clone());
         ResponseTemplate::new(200).set_body_json(json!({
@@ -272,7 +275,7 @@ impl Respond for Responder {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
                 self.seen.lock().unwrap().registrations += 1;
                 ResponseTemplate::new(201).set_body_json(json!({
-                    "client_id": "client-1", "client_secret": "secret-1",
+                    "client_id": "client-1", "client_secret": "mcpsecret_1",
                     "token_endpoint_auth_method": "client_secret_post",
                     "redirect_uris": body["redirect_uris"],
                 }))
