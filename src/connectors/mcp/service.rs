@@ -264,10 +264,24 @@ async fn tools_of(
     Ok(list)
 }
 
-/// A 403 `insufficient_scope` is passed on, and its scopes are kept for the next authorization.
+/// A 403 `insufficient_scope` is passed on, and its scopes are kept for the next authorization;
+/// a 401 (the server no longer takes the credential) marks the server as needing authorization.
 async fn step_up<T>(ctx: &Arc<Ctx>, id: &str, r: Result<T, McpError>) -> Result<T, McpError> {
-    if let Err(McpError::InsufficientScope(scope)) = &r {
-        super::auth_flow::note_step_up(ctx, id, scope).await;
+    match &r {
+        Err(McpError::InsufficientScope(scope)) => {
+            super::auth_flow::note_step_up(ctx, id, scope).await;
+        }
+        Err(McpError::NeedsAuthorization) => {
+            let (sid, now) = (id.to_owned(), ctx.clock.now());
+            if let Err(e) = db::run(&ctx.pool, move |c| {
+                store::mark_needs_authorization(c, &sid, now).map_err(DbError::from)
+            })
+            .await
+            {
+                tracing::warn!(error = %e, server_id = id, "marking an MCP server failed");
+            }
+        }
+        _ => {}
     }
     r
 }

@@ -321,3 +321,21 @@ pub fn release_refresh(
     ))
     .execute(conn)
 }
+
+/// The server answered 401 to the credential we hold: the user must authorize it again.
+pub fn mark_needs_authorization(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        mcp_servers::table
+            .find(id)
+            .filter(mcp_servers::needs_authorization.eq(false)),
+    )
+    .set((
+        mcp_servers::needs_authorization.eq(true),
+        mcp_servers::updated_at.eq(now),
+    ))
+    .execute(conn)
+}

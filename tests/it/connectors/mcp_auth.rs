@@ -312,6 +312,19 @@ async fn refresh_step_up_and_iss_against_a_stand_in() {
     );
     assert!(query(&location, "code").is_none());
 
+    // The server stops taking the token: the caller is told, and the server is marked.
+    standin.forget_tokens();
+    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
+    assert_eq!(res.status, 409);
+    assert_eq!(res.json()["code"], "MCP_AUTHORIZATION_REQUIRED");
+    let res = w
+        .send(
+            &ada,
+            TestRequest::get().uri(&format!("/api/mcp-servers/{id}")),
+        )
+        .await;
+    assert_eq!(res.json()["needs_authorization"], true);
+
     // Nothing secret in any table or log line in plaintext.
     let rows = dump(&w);
     let logged = logs.text();
@@ -373,6 +386,52 @@ async fn discovered_urls_go_through_the_ssrf_guard_and_the_issuer_is_checked() {
             .len(),
         0
     );
+}
+
+#[actix_web::test]
+async fn a_client_id_metadata_document_comes_before_dynamic_registration() {
+    let metadata = "https://connectors.test/mcp/client-metadata.json";
+    let standin = OAuthStandIn::start(Behaviour {
+        cimd_client: Some(metadata.to_owned()),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut w = World::with_env(&[("CONNECTORS_URL", "https://connectors.test")]).await;
+    let ada = w.user("ada");
+    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = authorize_url(&mut w, &ada, &id).await;
+    assert_eq!(query(&url, "client_id").as_deref(), Some(metadata));
+    assert_eq!(
+        query(&url, "redirect_uri").as_deref(),
+        Some("https://connectors.test/api/mcp-servers/callback")
+    );
+    let back = follow(&url).await;
+    let res = callback(&mut w, &back).await;
+    let code = w.authorized_code(&res);
+    let res = complete(&mut w, &ada, &code).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(standin.seen.lock().unwrap().registrations, 0);
+    assert_eq!(
+        w.sql_texts("SELECT issuer AS t FROM mcp_oauth_clients")
+            .len(),
+        0
+    );
+
+    // Over plain http the document cannot be fetched by anyone: dynamic registration instead.
+    let mut w = World::new().await;
+    let ada = w.user("ada");
+    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = authorize_url(&mut w, &ada, &id).await;
+    assert_eq!(query(&url, "client_id").as_deref(), Some("client-1"));
+    assert_eq!(standin.seen.lock().unwrap().registrations, 1);
 }
 
 #[actix_web::test]

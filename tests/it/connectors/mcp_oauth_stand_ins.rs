@@ -105,6 +105,8 @@ pub struct Behaviour {
     pub metadata_issuer: Option<String>,
     /// Send `iss` on the authorize redirect.
     pub send_iss: bool,
+    /// Advertise Client ID Metadata Documents (and accept this client id, public, at /token).
+    pub cimd_client: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -113,6 +115,7 @@ impl Default for Behaviour {
             authorization_server: None,
             metadata_issuer: None,
             send_iss: true,
+            cimd_client: None,
         }
     }
 }
@@ -195,9 +198,12 @@ impl Responder {
         let f = form(req);
         let mut seen = self.seen.lock().unwrap();
         seen.token_grants.push(f.clone());
-        if f.get("client_id").map(String::as_str) != Some("client-1")
-            || f.get("client_secret").map(String::as_str) != Some("mcpsecret_1")
-        {
+        let client_id = f.get("client_id").cloned().unwrap_or_default();
+        let registered = client_id == "client-1"
+            && f.get("client_secret").map(String::as_str) == Some("mcpsecret_1");
+        let cimd = self.behaviour.cimd_client.as_ref() == Some(&client_id)
+            && !f.contains_key("client_secret");
+        if !registered && !cimd {
             return oauth_error(401, "invalid_client");
         }
         let resource = format!("{}/mcp", self.base);
@@ -215,7 +221,7 @@ impl Responder {
                     &ring::digest::SHA256,
                     verifier.as_bytes(),
                 ));
-                if client != "client-1" || computed != challenge || res != resource {
+                if client != client_id || computed != challenge || res != resource {
                     return oauth_error(400, "invalid_grant");
                 }
                 scope.split_whitespace().map(str::to_owned).collect()
@@ -268,7 +274,8 @@ impl Respond for Responder {
                     "registration_endpoint": format!("{issuer}/register"),
                     "response_types_supported": ["code"],
                     "code_challenge_methods_supported": ["S256"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_post"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
+                    "client_id_metadata_document_supported": self.behaviour.cimd_client.is_some(),
                 }))
             }
             "/as/register" => {
@@ -311,6 +318,13 @@ impl Respond for Responder {
 }
 
 impl OAuthStandIn {
+    /// Forgets every token it issued (a restarted in-memory server): they now get 401.
+    pub fn forget_tokens(&self) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.tokens.clear();
+        seen.refresh.clear();
+    }
+
     pub async fn start(behaviour: Behaviour) -> Self {
         let server = MockServer::start().await;
         let seen = Arc::new(Mutex::new(Seen::default()));
