@@ -120,6 +120,9 @@ pub enum McpCommand {
         /// A bearer token the server accepts.
         #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
         bearer: Option<String>,
+        /// Authorize first (MCP OAuth, loopback redirect): prints a URL to open on stderr.
+        #[arg(long, conflicts_with = "bearer")]
+        oauth: bool,
     },
     /// Call TOOL with ARGS (a JSON object), checked against the tool's input schema first.
     Call {
@@ -129,6 +132,9 @@ pub enum McpCommand {
         args: String,
         #[arg(long, env = "MCP_BEARER", hide_env_values = true)]
         bearer: Option<String>,
+        /// Authorize first (MCP OAuth, loopback redirect): prints a URL to open on stderr.
+        #[arg(long, conflicts_with = "bearer")]
+        oauth: bool,
     },
 }
 

@@ -290,13 +290,16 @@ fn run_mcp(config: &Config, command: switchboard::cli::McpCommand) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            McpCommand::Tools { url, bearer } => cli::tools(config, &url, bearer).await,
+            McpCommand::Tools { url, bearer, oauth } => {
+                cli::tools(config, &url, bearer, oauth).await
+            }
             McpCommand::Call {
                 url,
                 tool,
                 args,
                 bearer,
-            } => cli::call(config, &url, &tool, &args, bearer).await,
+                oauth,
+            } => cli::call(config, &url, &tool, &args, bearer, oauth).await,
         }
     });
     match result {

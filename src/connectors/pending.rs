@@ -24,12 +24,15 @@ pub const TTL_SECS: i64 = 300;
 pub enum Kind {
     /// A provider connection; the subject is the provider id.
     Connection,
+    /// An MCP server's OAuth credential; the subject is the server id.
+    McpServer,
 }
 
 impl Kind {
     fn as_str(self) -> &'static str {
         match self {
             Self::Connection => "connection",
+            Self::McpServer => "mcp_server",
         }
     }
 }

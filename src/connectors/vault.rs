@@ -35,8 +35,14 @@ pub enum Field {
     CodeVerifier,
     /// A pending grant's payload (tokens and the account they name), bound to its code hash.
     PendingGrant,
-    /// A credential an MCP server accepts (a user-given bearer; OAuth tokens next).
+    /// A credential an MCP server accepts (a user-given bearer, or an OAuth access token).
     McpAccessToken,
+    /// The refresh token of an MCP server's OAuth credential.
+    McpRefreshToken,
+    /// The PKCE verifier of an MCP authorization in progress.
+    McpCodeVerifier,
+    /// Our client secret at an MCP authorization server (dynamic registration).
+    McpClientSecret,
 }
 
 impl Field {
@@ -47,6 +53,9 @@ impl Field {
             Self::CodeVerifier => ("oauth_flows", "code_verifier"),
             Self::PendingGrant => ("pending_grants", "payload"),
             Self::McpAccessToken => ("mcp_credentials", "access_token"),
+            Self::McpRefreshToken => ("mcp_credentials", "refresh_token"),
+            Self::McpCodeVerifier => ("mcp_auth_flows", "code_verifier"),
+            Self::McpClientSecret => ("mcp_oauth_clients", "client_secret"),
         };
         format!("switchboard/{table}/{row}/{column}").into_bytes()
     }

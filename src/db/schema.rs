@@ -137,6 +137,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    mcp_auth_flows (state_hash) {
+        state_hash -> Text,
+        owner_id -> Text,
+        server_id -> Text,
+        issuer -> Text,
+        token_endpoint -> Text,
+        client_id -> Text,
+        resource -> Text,
+        scopes -> Array<Nullable<Text>>,
+        code_verifier -> Text,
+        redirect_to -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     mcp_credentials (server_id) {
         server_id -> Text,
         issuer -> Nullable<Text>,
@@ -146,6 +164,23 @@ diesel::table! {
         scopes -> Array<Nullable<Text>>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        token_endpoint -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        resource -> Nullable<Text>,
+        wanted_scopes -> Array<Nullable<Text>>,
+        refresh_claim -> Nullable<Text>,
+        refresh_claim_expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    mcp_oauth_clients (issuer, redirect_uri) {
+        issuer -> Text,
+        redirect_uri -> Text,
+        client_id -> Text,
+        client_secret -> Nullable<Text>,
+        token_endpoint_auth_method -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -273,6 +308,8 @@ diesel::joinable!(agent_steps -> agent_runs (run_id));
 diesel::joinable!(connection_events -> connections (connection_id));
 diesel::joinable!(connection_events -> webhook_events (event_id));
 diesel::joinable!(connections -> user (owner_id));
+diesel::joinable!(mcp_auth_flows -> mcp_servers (server_id));
+diesel::joinable!(mcp_auth_flows -> user (owner_id));
 diesel::joinable!(mcp_credentials -> mcp_servers (server_id));
 diesel::joinable!(mcp_servers -> connections (connection_id));
 diesel::joinable!(mcp_servers -> user (owner_id));
@@ -290,7 +327,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     connections,
     jobs,
     jwks,
+    mcp_auth_flows,
     mcp_credentials,
+    mcp_oauth_clients,
     mcp_servers,
     mcp_tool_calls,
     oauth_flows,

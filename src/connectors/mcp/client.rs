@@ -129,6 +129,15 @@ impl McpClient {
         })
     }
 
+    /// The guarded HTTP client (SSRF policy, same-origin redirects), for authorization.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// What is cached for a key: its era and negotiated version.
     pub fn known(&self, key: &str) -> Option<Known> {
         self.cached(key)
@@ -162,6 +171,14 @@ impl McpClient {
     pub async fn probe(&self, t: &Target<'_>) -> Result<Probe, McpError> {
         self.forget(t.key);
         match self.detect(t).await {
+            Ok(known) if known.era == Era::Modern => {
+                let known = self.discover(t, known).await;
+                self.remember(t.key, &known);
+                Ok(Probe {
+                    known: Some(known),
+                    needs_authorization: false,
+                })
+            }
             Ok(known) => Ok(Probe {
                 known: Some(known),
                 needs_authorization: false,
@@ -172,6 +189,39 @@ impl McpClient {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Modern era: `server/discover` (every modern server implements it) for the server's
+    /// identity and the versions it supports. Best effort: a server that fails it is still used,
+    /// with what `tools/list` told us.
+    async fn discover(&self, t: &Target<'_>, mut known: Known) -> Known {
+        let reply = match self
+            .send(t, &known, "server/discover", json!({}), &[])
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::debug!(server = t.key, error = %e, "server/discover failed");
+                return known;
+            }
+        };
+        let Ok(result) = result_of(&reply) else {
+            return known;
+        };
+        if let Some(info) = result
+            .get("_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
+        {
+            known.server_info = Some(info.clone());
+        }
+        let supported = result.get("supportedVersions").and_then(Value::as_array);
+        if supported.is_some_and(|v| !v.iter().any(|x| x == MODERN_VERSION)) {
+            tracing::warn!(
+                server = t.key,
+                "server/discover does not list {MODERN_VERSION}, though the server answered it"
+            );
+        }
+        known
     }
 
     /// Spec §5.1: a modern `tools/list` first (every server implements it); a 2xx with
@@ -462,6 +512,14 @@ fn legacy_headers(known: &Known) -> Vec<(String, String)> {
 fn result_of(reply: &Reply) -> Result<Value, McpError> {
     if reply.status == 401 {
         return Err(McpError::NeedsAuthorization);
+    }
+    if reply.status == 403
+        && let Some(challenge) = super::auth::Challenge::from_headers(&reply.headers)
+        && challenge.error.as_deref() == Some("insufficient_scope")
+    {
+        return Err(McpError::InsufficientScope(
+            challenge.scope.unwrap_or_default(),
+        ));
     }
     if let Some(err) = reply.message.as_ref().and_then(|m| m.get("error")) {
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);

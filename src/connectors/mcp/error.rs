@@ -22,6 +22,12 @@ pub enum McpError {
     InvalidArguments(String),
     #[error("The MCP server requires authorization")]
     NeedsAuthorization,
+    /// A 403 `insufficient_scope`: authorize again (the union of the old and these scopes).
+    #[error("The MCP server needs more scopes ({0}): authorize the server again")]
+    InsufficientScope(String),
+    /// Discovery, registration or the token endpoint failed (spec §5.5).
+    #[error("The MCP server's authorization cannot proceed: {0}")]
+    Authorization(String),
     #[error("The MCP server could not be reached")]
     Unreachable,
     #[error("The MCP server did not answer in time")]
@@ -60,6 +66,8 @@ impl McpError {
             Self::UrlNotAllowed(_) => "URL_NOT_ALLOWED",
             Self::InvalidArguments(_) => "INVALID_ARGUMENTS",
             Self::NeedsAuthorization => "MCP_AUTHORIZATION_REQUIRED",
+            Self::InsufficientScope(_) => "MCP_INSUFFICIENT_SCOPE",
+            Self::Authorization(_) => "MCP_AUTHORIZATION_FAILED",
             Self::Unreachable => "MCP_UNREACHABLE",
             Self::Timeout => "MCP_TIMEOUT",
             Self::TooLarge => "MCP_RESULT_TOO_LARGE",
@@ -114,7 +122,9 @@ impl ResponseError for McpError {
                 StatusCode::BAD_REQUEST
             }
             Self::NeedsAuthorization | Self::Duplicate | Self::TooMany => StatusCode::CONFLICT,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unreachable
+            | Self::Authorization(_)
             | Self::TooLarge
             | Self::UnsupportedServer
             | Self::Server(..)

@@ -1,7 +1,9 @@
 //! Rows of the MCP tables and the views clients see. A view never carries a credential.
 
 use super::client::Era;
-use crate::db::schema::{mcp_credentials, mcp_servers, mcp_tool_calls};
+use crate::db::schema::{
+    mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -37,6 +39,73 @@ pub struct CredentialRow {
     pub scopes: Vec<Option<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Where (and as which client) an OAuth credential is refreshed; NULL for a static bearer.
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub resource: Option<String>,
+    /// Scopes a server asked for in a 403 `insufficient_scope` (step-up), until re-authorized.
+    pub wanted_scopes: Vec<Option<String>>,
+    pub refresh_claim: Option<String>,
+    pub refresh_claim_expires_at: Option<DateTime<Utc>>,
+}
+
+impl CredentialRow {
+    /// A static bearer a user gave (no OAuth): nothing to refresh.
+    pub fn bearer(server_id: &str, sealed: String, now: DateTime<Utc>) -> Self {
+        Self {
+            server_id: server_id.to_owned(),
+            issuer: None,
+            access_token: sealed,
+            refresh_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            token_endpoint: None,
+            client_id: None,
+            resource: None,
+            wanted_scopes: Vec::new(),
+            refresh_claim: None,
+            refresh_claim_expires_at: None,
+        }
+    }
+
+    pub fn scope_list(&self) -> Vec<String> {
+        self.scopes.iter().flatten().cloned().collect()
+    }
+}
+
+/// An MCP authorization in progress (single use, short-lived).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mcp_auth_flows, check_for_backend(diesel::pg::Pg))]
+pub struct AuthFlowRow {
+    pub state_hash: String,
+    pub owner_id: String,
+    pub server_id: String,
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub resource: String,
+    pub scopes: Vec<Option<String>>,
+    /// Sealed (`vault::Field::McpCodeVerifier`, bound to the state hash).
+    pub code_verifier: String,
+    pub redirect_to: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+/// How we are registered at one authorization server (dynamic registration).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mcp_oauth_clients, check_for_backend(diesel::pg::Pg))]
+pub struct OAuthClientRow {
+    pub issuer: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    /// Sealed (`vault::Field::McpClientSecret`, bound to the issuer).
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth_method: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Insertable)]

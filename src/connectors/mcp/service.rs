@@ -140,16 +140,11 @@ pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerVi
         updated_at: now,
     };
     let credential = match &new.bearer {
-        Some(b) => Some(CredentialRow {
-            server_id: id.clone(),
-            issuer: None,
-            access_token: ctx.vault.seal(Field::McpAccessToken, &id, b)?,
-            refresh_token: None,
-            expires_at: None,
-            scopes: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        }),
+        Some(b) => Some(CredentialRow::bearer(
+            &id,
+            ctx.vault.seal(Field::McpAccessToken, &id, b)?,
+            now,
+        )),
         None => None,
     };
     let has_credentials = credential.is_some();
@@ -243,11 +238,7 @@ async fn reach(
     // Checked again on every use: the config (or the guard) may have changed since it was added.
     let url = checked_url(ctx, &row.url)?;
     let bearer = match (cred, &row.connection_id) {
-        (Some(cred), _) => Some(ctx.vault.open(
-            Field::McpAccessToken,
-            &row.id,
-            &cred.access_token,
-        )?),
+        (Some(cred), _) => Some(super::auth_flow::bearer(ctx, cred).await?),
         (None, Some(conn)) => Some(refresh::access_token(ctx, &ConnectionId(conn.clone())).await?),
         (None, None) => None,
     };
@@ -267,9 +258,32 @@ async fn tools_of(
             url,
             bearer,
         })
-        .await?;
+        .await;
+    let list = step_up(ctx, &row.id, list).await?;
     sync_era(ctx, row).await;
     Ok(list)
+}
+
+/// A 403 `insufficient_scope` is passed on, and its scopes are kept for the next authorization;
+/// a 401 (the server no longer takes the credential) marks the server as needing authorization.
+async fn step_up<T>(ctx: &Arc<Ctx>, id: &str, r: Result<T, McpError>) -> Result<T, McpError> {
+    match &r {
+        Err(McpError::InsufficientScope(scope)) => {
+            super::auth_flow::note_step_up(ctx, id, scope).await;
+        }
+        Err(McpError::NeedsAuthorization) => {
+            let (sid, now) = (id.to_owned(), ctx.clock.now());
+            if let Err(e) = db::run(&ctx.pool, move |c| {
+                store::mark_needs_authorization(c, &sid, now).map_err(DbError::from)
+            })
+            .await
+            {
+                tracing::warn!(error = %e, server_id = id, "marking an MCP server failed");
+            }
+        }
+        _ => {}
+    }
+    r
 }
 
 /// Records a re-detected era (or a server that now answers) on the row; best effort.
@@ -404,6 +418,7 @@ pub async fn call(
         )
         .await;
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let outcome = step_up(ctx, &row.id, outcome).await;
     let is_error = outcome
         .as_ref()
         .ok()

@@ -1,8 +1,11 @@
 //! Queries on the MCP tables. Every lookup of a server takes its owner, so another user's
 //! server is "not found".
 
-use super::models::{CallRecord, CredentialRow, ServerRow};
-use crate::db::schema::{mcp_credentials, mcp_servers, mcp_tool_calls};
+use super::models::{AuthFlowRow, CallRecord, CredentialRow, OAuthClientRow, ServerRow};
+use crate::db::schema::{
+    mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
+};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<ServerRow>> {
@@ -126,4 +129,213 @@ pub fn set_era(
             mcp_servers::updated_at.eq(now),
         ))
         .execute(conn)
+}
+
+// --- authorization (spec §5.5) ---
+
+pub fn insert_flow(conn: &mut PgConnection, flow: &AuthFlowRow) -> QueryResult<()> {
+    diesel::insert_into(mcp_auth_flows::table)
+        .values(flow)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Marks the flow used and returns it, unless it was used already (single use).
+pub fn claim_flow(
+    conn: &mut PgConnection,
+    state_hash: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<AuthFlowRow>> {
+    diesel::update(
+        mcp_auth_flows::table
+            .filter(mcp_auth_flows::state_hash.eq(state_hash))
+            .filter(mcp_auth_flows::consumed_at.is_null()),
+    )
+    .set(mcp_auth_flows::consumed_at.eq(now))
+    .returning(AuthFlowRow::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+pub fn find_flow(conn: &mut PgConnection, state_hash: &str) -> QueryResult<Option<AuthFlowRow>> {
+    mcp_auth_flows::table
+        .find(state_hash)
+        .select(AuthFlowRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn oauth_client(
+    conn: &mut PgConnection,
+    issuer: &str,
+    redirect_uri: &str,
+) -> QueryResult<Option<OAuthClientRow>> {
+    mcp_oauth_clients::table
+        .find((issuer, redirect_uri))
+        .select(OAuthClientRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Keeps the first registration when two flows register at once; returns the one kept.
+pub fn save_oauth_client(
+    conn: &mut PgConnection,
+    row: &OAuthClientRow,
+) -> QueryResult<OAuthClientRow> {
+    diesel::insert_into(mcp_oauth_clients::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    mcp_oauth_clients::table
+        .find((&row.issuer, &row.redirect_uri))
+        .select(OAuthClientRow::as_select())
+        .first(conn)
+}
+
+/// Stores (or replaces) a server's credential and clears its "needs authorization" mark.
+pub fn put_credential(conn: &mut PgConnection, cred: &CredentialRow) -> QueryResult<()> {
+    conn.transaction(|c| {
+        diesel::delete(mcp_credentials::table.find(&cred.server_id)).execute(c)?;
+        diesel::insert_into(mcp_credentials::table)
+            .values(cred)
+            .execute(c)?;
+        diesel::update(mcp_servers::table.find(&cred.server_id))
+            .set((
+                mcp_servers::needs_authorization.eq(false),
+                mcp_servers::updated_at.eq(cred.updated_at),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Adds scopes a server asked for (step-up) to the credential's wanted list.
+pub fn want_scopes(
+    conn: &mut PgConnection,
+    server_id: &str,
+    scopes: &[String],
+) -> QueryResult<usize> {
+    conn.transaction(|c| {
+        let Some(cred) = credential(c, server_id)? else {
+            return Ok(0);
+        };
+        let mut wanted: Vec<Option<String>> = cred.wanted_scopes;
+        for s in scopes {
+            if !wanted.iter().flatten().any(|w| w == s) {
+                wanted.push(Some(s.clone()));
+            }
+        }
+        diesel::update(mcp_credentials::table.find(server_id))
+            .set(mcp_credentials::wanted_scopes.eq(wanted))
+            .execute(c)
+    })
+}
+
+/// Takes the refresh lease when the credential still holds `seen` and no live lease exists.
+pub fn claim_refresh(
+    conn: &mut PgConnection,
+    server_id: &str,
+    seen: &str,
+    claim: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        mcp_credentials::table
+            .filter(mcp_credentials::server_id.eq(server_id))
+            .filter(mcp_credentials::access_token.eq(seen))
+            .filter(
+                mcp_credentials::refresh_claim
+                    .is_null()
+                    .or(mcp_credentials::refresh_claim_expires_at.le(now)),
+            ),
+    )
+    .set((
+        mcp_credentials::refresh_claim.eq(claim),
+        mcp_credentials::refresh_claim_expires_at.eq(until),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Writes a refresh's result, only while our lease is still the row's.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_refresh(
+    conn: &mut PgConnection,
+    server_id: &str,
+    claim: &str,
+    access: &str,
+    refresh: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        mcp_credentials::table
+            .filter(mcp_credentials::server_id.eq(server_id))
+            .filter(mcp_credentials::refresh_claim.eq(claim)),
+    )
+    .set((
+        mcp_credentials::access_token.eq(access),
+        mcp_credentials::refresh_token.eq(refresh),
+        mcp_credentials::expires_at.eq(expires_at),
+        mcp_credentials::refresh_claim.eq(None::<String>),
+        mcp_credentials::refresh_claim_expires_at.eq(None::<DateTime<Utc>>),
+        mcp_credentials::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// The refresh token is no good: drop the credential and mark the server for authorization.
+pub fn drop_credential(
+    conn: &mut PgConnection,
+    server_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|c| {
+        diesel::delete(mcp_credentials::table.find(server_id)).execute(c)?;
+        diesel::update(mcp_servers::table.find(server_id))
+            .set((
+                mcp_servers::needs_authorization.eq(true),
+                mcp_servers::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Gives a refresh lease back after a failed attempt (only if it is still ours).
+pub fn release_refresh(
+    conn: &mut PgConnection,
+    server_id: &str,
+    claim: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        mcp_credentials::table
+            .filter(mcp_credentials::server_id.eq(server_id))
+            .filter(mcp_credentials::refresh_claim.eq(claim)),
+    )
+    .set((
+        mcp_credentials::refresh_claim.eq(None::<String>),
+        mcp_credentials::refresh_claim_expires_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+}
+
+/// The server answered 401 to the credential we hold: the user must authorize it again.
+pub fn mark_needs_authorization(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        mcp_servers::table
+            .find(id)
+            .filter(mcp_servers::needs_authorization.eq(false)),
+    )
+    .set((
+        mcp_servers::needs_authorization.eq(true),
+        mcp_servers::updated_at.eq(now),
+    ))
+    .execute(conn)
 }

@@ -23,6 +23,22 @@ pub struct McpConfig {
     pub record_payloads: bool,
     /// Most servers one user may add.
     pub max_servers_per_user: u32,
+    /// Clients registered by hand at MCP authorization servers, one per issuer: used before a
+    /// Client ID Metadata Document or dynamic registration (spec §5.5).
+    #[serde(default)]
+    pub clients: Vec<McpClientRegistration>,
+}
+
+/// `[[connectors.mcp.clients]]`: our client at one authorization server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpClientRegistration {
+    /// The authorization server's `issuer`, exactly as its metadata spells it.
+    pub issuer: String,
+    pub client_id: String,
+    /// Absent for a public client.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
 }
 
 impl Config {
@@ -49,6 +65,16 @@ impl Config {
                 "connectors.mcp.allow_loopback and allow_private must be false in production"
                     .into(),
             );
+        }
+        for (i, c) in m.clients.iter().enumerate() {
+            if let Err(why) = http_url(&c.issuer) {
+                problems.push(format!("connectors.mcp.clients[{i}].issuer {why}"));
+            }
+            if c.client_id.trim().is_empty() {
+                problems.push(format!(
+                    "connectors.mcp.clients[{i}].client_id must not be empty"
+                ));
+            }
         }
         let p = &self.connectors.providers;
         for (name, url) in [("linear", &p.linear.mcp_url), ("github", &p.github.mcp_url)] {

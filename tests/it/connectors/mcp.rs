@@ -156,9 +156,13 @@ async fn modern_server_detected_paginated_and_is_error() {
     assert_eq!(server["era"], "modern");
     assert_eq!(server["protocol_version"], "2026-07-28");
     assert_eq!(server["server_info"]["name"], "modern-stand-in");
+    assert_eq!(server["server_info"]["title"], "Modern stand-in");
     let id = server["id"].as_str().unwrap().to_owned();
-    // Detection sent a modern request and no legacy initialize.
-    assert_eq!(modern.methods().await, vec!["tools/list"]);
+    // Detection sent a modern request and no legacy initialize, then `server/discover`.
+    assert_eq!(
+        modern.methods().await,
+        vec!["tools/list", "server/discover"]
+    );
 
     let res = get(&mut w, &ada, &format!("/api/mcp-servers/{id}/tools")).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));

@@ -14,16 +14,19 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 static NPM_CI: Mutex<bool> = Mutex::new(false);
 
-fn mcp_dir() -> PathBuf {
+pub fn mcp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp")
 }
 
 /// `npm ci` in tests/mcp once per test binary when node_modules is missing.
-fn ensure_installed() {
+pub fn ensure_installed() {
     let mut done = NPM_CI.lock().unwrap_or_else(|e| e.into_inner());
     let entry =
         mcp_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    if *done || entry.exists() {
+    let sdk = mcp_dir().join(
+        "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js",
+    );
+    if *done || (entry.exists() && sdk.exists()) {
         *done = true;
         return;
     }
@@ -213,10 +216,15 @@ impl Respond for ModernResponder {
                     _ => rpc_error(200, &id, -32602, "unknown tool"),
                 }
             }
-            "server/discover" => complete(
-                &id,
-                json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 60000, "cacheScope": "global"}),
-            ),
+            // Names the server with a title that tools/list's `_meta` does not carry.
+            "server/discover" => ResponseTemplate::new(200).set_body_json(json!({
+                "jsonrpc": "2.0", "id": id, "result": {
+                    "resultType": "complete", "supportedVersions": ["2026-07-28"],
+                    "capabilities": {"tools": {}}, "ttlMs": 60000, "cacheScope": "global",
+                    "_meta": {"io.modelcontextprotocol/serverInfo":
+                        {"name": "modern-stand-in", "version": "1.0.0", "title": "Modern stand-in"}}
+                }
+            })),
             _ => rpc_error(404, &id, -32601, "Method not found"),
         }
     }

@@ -7,6 +7,8 @@ mod flow;
 mod lease;
 mod lifecycle;
 mod mcp;
+mod mcp_auth;
+mod mcp_oauth_stand_ins;
 mod mcp_stand_ins;
 mod refresh;
 mod sweep_job;

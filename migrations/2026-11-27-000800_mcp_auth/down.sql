@@ -1,0 +1,9 @@
+ALTER TABLE mcp_credentials
+    DROP COLUMN refresh_claim_expires_at,
+    DROP COLUMN refresh_claim,
+    DROP COLUMN wanted_scopes,
+    DROP COLUMN resource,
+    DROP COLUMN client_id,
+    DROP COLUMN token_endpoint;
+DROP TABLE mcp_auth_flows;
+DROP TABLE mcp_oauth_clients;
