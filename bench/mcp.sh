@@ -25,7 +25,9 @@ mkdir -p "$out"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -f tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] ||
   (cd tests/mcp && npm ci --no-audit --no-fund >/dev/null)
-cargo build --release --quiet --bin switchboard
+# The same targets as bench/webhooks.sh: --bin alone resolves other features (no dev-deps)
+# and would rebuild half the dependency tree.
+cargo build --release --quiet --bin switchboard --example jobs_drain
 
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_mcp
@@ -34,7 +36,8 @@ psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/nul
 APP_ENV=development target/release/switchboard migrate >/dev/null
 export APP_ENV=development RUST_LOG=warn
 export AUTH_LISTEN="127.0.0.1:$AUTH_PORT" CONNECTORS_LISTEN="127.0.0.1:$PORT"
-export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false
+export BETTER_AUTH_URL="http://127.0.0.1:$AUTH_PORT" AUTH_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json"
+export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false BETTER_AUTH_TRUSTED_ORIGINS="http://127.0.0.1:$AUTH_PORT"
 export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true
 export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
@@ -53,7 +56,7 @@ sb=$!
 wait_port "$MCP_PORT"
 wait_port "$PORT"
 
-origin="http://localhost:$AUTH_PORT"
+origin="http://127.0.0.1:$AUTH_PORT"
 curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
   -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
   "http://127.0.0.1:$AUTH_PORT/api/auth/sign-up/email"
