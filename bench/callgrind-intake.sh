@@ -36,7 +36,7 @@ for i in range(n):
     assert r.status == 200, r.status
 PY
   kill -INT "$pid"; wait "$pid" || true
-  callgrind_annotate "$out"/callgrind.out.* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'
+  callgrind_annotate "$out"/callgrind.out.* 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
 }
 a=$(run "$n1"); b=$(run "$n2")
 echo "server instructions per delivery: $(( (b - a) / (n2 - n1) )) (Ir $a at $n1, $b at $n2)"
