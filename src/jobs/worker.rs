@@ -96,7 +96,7 @@ impl Runner {
     /// lease, a panic counted as a failure, then done / retry / dead.
     async fn run_one(&self, job: Job) {
         let Some(handler) = self.registry.handler(&job.kind) else {
-            self.record(&job, Err(JobError::permanent("no handler for this kind")))
+            self.record(job, Err(JobError::permanent("no handler for this kind")))
                 .await;
             return;
         };
@@ -123,20 +123,23 @@ impl Runner {
             Ok(result) => result,
             Err(_) => Err(JobError::retry("the handler panicked")),
         };
-        self.record(&job, result).await;
+        self.record(job, result).await;
     }
 
-    async fn record(&self, job: &Job, result: Result<(), JobError>) {
+    async fn record(&self, job: Job, result: Result<(), JobError>) {
         let now = self.clock.now();
-        let held = job.clone();
+        let id = job.id;
         let written = match result {
             Ok(()) => {
-                if let Some(done) = &self.done
-                    && done.send(held.clone()).is_ok()
-                {
-                    return;
-                }
-                db::run(&self.pool, move |conn| store::complete(conn, &held)).await
+                // Handed to the batch completer; back here only when it has stopped.
+                let job = match &self.done {
+                    Some(done) => match done.send(job) {
+                        Ok(()) => return,
+                        Err(mpsc::error::SendError(job)) => job,
+                    },
+                    None => job,
+                };
+                db::run(&self.pool, move |conn| store::complete(conn, &job)).await
             }
             Err(err) => {
                 let delay = backoff(
@@ -152,14 +155,14 @@ impl Runner {
                     tracing::info!(job = job.id, kind = %job.kind, error = %err.message, "job failed; will retry");
                 }
                 db::run(&self.pool, move |conn| {
-                    store::fail(conn, now, &held, &err.message, retry_at, err.permanent)
+                    store::fail(conn, now, &job, &err.message, retry_at, err.permanent)
                 })
                 .await
             }
         };
         if let Err(err) = written {
             // The claim stays until its lease runs out; then another worker takes it.
-            tracing::warn!(job = job.id, error = %err, "could not record the job's outcome");
+            tracing::warn!(job = id, error = %err, "could not record the job's outcome");
         }
     }
 
@@ -202,6 +205,8 @@ impl Runner {
         tracing::info!(worker = %self.worker, kinds = ?kinds.iter().map(|k| (&k.0, k.1)).collect::<Vec<_>>(), "job workers started");
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let mut running: JoinSet<()> = JoinSet::new();
+        // One copy for every job task (a clone per job would copy the registry and config).
+        let shared = Arc::new(self.clone());
         let mut last_reap = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             if *stop.borrow() {
@@ -230,7 +235,7 @@ impl Runner {
                                 break;
                             };
                             claimed += 1;
-                            let runner = self.clone();
+                            let runner = shared.clone();
                             running.spawn(async move {
                                 runner.run_one(job).await;
                                 drop(permit);
@@ -262,6 +267,7 @@ impl Runner {
             while running.join_next().await.is_some() {}
         }
         // Record the finished ones before releasing, or they would be released and run again.
+        drop(shared);
         self.done = None;
         let _ = completer.await;
         let now = self.clock.now();

@@ -215,24 +215,29 @@ pub(crate) async fn call(
     body: web::Json<CallBody>,
 ) -> Result<HttpResponse, McpError> {
     let (id, name) = path.into_inner();
-    let out = service::call(
+    let (out, upstream) = super::transport::upstream_timed(service::call(
         &state.ctx,
         &caller.id,
         &id,
         &name,
         body.into_inner().arguments,
-    )
-    .await?;
+    ))
+    .await;
+    let out = out?;
     let r = out.result;
-    Ok(HttpResponse::Ok().json(CallResult {
-        content: r
-            .get("content")
-            .cloned()
-            .unwrap_or_else(|| Value::Array(vec![])),
-        structured_content: r.get("structuredContent").cloned(),
-        is_error: r.get("isError").and_then(Value::as_bool).unwrap_or(false),
-        duration_ms: out.duration_ms,
-    }))
+    // The MCP server's share of this call, so a client can tell it from switchboard's own.
+    let timing = format!("upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    Ok(HttpResponse::Ok()
+        .insert_header(("Server-Timing", timing))
+        .json(CallResult {
+            content: r
+                .get("content")
+                .cloned()
+                .unwrap_or_else(|| Value::Array(vec![])),
+            structured_content: r.get("structuredContent").cloned(),
+            is_error: r.get("isError").and_then(Value::as_bool).unwrap_or(false),
+            duration_ms: out.duration_ms,
+        }))
 }
 
 /// Calls a tool by its namespaced name from `GET /api/tools`.

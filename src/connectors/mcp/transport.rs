@@ -13,6 +13,22 @@ use url::Url;
 
 pub const ACCEPT: &str = "application/json, text/event-stream";
 
+tokio::task_local! {
+    /// Time spent waiting on MCP servers within [`upstream_timed`]: from sending each POST to
+    /// having its answer (what `Server-Timing: upstream` reports).
+    static UPSTREAM: std::cell::Cell<Duration>;
+}
+
+/// Runs `fut`, returning its output and the time its MCP POSTs took, end to end.
+pub async fn upstream_timed<F: std::future::Future>(fut: F) -> (F::Output, Duration) {
+    UPSTREAM
+        .scope(std::cell::Cell::new(Duration::ZERO), async {
+            let out = fut.await;
+            (out, UPSTREAM.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// What the server answered to one POST.
 #[derive(Debug)]
 pub struct Reply {
@@ -88,8 +104,13 @@ pub async fn post(
             };
             req = req.header(n, v);
         }
-        let resp = req.send().await.map_err(send_error)?;
-        read(resp, want_id.as_ref(), limits.max_bytes).await
+        let sent = std::time::Instant::now();
+        let reply = match req.send().await {
+            Ok(resp) => read(resp, want_id.as_ref(), limits.max_bytes).await,
+            Err(err) => Err(send_error(err)),
+        };
+        let _ = UPSTREAM.try_with(|t| t.set(t.get() + sent.elapsed()));
+        reply
     };
     tokio::time::timeout(limits.timeout, fut)
         .await

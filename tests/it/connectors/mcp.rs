@@ -87,6 +87,13 @@ async fn legacy_server_everything_detected_listed_and_called() {
     assert_eq!(body["isError"], false);
     assert_eq!(body["content"][0]["type"], "text");
     assert_eq!(body["content"][0]["text"], "Echo: hello from connectors");
+    // The MCP server's share of the call, in milliseconds (what bench/mcp.sh subtracts).
+    let timing = res.headers.get("server-timing").unwrap().to_str().unwrap();
+    let upstream_ms: f64 = timing
+        .strip_prefix("upstream;dur=")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{timing}"));
+    assert!(upstream_ms > 0.0, "{timing}");
 
     let res = call(
         &mut w,

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# MCP tool-call benchmark (issue 13) against a release build (results: bench/RESULTS.md).
+#
+#   bench/mcp.sh            # 16 concurrent callers of `echo` on server-everything
+#
+# Starts server-everything (tests/mcp, `npm ci` there first; confined to 127.0.0.1 by
+# tests/mcp/listen-loopback.js) in streamableHttp mode, `switchboard serve --role all` on its
+# own database (switchboard_bench_mcp) and ports (BENCH_AUTH_PORT 5311, BENCH_PORT 5312), signs
+# a user in, takes a JWT, adds the MCP server and then loads
+# POST /api/mcp-servers/{id}/tools/echo/call with
+#   1. wrk -t2 -c16 (throughput and latency of the whole path: the headline figures), and
+#   2. bench/mcp-load.js, 16 callers, per call: total (client clock) minus the upstream time
+#      from `Server-Timing: upstream;dur=` = switchboard's own part.
+# Needs wrk, node, PostgreSQL on 127.0.0.1:5432.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-15s}"
+CONNECTIONS="${CONNECTIONS:-16}"
+THREADS="${THREADS:-2}"
+AUTH_PORT="${BENCH_AUTH_PORT:-5311}"
+PORT="${BENCH_PORT:-5312}"
+MCP_PORT="${BENCH_MCP_PORT:-5313}"
+out=bench/out
+mkdir -p "$out"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+[ -f tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] ||
+  (cd tests/mcp && npm ci --no-audit --no-fund >/dev/null)
+# The same targets as bench/webhooks.sh: --bin alone resolves other features (no dev-deps)
+# and would rebuild half the dependency tree.
+cargo build --release --quiet --bin switchboard --example jobs_drain
+
+server="postgres://postgres@127.0.0.1:5432"
+db=switchboard_bench_mcp
+export DATABASE_URL="$server/$db?sslmode=disable"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+APP_ENV=development target/release/switchboard migrate >/dev/null
+export APP_ENV=development RUST_LOG=warn
+export AUTH_LISTEN="127.0.0.1:$AUTH_PORT" CONNECTORS_LISTEN="127.0.0.1:$PORT"
+export BETTER_AUTH_URL="http://127.0.0.1:$AUTH_PORT" AUTH_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json"
+export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false BETTER_AUTH_TRUSTED_ORIGINS="http://127.0.0.1:$AUTH_PORT"
+export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true
+export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
+export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.2; done; echo "nothing listens on $1" >&2; exit 1; }
+
+(cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
+  node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/mcp-everything.log" 2>&1 &
+pids+=($!)
+target/release/switchboard serve --role all >"$out/mcp-server.log" 2>&1 &
+pids+=($!)
+sb=$!
+wait_port "$MCP_PORT"
+wait_port "$PORT"
+
+origin="http://127.0.0.1:$AUTH_PORT"
+curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
+  -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
+  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-up/email"
+cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench-password-123"}' \
+  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-in/email" | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
+jwt=$(curl -sf -H "Cookie: $cookie" "http://127.0.0.1:$AUTH_PORT/api/auth/token" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+[ -n "$jwt" ] || { echo "no JWT" >&2; exit 1; }
+id=$(curl -sf -H "Authorization: Bearer $jwt" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$MCP_PORT/mcp\",\"name\":\"Everything\"}" \
+  "http://127.0.0.1:$PORT/api/mcp-servers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+call_url="http://127.0.0.1:$PORT/api/mcp-servers/$id/tools/echo/call"
+echo "one call: $(curl -sf -D "$out/mcp-headers.txt" -H "Authorization: Bearer $jwt" -H 'Content-Type: application/json' \
+  -d '{"arguments":{"message":"hello"}}' "$call_url")"
+grep -i '^server-timing' "$out/mcp-headers.txt" || true
+
+cat >"$out/mcp-call.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"arguments":{"message":"hello from the bench"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $jwt"
+LUA
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$out/mcp-call.lua" "$call_url" >"$out/mcp-wrk.txt"
+awk '/Requests\/sec/ {r=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /Non-2xx/ {n=$NF}
+  END {printf "wrk -c'"$CONNECTIONS"': %s req/s, p50 %s, p99 %s, non-2xx %s\n", r, p50, p99, (n == "" ? 0 : n)}' "$out/mcp-wrk.txt"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+URL="$call_url" TOKEN="$jwt" CONCURRENCY="$CONNECTIONS" RUN_SECONDS="${RUN_SECONDS:-10}" node bench/mcp-load.js | tee "$out/mcp-own.json"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "calls recorded: $(psql "$server/$db" -Atqc 'SELECT count(*) FROM mcp_tool_calls')"
+echo "switchboard RSS: $(awk '$1 == "VmRSS:" {printf "%.1f MB", $2 / 1024}' /proc/$sb/status)"
