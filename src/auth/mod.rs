@@ -12,7 +12,7 @@ mod mail;
 mod models;
 mod origin;
 mod password;
-mod rate_limit;
+pub mod rate_limit;
 mod session_cache;
 mod social;
 mod state;

@@ -7,7 +7,7 @@ use crate::auth::mail::Mailer;
 use crate::auth::models::{NewSession, Session, User};
 use crate::auth::origin::TrustedOrigins;
 use crate::auth::password::Hasher;
-use crate::auth::rate_limit::{MemoryStore, RateLimiter};
+use crate::auth::rate_limit::{RateLimiter, store_for};
 use crate::auth::session_cache::SessionCache;
 use crate::auth::store;
 use crate::crypto::random;
@@ -83,7 +83,7 @@ impl AuthState {
                 &auth.rate_limit,
                 config.app_env,
                 platform.clock.clone(),
-                Box::new(MemoryStore::new(auth.rate_limit.max_entries)),
+                store_for(&auth.rate_limit, &platform.pool),
             )?,
             jwt: crate::auth::jwt::KeyStore::start(platform)?,
             recent_jwts: Mutex::new(HashMap::new()),
