@@ -270,7 +270,14 @@ fn insert_new(
         })
         .execute(conn)
         .map_err(DbError::from)?;
+    announce(conn)?;
     Ok(kid)
+}
+
+/// Tells every auth process to reload the key set when this transaction commits.
+fn announce(conn: &mut PgConnection) -> Result<(), DbError> {
+    use crate::platform::notify;
+    Ok(notify::send(conn, notify::KEYS_CHANNEL, "")?)
 }
 
 type NotExpired = diesel::dsl::Or<
@@ -539,6 +546,7 @@ pub fn revoke(
             ))
             .execute(conn)
             .map_err(DbError::from)?;
+        announce(conn)?;
         Ok(Revoked {
             kid: kid.to_owned(),
             replacement,
