@@ -343,3 +343,83 @@ async fn a_key_rotation_elsewhere_is_loaded_by_every_instance_at_once() {
         .await;
     }
 }
+
+/// A rolling restart: from SIGTERM on, `/readyz` answers 503 while the process still serves
+/// (`/healthz` 200) for `server.drain_delay_secs`; then it stops cleanly. A real process of the
+/// built binary, since signals and listeners are the point.
+#[test]
+fn sigterm_makes_readyz_503_while_the_listener_still_serves() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    use switchboard::platform::health::probe;
+    let db = crate::common::TestDb::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (role, variable) = if cfg!(feature = "connectors") {
+        ("connectors", "CONNECTORS_LISTEN")
+    } else {
+        ("auth", "AUTH_LISTEN")
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--role", role])
+        .env_clear()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("APP_ENV", "test")
+        .env("RUST_LOG", "warn")
+        .env("DATABASE_URL", db.url())
+        .env(variable, &listen)
+        .env("SWITCHBOARD__SERVER__DRAIN_DELAY_SECS", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let second = Duration::from_secs(1);
+    let started = Instant::now();
+    while probe(&listen, "/readyz", second).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let signalled = Instant::now();
+    // Not ready at once (well inside the 3 s delay), while still answering.
+    loop {
+        match probe(&listen, "/readyz", second) {
+            Err(e) if e.ends_with("answered 503") => break,
+            other => assert!(
+                signalled.elapsed() < Duration::from_secs(2),
+                "still {other:?} 2 s after SIGTERM"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(probe(&listen, "/healthz", second), Ok(()));
+    assert!(signalled.elapsed() < Duration::from_secs(3));
+    // Then the process stops by itself, cleanly.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "left before the drain delay"
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        probe(&listen, "/healthz", second).is_err(),
+        "closed afterwards"
+    );
+}
