@@ -567,3 +567,35 @@ async fn two_auth_processes_share_limits_and_see_each_others_sign_outs() {
     );
     assert_eq!(statuses[3..], [429, 429, 429]);
 }
+
+/// A dropped LISTEN connection: the listener reconnects (with backoff) and clears the cache,
+/// since it may have missed notices meanwhile.
+#[actix_web::test]
+async fn a_listener_that_reconnects_clears_the_session_cache() {
+    use crate::common::auth::{cookie_header, get_with};
+    use crate::common::rows::exec;
+    let mut a = TestApp::new();
+    let b = Instance::new(second_instance(&a));
+    let cookie = cookie_header(&a.sign_up("ann@example.com").await);
+    listeners_ready(&a, 2).await;
+    let seen = b.call(get_with("/api/auth/get-session", &cookie)).await;
+    assert_eq!(seen.json()["user"]["email"], "ann@example.com");
+
+    // Changed behind every process's back (no notice), then every listener is cut off.
+    let mut conn = a.db.conn();
+    exec(&mut conn, "DELETE FROM session");
+    exec(
+        &mut conn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'switchboard-listen'",
+    );
+    // B's cache alone would keep the session: the test's clock does not move.
+    within_seconds("B reconnects and forgets", || async {
+        b.call(get_with("/api/auth/get-session", &cookie))
+            .await
+            .json()
+            .is_null()
+    })
+    .await;
+    listeners_ready(&a, 2).await;
+}
