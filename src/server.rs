@@ -102,8 +102,23 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
     };
 
     let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
+    let (draining, delay) = (platform.draining.clone(), config.server.drain_delay_secs);
     tokio::spawn(async move {
         let signal = signals.recv().await;
+        // Not ready from now on; keep serving while the load balancer notices (a second signal
+        // cuts the wait short).
+        draining.store(true, std::sync::atomic::Ordering::Release);
+        if delay > 0 {
+            tracing::info!(
+                signal,
+                delay_secs = delay,
+                "shutting down: /readyz says 503, still serving while load balancers notice"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(delay)) => {}
+                again = signals.recv() => tracing::info!(signal = again, "second signal: not waiting out the drain delay"),
+            }
+        }
         tracing::info!(signal, "shutting down: finishing in-flight requests");
         for handle in handles {
             handle.stop(true).await;

@@ -19,7 +19,7 @@ mod mail;
 mod models;
 mod origin;
 mod password;
-mod rate_limit;
+pub mod rate_limit;
 mod service;
 mod session_cache;
 mod social;

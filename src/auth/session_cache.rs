@@ -11,16 +11,18 @@
 //! it touches at once: the only functions that write `session` and `user` rows are the methods
 //! of `store::Writer`, each of which records what to forget, and `AuthState::write` forgets it on
 //! the thread that wrote, right after the write committed,
-//! so one instance answers exactly as Better Auth does. Another instance's
-//! change (auth scaled out to several processes) shows here within the TTL. That bound is far
-//! inside what the JWTs already allow (a revoked session's JWT stays valid for its 15 minutes),
-//! and `?disableCookieCache=true`, Better Auth's own switch for "read the database", always
-//! bypasses it. Only `get-session` reads from it: every endpoint that changes something, and
+//! so one instance answers exactly as Better Auth does. Another instance's change (auth scaled
+//! out to several processes) arrives as a [`Notice`] on PostgreSQL's `LISTEN/NOTIFY`
+//! (`platform::notify`), sent by the writer right after its commit, and is forgotten here at
+//! once; while the listener is disconnected it shows within the TTL, and a reconnect clears the
+//! cache. That bound is far inside what the JWTs already allow (a revoked session's JWT stays
+//! valid for its 15 minutes), and `?disableCookieCache=true`, Better Auth's own switch for "read
+//! the database", always bypasses it. Only `get-session` reads from it: every endpoint that changes something, and
 //! `/token`, read the database.
 
 use crate::auth::models::{Session, User};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 /// Most sessions remembered, and most bytes of them (a user's `image` may be a long data URL);
@@ -59,6 +61,54 @@ struct Entry {
     session: Session,
     user: User,
     read_at: DateTime<Utc>,
+    /// [`token_digest`] of the session token, which is what a [`Notice`] names.
+    digest: String,
+}
+
+/// NOTIFY payloads stay under PostgreSQL's 8000-byte limit; a bigger change clears everything.
+const NOTICE_MAX: usize = 7900;
+
+/// A change another process made, as sent on `platform::notify::SESSION_CHANNEL`: users by id,
+/// sessions by a digest of their token (a payload is visible to any database role that listens,
+/// so it never carries a token itself).
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    #[serde(default, rename = "u", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, rename = "t", skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+impl Notice {
+    /// The payload announcing a change to `users` and the sessions with `tokens`; `None` when
+    /// nothing changed.
+    pub fn payload(users: &[String], tokens: &[String]) -> Option<String> {
+        if users.is_empty() && tokens.is_empty() {
+            return None;
+        }
+        let notice = Notice {
+            users: users.to_vec(),
+            tokens: tokens.iter().map(|t| token_digest(t)).collect(),
+            all: false,
+        };
+        let payload = serde_json::to_string(&notice).ok()?;
+        Some(if payload.len() <= NOTICE_MAX {
+            payload
+        } else {
+            r#"{"all":true}"#.to_owned()
+        })
+    }
+}
+
+/// The first 16 bytes of SHA-256 of a session token, in hex.
+pub fn token_digest(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Entry {
@@ -120,6 +170,7 @@ impl SessionCache {
             session: session.clone(),
             user: user.clone(),
             read_at: now,
+            digest: token_digest(&session.token),
         };
         inner.remove(&session.token);
         if inner.entries.len() >= MAX_ENTRIES || inner.bytes + entry.size() > MAX_BYTES {
@@ -151,6 +202,42 @@ impl SessionCache {
         let mut freed = 0;
         inner.entries.retain(|_, entry| {
             let keep = entry.user.id != user_id;
+            if !keep {
+                freed += entry.size();
+            }
+            keep
+        });
+        inner.bytes = inner.bytes.saturating_sub(freed);
+    }
+}
+
+impl SessionCache {
+    /// Forgets everything: the listener (re)connected and may have missed changes.
+    pub fn clear(&self) {
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.clear();
+        inner.bytes = 0;
+    }
+
+    /// Another process changed what `payload` (a [`Notice`]) names; one that does not parse
+    /// clears everything.
+    pub fn apply_notice(&self, payload: &str) {
+        let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
+            tracing::warn!("session cache: a change notice did not parse; clearing the cache");
+            return self.clear();
+        };
+        if notice.all {
+            return self.clear();
+        }
+        let users: HashSet<&str> = notice.users.iter().map(String::as_str).collect();
+        let digests: HashSet<&str> = notice.tokens.iter().map(String::as_str).collect();
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        let mut freed = 0;
+        inner.entries.retain(|_, entry| {
+            let keep =
+                !users.contains(entry.user.id.as_str()) && !digests.contains(entry.digest.as_str());
             if !keep {
                 freed += entry.size();
             }
@@ -274,6 +361,39 @@ mod tests {
         }
         cache.forget_user("u");
         assert_eq!(cache.inner().bytes, 0);
+    }
+
+    #[test]
+    fn a_notice_from_another_process_forgets_what_it_names() {
+        let cache = SessionCache::new(1_000);
+        for (user, token) in [("u1", "a"), ("u2", "b"), ("u3", "c")] {
+            let (session, user) = row(user, token);
+            cache.put(cache.ticket(), &session, &user, at(0));
+        }
+        let ticket = cache.ticket();
+        let payload = Notice::payload(&["u2".into()], &["a".into()]).expect("a change");
+        assert!(
+            !payload.contains("\"a\""),
+            "no token in the payload: {payload}"
+        );
+        cache.apply_notice(&payload);
+        assert!(cache.get("a", at(1)).is_none());
+        assert!(cache.get("b", at(1)).is_none());
+        assert!(cache.get("c", at(1)).is_some());
+        // A read in flight when the notice came is not remembered.
+        let (session, user) = row("u2", "b");
+        cache.put(ticket, &session, &user, at(1));
+        assert!(cache.get("b", at(2)).is_none());
+
+        assert_eq!(Notice::payload(&[], &[]), None);
+        let many: Vec<String> = (0..1000).map(|i| format!("token-{i}")).collect();
+        let big = Notice::payload(&[], &many).expect("a change");
+        assert_eq!(big, r#"{"all":true}"#);
+        cache.apply_notice(&big);
+        assert!(cache.get("c", at(1)).is_none());
+        cache.put(cache.ticket(), &session, &user, at(1));
+        cache.apply_notice("not json");
+        assert!(cache.get("b", at(2)).is_none());
     }
 
     #[test]

@@ -7,13 +7,14 @@ use crate::auth::mail::Mailer;
 use crate::auth::models::{NewSession, Session, User};
 use crate::auth::origin::TrustedOrigins;
 use crate::auth::password::Hasher;
-use crate::auth::rate_limit::{MemoryStore, RateLimiter};
+use crate::auth::rate_limit::{RateLimiter, store_for};
 use crate::auth::session_cache::SessionCache;
 use crate::auth::store;
 use crate::crypto::random;
 use crate::db::{self, DbError, DbPool};
 use crate::platform::clock::SharedClock;
 use crate::platform::config::{AppEnv, AuthConfig, Config};
+use crate::platform::notify;
 use crate::platform::state::Platform;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -74,6 +75,9 @@ impl AuthState {
             config.jobs.max_attempts,
         )?;
         start_job_runner(platform, &mailer);
+        let sessions = Arc::new(SessionCache::new(auth.session.cache_ttl_ms));
+        let jwt = crate::auth::jwt::KeyStore::start(platform)?;
+        listen_for_other_processes(platform, &sessions, &jwt);
         Ok(Self {
             pool: platform.pool.clone(),
             clock: platform.clock.clone(),
@@ -84,11 +88,11 @@ impl AuthState {
                 &auth.rate_limit,
                 config.app_env,
                 platform.clock.clone(),
-                Box::new(MemoryStore::new(auth.rate_limit.max_entries)),
+                store_for(&auth.rate_limit, &platform.pool),
             )?,
-            jwt: crate::auth::jwt::KeyStore::start(platform)?,
+            jwt,
             recent_jwts: Mutex::new(HashMap::new()),
-            sessions: Arc::new(SessionCache::new(auth.session.cache_ttl_ms)),
+            sessions,
             document: crate::auth::handlers::document(),
             social,
             mailer,
@@ -167,7 +171,15 @@ impl AuthState {
         self.db(move |conn| {
             let mut writer = store::Writer::new(conn);
             let out = f(&mut writer);
-            writer.into_forget().apply(&sessions);
+            let forget = writer.into_forget();
+            // Other auth processes forget it too (after the commit, so none re-reads the old row).
+            let (users, tokens) = forget.parts();
+            if let Some(payload) = crate::auth::session_cache::Notice::payload(users, tokens)
+                && let Err(e) = notify::send(conn, notify::SESSION_CHANNEL, &payload)
+            {
+                tracing::warn!(error = %e, "could not announce a session change to other processes");
+            }
+            forget.apply(&sessions);
             out
         })
         .await
@@ -353,6 +365,43 @@ fn start_job_runner(platform: &Platform, mailer: &Mailer) {
     .with_wake(mailer.wake_handle());
     let _guard = runtime.enter();
     platform.jobs.add(runner.start());
+}
+
+/// The auth role's side of `LISTEN/NOTIFY`: another process's session change is forgotten here
+/// at once, its key rotation makes the next use reload the key set, and a (re)connect clears the
+/// session cache and invalidates the keys (changes may have been missed). The thread ends with
+/// the state.
+fn listen_for_other_processes(
+    platform: &Platform,
+    sessions: &Arc<SessionCache>,
+    jwt: &Arc<crate::auth::jwt::KeyStore>,
+) {
+    let (sessions, jwt) = (Arc::downgrade(sessions), Arc::downgrade(jwt));
+    let handler = move |event: notify::Event| {
+        let (Some(sessions), Some(jwt)) = (sessions.upgrade(), jwt.upgrade()) else {
+            return notify::Flow::Stop;
+        };
+        match event {
+            notify::Event::Connected => {
+                sessions.clear();
+                jwt.invalidate();
+            }
+            notify::Event::Notification { channel, payload } => {
+                if channel == notify::SESSION_CHANNEL {
+                    sessions.apply_notice(&payload);
+                } else if channel == notify::KEYS_CHANNEL {
+                    jwt.invalidate();
+                }
+            }
+            notify::Event::Lost | notify::Event::Idle => {}
+        }
+        notify::Flow::Continue
+    };
+    let url = platform.config.database.url.expose().to_owned();
+    let channels = [notify::SESSION_CHANNEL, notify::KEYS_CHANNEL];
+    if let Err(e) = notify::Listener::spawn(url, &channels, handler) {
+        tracing::warn!(error = %e, "could not start the LISTEN thread; other processes' changes show after the cache TTL");
+    }
 }
 
 impl AuthState {

@@ -337,6 +337,11 @@ pub struct Forget {
 }
 
 impl Forget {
+    /// The users and session tokens recorded (announced to other processes).
+    pub fn parts(&self) -> (&[String], &[String]) {
+        (&self.users, &self.tokens)
+    }
+
     /// Forgets everything recorded. Runs after the write committed (or failed: forgetting more
     /// than needed only costs a database read).
     pub fn apply(self, cache: &SessionCache) {

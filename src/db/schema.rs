@@ -243,6 +243,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limit (id) {
+        id -> Text,
+        key -> Text,
+        count -> Int4,
+        last_request -> Int8,
+    }
+}
+
+diesel::table! {
     refresh_claims (connection_id) {
         connection_id -> Text,
         claim -> Text,
@@ -334,6 +343,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mcp_tool_calls,
     oauth_flows,
     pending_grants,
+    rate_limit,
     refresh_claims,
     session,
     user,

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers), on every listener.
+//! `/healthz` (the process answers) and `/readyz` (the database answers and the process is not
+//! shutting down), on every listener.
 
 use crate::db::{self, DbError};
 use crate::platform::error::{ErrorBody, render};
@@ -28,12 +29,21 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthBody { status: "ok" })
 }
 
-/// The database answers a ping within the pool's connect timeout.
+/// The database answers a ping within the pool's connect timeout, and no SIGTERM has come: from
+/// SIGTERM on this answers 503 while the listeners keep serving for `server.drain_delay_secs`,
+/// so a load balancer stops sending new requests before the process stops accepting them.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = HealthBody),
-        (status = 503, description = "The database is unreachable", body = ErrorBody)))]
+        (status = 503, description = "The database is unreachable, or the process is shutting down", body = ErrorBody)))]
 pub async fn readyz(platform: web::Data<Platform>) -> HttpResponse {
+    if platform.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SHUTTING_DOWN",
+            "The process is shutting down",
+        );
+    }
     let ping = db::run(&platform.pool, |conn| {
         diesel::sql_query("SELECT 1")
             .execute(conn)

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod notify;
 pub mod openapi;
 pub mod proxy;
 pub mod redirect;

@@ -15,6 +15,8 @@ pub struct Platform {
     pub proxy_warned: Arc<AtomicBool>,
     /// The job runners started in this process, so shutdown reaches them.
     pub jobs: crate::jobs::Supervisor,
+    /// Set at SIGTERM: `/readyz` answers 503 from then on (`server.drain_delay_secs`).
+    pub draining: Arc<AtomicBool>,
 }
 
 impl Platform {
@@ -25,6 +27,7 @@ impl Platform {
             clock,
             proxy_warned: Arc::new(AtomicBool::new(false)),
             jobs: crate::jobs::Supervisor::default(),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 }

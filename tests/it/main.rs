@@ -32,6 +32,8 @@ mod platform;
 mod rate_limit;
 #[cfg(feature = "auth")]
 mod reset;
+#[cfg(feature = "auth")]
+mod scale;
 mod screening;
 #[cfg(feature = "auth")]
 mod session_cache;

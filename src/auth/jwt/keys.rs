@@ -269,7 +269,14 @@ fn insert_new(
             crv: key.crv,
         })
         .execute(conn)?;
+    announce(conn)?;
     Ok(kid)
+}
+
+/// Tells every auth process to reload the key set when this transaction commits.
+fn announce(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+    use crate::platform::notify;
+    notify::send(conn, notify::KEYS_CHANNEL, "")
 }
 
 type NotExpired = diesel::dsl::Or<
@@ -529,6 +536,7 @@ pub fn revoke(
                 jwks::expires_at.eq(Some(row.expires_at.map_or(now, |e| e.min(now)))),
             ))
             .execute(conn)?;
+        announce(conn)?;
         Ok(Revoked {
             kid: kid.to_owned(),
             replacement,

@@ -20,6 +20,7 @@ use josekit::jws::JwsSigner;
 use keys::{KeyFacts, KeyPolicy};
 use sealed::{KeySealer, SealError};
 use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use utoipa::OpenApi;
 
@@ -149,6 +150,8 @@ pub struct KeyStore {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     /// Single flight for reloads.
     reloading: tokio::sync::Mutex<()>,
+    /// Set by [`KeyStore::invalidate`]: reload at the next use.
+    invalidated: AtomicBool,
 }
 
 impl KeyStore {
@@ -167,6 +170,7 @@ impl KeyStore {
             expires_in_secs: secs(config.auth.jwt.expires_in_secs),
             snapshot: RwLock::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            invalidated: AtomicBool::new(false),
         })
     }
 
@@ -280,6 +284,12 @@ impl KeyStore {
         self.load(now).await.map(|_| ())
     }
 
+    /// Another process changed the key set (a notice on `platform::notify::KEYS_CHANNEL`): the
+    /// next use re-reads it, and waits for that read rather than serving the old set.
+    pub fn invalidate(&self) {
+        self.invalidated.store(true, Ordering::Release);
+    }
+
     fn cached(&self) -> Option<Arc<Snapshot>> {
         self.snapshot
             .read()
@@ -289,14 +299,29 @@ impl KeyStore {
 
     async fn current(&self, now: DateTime<Utc>) -> Result<Arc<Snapshot>, JwtError> {
         if let Some(snapshot) = self.cached() {
-            if now < snapshot.reload_at {
+            let invalidated = self.invalidated.load(Ordering::Acquire);
+            if now < snapshot.reload_at && !invalidated {
                 return Ok(snapshot);
             }
             // Stale: one caller reloads; the others keep using what they have meanwhile, and a
-            // failed reload (database down) keeps the old set.
-            let Ok(_guard) = self.reloading.try_lock() else {
-                return Ok(snapshot);
+            // failed reload (database down) keeps the old set. Invalidated (another process
+            // changed the keys): everyone waits for the one reload.
+            let _guard = if invalidated {
+                let guard = self.reloading.lock().await;
+                if !self.invalidated.load(Ordering::Acquire)
+                    && let Some(fresh) = self.cached()
+                    && now < fresh.reload_at
+                {
+                    return Ok(fresh);
+                }
+                guard
+            } else {
+                let Ok(guard) = self.reloading.try_lock() else {
+                    return Ok(snapshot);
+                };
+                guard
             };
+            self.invalidated.store(false, Ordering::Release);
             return match self.load(now).await {
                 Ok(fresh) => Ok(fresh),
                 Err(err) if snapshot.keys.iter().any(|k| k.is_live(now)) => {
@@ -312,6 +337,7 @@ impl KeyStore {
         {
             return Ok(snapshot);
         }
+        self.invalidated.store(false, Ordering::Release);
         self.load(now).await
     }
 

@@ -195,9 +195,22 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<String>,
     /// Most buckets kept in memory; past it the least recently used are dropped.
     pub max_entries: usize,
+    /// Where counts live: this process's memory, or PostgreSQL (shared by every auth process).
+    #[serde(default)]
+    pub storage: RateLimitStorage,
     /// Per-path overrides, checked before the built-in rules; the first match wins.
     #[serde(default)]
     pub rules: Vec<RateLimitRuleConfig>,
+}
+
+/// `auth.rate_limit.storage`: Better Auth's `"memory"` (the default; per process) or
+/// `"database"` (its `rateLimit` table; exact across every process on the database).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitStorage {
+    #[default]
+    Memory,
+    Database,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -123,6 +123,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// How long in-flight requests may run after SIGTERM before they are cut.
     pub shutdown_timeout_secs: u64,
+    /// After SIGTERM, how long `/readyz` answers 503 while the listeners still serve, so a load
+    /// balancer takes the process out of rotation before it stops accepting (0: stop at once).
+    #[serde(default)]
+    pub drain_delay_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
