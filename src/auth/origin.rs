@@ -339,6 +339,213 @@ mod tests {
         assert!(wildcard_match("*", ""));
     }
 
+    // What follows pins the rules above one by one (each assertion kills a cargo-mutants
+    // mutant that the tests before let live; see docs/mutation-testing.md).
+
+    #[test]
+    fn wildcard_matching_backtracks_and_anchors_both_ends() {
+        for (pattern, text, expected) in [
+            ("", "", true),
+            ("", "a", false),
+            ("a", "ab", false),
+            ("ab", "a", false),
+            ("a?c", "ac", false),
+            ("?", "", false),
+            ("a**", "a", true),
+            ("a*?", "a", false),
+            ("*b", "ab", true),
+            ("*a", "bba", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("a*bc", "abxbc", true),
+            ("*.a.com", "x.y.a.com", true),
+            ("*.a.com", "x.a.co", false),
+            // A `*` in the text is a character like any other, also right after a backtrack.
+            ("*?", "x*", true),
+            ("*a", "b*a", true),
+        ] {
+            assert_eq!(
+                wildcard_match(pattern, text),
+                expected,
+                "{pattern:?} ~ {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn patterns_with_only_a_question_mark_stay_patterns() {
+        let t = TrustedOrigins::new(
+            "https://auth.example",
+            vec!["https://pr-?.example.org".to_owned()],
+        );
+        assert!(t.is_trusted("https://pr-1.example.org"));
+        assert!(!t.is_trusted("https://pr-12.example.org"));
+        assert!(!t.is_trusted("https://pr-"));
+        assert_eq!(t.base_origin(), "https://auth.example");
+        assert_eq!(trusted().base_origin(), "http://127.0.0.1:3111");
+    }
+
+    #[test]
+    fn a_digits_only_pattern_matches_ip_addresses_only() {
+        let t = TrustedOrigins::new(
+            "https://auth.example",
+            vec!["192.168.*.*".to_owned(), "10.0.0.?".to_owned()],
+        );
+        assert!(t.is_trusted("http://192.168.1.5:3000"));
+        assert!(t.is_trusted("https://10.0.0.7"));
+        assert!(!t.is_trusted("http://192.168.1.evil.com"));
+        assert!(!t.is_trusted("http://10.0.0.a"));
+        assert!(!t.is_trusted("http://192.169.1.5"));
+    }
+
+    #[test]
+    fn custom_schemes_keep_scheme_and_host() {
+        assert_eq!(
+            origin_of("myapp://callback/x?y=1").as_deref(),
+            Some("myapp://callback")
+        );
+        assert_eq!(
+            origin_of("https://a.example:8443/x").as_deref(),
+            Some("https://a.example:8443")
+        );
+        assert_eq!(
+            origin_of("https://a.example:443/x").as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(origin_of("no scheme"), None);
+        let t = TrustedOrigins::new("https://auth.example", vec!["myapp://callback".to_owned()]);
+        assert!(t.is_trusted("myapp://callback/done"));
+        assert!(!t.is_trusted("myapp://other/done"));
+        assert!(!t.is_trusted("otherapp://callback/done"));
+    }
+
+    #[test]
+    fn redirect_length_cap_to_the_byte() {
+        let t = trusted();
+        let at_cap = format!("/{}", "a".repeat(redirect::MAX_TARGET_LEN - 1));
+        assert!(t.allows_redirect(&at_cap));
+        assert!(!t.allows_redirect(&format!("{at_cap}a")));
+        assert_eq!(redirect::MAX_TARGET_LEN, 2048);
+    }
+
+    #[test]
+    fn check_url_passes_absent_empty_and_allowed_values() {
+        let t = trusted();
+        assert!(t.check_url(Some(""), Code::InvalidCallbackUrl).is_ok());
+        assert!(t.check_url(Some("/dash"), Code::InvalidCallbackUrl).is_ok());
+        assert!(
+            t.check_url(Some("http://localhost:5173/x"), Code::InvalidCallbackUrl)
+                .is_ok()
+        );
+        assert!(matches!(
+            t.check_url(Some("//evil.example"), Code::InvalidRedirectUrl),
+            Err(AuthError::Api(_, Code::InvalidRedirectUrl))
+        ));
+    }
+
+    fn request(method: actix_web::http::Method, headers: &[(&str, &str)]) -> HttpRequest {
+        let mut r = TestRequest::default().method(method);
+        for (k, v) in headers {
+            r = r.insert_header((*k, *v));
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn a_null_origin_passes_only_when_the_browser_says_same_origin() {
+        use actix_web::http::Method;
+        let t = trusted();
+        let write = |site: &str| {
+            t.check_write(&request(
+                Method::POST,
+                &[
+                    ("cookie", "a=b"),
+                    ("origin", "null"),
+                    ("sec-fetch-site", site),
+                ],
+            ))
+        };
+        assert!(write("same-origin").is_ok());
+        for site in ["same-site", "cross-site", "none"] {
+            assert!(
+                matches!(
+                    write(site),
+                    Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+                ),
+                "{site}"
+            );
+        }
+        // A Referer with no usable origin is no origin either.
+        assert!(matches!(
+            t.check_write(&request(
+                Method::POST,
+                &[("cookie", "a=b"), ("referer", "null")]
+            )),
+            Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+        ));
+    }
+
+    #[test]
+    fn every_safe_method_is_exempt_and_every_other_is_not() {
+        use actix_web::http::Method;
+        let t = trusted();
+        let evil = [("cookie", "a=b"), ("origin", "https://evil.example")];
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert!(t.check_write(&request(m.clone(), &evil)).is_ok(), "{m}");
+        }
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(t.check_write(&request(m.clone(), &evil)).is_err(), "{m}");
+        }
+    }
+
+    #[test]
+    fn login_checks_each_fetch_metadata_header_and_each_origin_header() {
+        let t = trusted();
+        let login = |headers: &[(&str, &str)]| {
+            t.check_login(&request(actix_web::http::Method::POST, headers))
+        };
+        // Any one Sec-Fetch-* header means a browser: it must then name a trusted origin.
+        for header in ["sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest"] {
+            assert!(
+                matches!(
+                    login(&[(header, "x")]),
+                    Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+                ),
+                "{header}"
+            );
+        }
+        // Only cross-site *and* navigate is the blocked form post.
+        let origin = ("origin", "http://localhost:5173");
+        assert!(
+            login(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "cors"),
+                origin
+            ])
+            .is_ok()
+        );
+        assert!(
+            login(&[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-mode", "navigate"),
+                origin
+            ])
+            .is_ok()
+        );
+        // Without Sec-Fetch-*, either origin header alone is checked.
+        assert!(matches!(
+            login(&[("referer", "http://evil.example/form")]),
+            Err(AuthError::Api(_, Code::InvalidOrigin))
+        ));
+        assert!(login(&[("referer", "http://localhost:5173/form")]).is_ok());
+        // With a cookie, the Origin check applies whatever Sec-Fetch-* says.
+        assert!(matches!(
+            login(&[("cookie", "a=b")]),
+            Err(AuthError::Api(_, Code::MissingOrNullOrigin))
+        ));
+        assert!(login(&[("cookie", "a=b"), origin]).is_ok());
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;

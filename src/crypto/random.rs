@@ -85,6 +85,65 @@ mod tests {
         }
     }
 
+    /// 96 symbols: 256 % 96 = 64, so bytes 192..=255 must be redrawn. Taken modulo 96 instead,
+    /// symbols 0..64 would come up 3 times in 256 and the rest twice: a bias this test sees.
+    #[test]
+    fn rejection_sampling_leaves_no_bias() {
+        let alphabet: Vec<u8> = (b' '..=0x7f).collect();
+        assert_eq!(alphabet.len(), 96);
+        const PER_SYMBOL: usize = 2_000;
+        let s = string_from(&alphabet, PER_SYMBOL * 96);
+        assert_eq!(s.len(), PER_SYMBOL * 96);
+        let mut counts = [0usize; 128];
+        for b in s.bytes() {
+            counts[b as usize] += 1;
+        }
+        // Each count is binomial(192000, 1/96): mean 2000, sd ~44. ±15 % is ~7 sd; the biases
+        // of the mutants (redraw none, one or four bytes fewer) move a count by 25 % or more.
+        for &c in &alphabet {
+            let n = counts[c as usize];
+            assert!(
+                (1_700..=2_300).contains(&n),
+                "{:?} drawn {n} times, expected about {PER_SYMBOL}",
+                c as char
+            );
+        }
+    }
+
+    #[test]
+    fn lengths_are_exact() {
+        for len in [0, 1, 63, 64, 65, 200] {
+            assert_eq!(string_from(ALPHANUMERIC, len).len(), len);
+            assert_eq!(string_from(LOWER_ALPHANUMERIC, len).len(), len);
+            assert_eq!(hex(len).len(), 2 * len);
+        }
+        let lower = string_from(LOWER_ALPHANUMERIC, 2_000);
+        assert!(
+            lower
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+        assert!(
+            hex(64)
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn hex_digits_in_both_nibbles() {
+        let all: Vec<u8> = (0..=255).collect();
+        let s = to_hex(&all);
+        assert_eq!(&s[..8], "00010203");
+        assert_eq!(&s[0x1f * 2..0x1f * 2 + 2], "1f");
+        assert_eq!(&s[0xa5 * 2..0xa5 * 2 + 2], "a5");
+        assert_eq!(&s[510..], "ff");
+        assert_eq!(from_hex(&s), Some(all));
+        assert_eq!(from_hex(""), Some(vec![]));
+        assert_eq!(from_hex("0A0b"), Some(vec![0x0a, 0x0b]));
+        assert_eq!(from_hex("0a0"), None);
+    }
+
     #[test]
     fn hex_round_trips() {
         let bytes = [0u8, 1, 0xab, 0xff];
