@@ -137,6 +137,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    linear_agent_activities (id) {
+        id -> Text,
+        session_id -> Text,
+        kind -> Text,
+        posted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    linear_agent_session_runs (run_id) {
+        run_id -> Text,
+        session_id -> Text,
+        event_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    linear_agent_sessions (id) {
+        id -> Text,
+        connection_id -> Text,
+        owner_id -> Text,
+        issue_id -> Nullable<Text>,
+        run_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     mcp_credentials (server_id) {
         server_id -> Text,
         issuer -> Nullable<Text>,
@@ -273,6 +303,12 @@ diesel::joinable!(agent_steps -> agent_runs (run_id));
 diesel::joinable!(connection_events -> connections (connection_id));
 diesel::joinable!(connection_events -> webhook_events (event_id));
 diesel::joinable!(connections -> user (owner_id));
+diesel::joinable!(linear_agent_activities -> linear_agent_sessions (session_id));
+diesel::joinable!(linear_agent_session_runs -> agent_runs (run_id));
+diesel::joinable!(linear_agent_session_runs -> linear_agent_sessions (session_id));
+diesel::joinable!(linear_agent_sessions -> agent_runs (run_id));
+diesel::joinable!(linear_agent_sessions -> connections (connection_id));
+diesel::joinable!(linear_agent_sessions -> user (owner_id));
 diesel::joinable!(mcp_credentials -> mcp_servers (server_id));
 diesel::joinable!(mcp_servers -> connections (connection_id));
 diesel::joinable!(mcp_servers -> user (owner_id));
@@ -290,6 +326,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     connections,
     jobs,
     jwks,
+    linear_agent_activities,
+    linear_agent_session_runs,
+    linear_agent_sessions,
     mcp_credentials,
     mcp_servers,
     mcp_tool_calls,

@@ -291,6 +291,8 @@ pub fn finish_run(
                 }),
                 now,
             )?;
+            // A run answering a Linear agent session: its final activity goes out as a job.
+            crate::connectors::linear_agent::on_run_end(c, id, now)?;
         }
         Ok(n == 1)
     })
