@@ -102,11 +102,32 @@ pub(crate) fn enqueue_for_event(
     Ok(1)
 }
 
-/// Inside the transaction that ends a run: a run answering a session gets its reply job.
+/// Inside the transaction that ends a run: a run answering a session gets its reply job
+/// (its remaining actions, then the final activity).
 pub(crate) fn on_run_end(
     conn: &mut PgConnection,
     run: &str,
     now: DateTime<Utc>,
+) -> QueryResult<()> {
+    enqueue_reply(conn, run, now, "final")
+}
+
+/// Inside the transaction that records a finished tool call: a run answering a session gets a
+/// job mirroring its finished calls as `action` activities while it goes on. One is queued at
+/// a time per run; a call finishing while it runs is posted by the next one or the final one.
+pub(crate) fn on_tool_finished(
+    conn: &mut PgConnection,
+    run: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    enqueue_reply(conn, run, now, "actions")
+}
+
+fn enqueue_reply(
+    conn: &mut PgConnection,
+    run: &str,
+    now: DateTime<Utc>,
+    what: &str,
 ) -> QueryResult<()> {
     let linked: i64 = linear_agent_session_runs::table
         .filter(linear_agent_session_runs::run_id.eq(run))
@@ -119,9 +140,9 @@ pub(crate) fn on_run_end(
         conn,
         now,
         REPLY_KIND,
-        &json!({ "run_id": run }),
+        &json!({ "run_id": run, "final": what == "final" }),
         &EnqueueOpts {
-            dedupe_key: Some(run.to_owned()),
+            dedupe_key: Some(format!("{run}:{what}")),
             priority: 10,
             ..EnqueueOpts::default()
         },
@@ -542,13 +563,11 @@ fn action(step: &StepRow) -> Value {
         "action": name,
         "parameter": clip(&step.input.as_ref().map(Value::to_string).unwrap_or_default()),
     });
-    if step.status != "started" {
-        let mut result = clip(&result_text(step.content.as_ref()));
-        if step.status != "ok" {
-            result = format!("({}) {result}", step.status);
-        }
-        v["result"] = json!(result);
+    let mut result = clip(&result_text(step.content.as_ref()));
+    if step.status != "ok" {
+        result = format!("({}) {result}", step.status);
     }
+    v["result"] = json!(result);
     v
 }
 
@@ -606,7 +625,11 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     let Some((link, run, steps)) = found else {
         return Ok(());
     };
-    for step in steps.iter().filter(|s| s.kind == "tool") {
+    // Only finished calls: an action is posted once, with its result.
+    for step in steps
+        .iter()
+        .filter(|s| s.kind == "tool" && s.status != "started")
+    {
         let Some(tool_use) = step.tool_use_id.as_deref() else {
             continue;
         };
@@ -621,6 +644,10 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
             },
         )
         .await?;
+    }
+    let wants_final = job.payload.get("final").and_then(Value::as_bool) != Some(false);
+    if !wants_final || !run.finished() {
+        return Ok(());
     }
     let (kind, content) = final_activity(&run);
     post(
