@@ -30,6 +30,10 @@ pub(crate) const REPLY_KIND: &str = "linear_agent_reply";
 
 const ACTIVITY_MUTATION: &str = "mutation SwitchboardAgentActivity($input: AgentActivityCreateInput!) { agentActivityCreate(input: $input) { success agentActivity { id } } }";
 
+const ISSUE_QUERY: &str = "query SwitchboardDelegatedIssue($id: String!) { issue(id: $id) { id delegate { id } state { type } team { states { nodes { id type position } } } } }";
+
+const ISSUE_UPDATE: &str = "mutation SwitchboardStartIssue($id: String!, $stateId: String!) { issueUpdate(id: $id, input: { stateId: $stateId }) { success } }";
+
 /// Longest `parameter`/`result` text mirrored into an `action` activity.
 const MAX_ACTION_TEXT: usize = 2000;
 
@@ -166,6 +170,46 @@ fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::retry(e.to_string())
 }
 
+/// One GraphQL call with the connection's token; returns `data`. Errors are worth a retry
+/// (the job's attempts bound them).
+async fn graphql(
+    ctx: &Arc<Ctx>,
+    connection_id: &str,
+    query: &str,
+    variables: Value,
+) -> Result<Value, JobError> {
+    let token = super::refresh::access_token(ctx, &ConnectionId(connection_id.to_owned()))
+        .await
+        .map_err(retry)?;
+    let response = ctx
+        .http
+        .post(&ctx.config.connectors.providers.linear.graphql_url)
+        .bearer_auth(token.expose())
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .map_err(|e| retry(format!("Linear GraphQL unreachable: {e}")))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|_| retry(format!("Linear GraphQL answered {status} without JSON")))?;
+    let errors = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty());
+    if !status.is_success() || errors {
+        let code = body
+            .pointer("/errors/0/extensions/code")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(retry(format!(
+            "Linear GraphQL failed: HTTP {status} {code}"
+        )));
+    }
+    Ok(body.get("data").cloned().unwrap_or(Value::Null))
+}
+
 /// Posts an activity unless one with its id was posted already; records it when Linear
 /// accepted it.
 async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
@@ -181,39 +225,19 @@ async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
     if seen > 0 {
         return Ok(());
     }
-    let token = super::refresh::access_token(ctx, &ConnectionId(a.connection_id.to_owned()))
-        .await
-        .map_err(retry)?;
-    let response = ctx
-        .http
-        .post(&ctx.config.connectors.providers.linear.graphql_url)
-        .bearer_auth(token.expose())
-        .json(&json!({
-            "query": ACTIVITY_MUTATION,
-            "variables": { "input": {
-                "id": a.id, "agentSessionId": a.session_id, "content": a.content,
-            }},
-        }))
-        .send()
-        .await
-        .map_err(|e| retry(format!("Linear GraphQL unreachable: {e}")))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|_| retry(format!("Linear GraphQL answered {status} without JSON")))?;
-    let ok = body
-        .pointer("/data/agentActivityCreate/success")
+    let data = graphql(
+        ctx,
+        a.connection_id,
+        ACTIVITY_MUTATION,
+        json!({ "input": { "id": a.id, "agentSessionId": a.session_id, "content": a.content } }),
+    )
+    .await?;
+    if data
+        .pointer("/agentActivityCreate/success")
         .and_then(Value::as_bool)
-        == Some(true);
-    if !status.is_success() || !ok {
-        let code = body
-            .pointer("/errors/0/extensions/code")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        return Err(retry(format!(
-            "agentActivityCreate failed: HTTP {status} {code}"
-        )));
+        != Some(true)
+    {
+        return Err(retry("agentActivityCreate did not succeed"));
     }
     let (id, session, kind, now) = (a.id, a.session_id.to_owned(), a.kind, ctx.clock.now());
     db::run(&ctx.jobs_pool, move |c| {
@@ -345,6 +369,18 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
                 json!({ "type": "thought", "body": "Looking into it…" }),
             )
             .await?;
+            if let Some(issue) = payload
+                .pointer("/agentSession/issue/id")
+                .or_else(|| payload.pointer("/agentSession/issueId"))
+                .and_then(Value::as_str)
+            {
+                let app_user = payload
+                    .get("appUserId")
+                    .or_else(|| payload.pointer("/agentSession/appUserId"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                s.start_delegated(issue, app_user).await?;
+            }
             let prompt = payload
                 .get("promptContext")
                 .and_then(Value::as_str)
@@ -417,6 +453,57 @@ impl Session<'_> {
             .map_err(DbError::from)
         })
         .await?)
+    }
+
+    /// Delegated an issue not yet started, completed or canceled: it moves to its team's
+    /// first `started` state (the lowest position), as Linear's guidance asks. Looked up fresh,
+    /// so a retried job does nothing twice.
+    async fn start_delegated(&self, issue: &str, app_user: &str) -> Result<(), JobError> {
+        let data = graphql(
+            self.ctx,
+            self.connection_id,
+            ISSUE_QUERY,
+            json!({ "id": issue }),
+        )
+        .await?;
+        let Some(issue) = data.get("issue") else {
+            return Ok(());
+        };
+        let delegate = issue.pointer("/delegate/id").and_then(Value::as_str);
+        let state = issue.pointer("/state/type").and_then(Value::as_str);
+        if app_user.is_empty()
+            || delegate != Some(app_user)
+            || matches!(state, Some("started" | "completed" | "canceled"))
+        {
+            return Ok(());
+        }
+        let first_started = issue
+            .pointer("/team/states/nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|st| st.get("type").and_then(Value::as_str) == Some("started"))
+            .filter_map(|st| {
+                Some((
+                    st.get("position").and_then(Value::as_f64)?,
+                    st.get("id").and_then(Value::as_str)?,
+                ))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let (Some((_, state_id)), Some(id)) =
+            (first_started, issue.get("id").and_then(Value::as_str))
+        else {
+            return Ok(());
+        };
+        graphql(
+            self.ctx,
+            self.connection_id,
+            ISSUE_UPDATE,
+            json!({ "id": id, "stateId": state_id }),
+        )
+        .await?;
+        tracing::info!(session_id = %self.session_id, "delegated issue moved to its first started state");
+        Ok(())
     }
 
     /// Starts the run this delivery asks for, once: a retried job finds the one it made.

@@ -347,3 +347,46 @@ async fn a_stop_signal_cancels_the_running_run_with_a_final_activity() {
         vec!["cancelled"]
     );
 }
+
+#[actix_web::test]
+async fn a_delegated_unstarted_issue_moves_to_the_first_started_state() {
+    let Setup { mut w, log, .. } = setup(vec![answer("On it.")]).await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(body_string_contains("SwitchboardDelegatedIssue"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"issue": {
+                "id": "iss-1", "delegate": {"id": "app-user-1"}, "state": {"type": "unstarted"},
+                "team": {"states": {"nodes": [
+                    {"id": "st-todo", "type": "unstarted", "position": 0.0},
+                    {"id": "st-review", "type": "started", "position": 3.0},
+                    {"id": "st-doing", "type": "started", "position": 1.0},
+                    {"id": "st-done", "type": "completed", "position": 4.0},
+                ]}},
+            }}})),
+        )
+        .with_priority(1)
+        .mount(&w.linear.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(body_string_contains("issueUpdate"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"issueUpdate": {"success": true}}})),
+        )
+        .with_priority(1)
+        .mount(&w.linear.server)
+        .await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-delegated").await;
+    drain(&w).await;
+    let updates = w.linear.received("/graphql", "issueUpdate").await;
+    assert_eq!(updates.len(), 1);
+    let sent: Value = serde_json::from_slice(&updates[0].body).unwrap();
+    assert_eq!(
+        sent["variables"],
+        json!({"id": "iss-1", "stateId": "st-doing"})
+    );
+    assert_eq!(*log.lock().unwrap(), vec!["thought", "model", "response"]);
+}
