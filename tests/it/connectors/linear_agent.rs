@@ -390,3 +390,24 @@ async fn a_delegated_unstarted_issue_moves_to_the_first_started_state() {
     );
     assert_eq!(*log.lock().unwrap(), vec!["thought", "model", "response"]);
 }
+
+#[actix_web::test]
+async fn a_failed_run_is_reported_as_an_error_activity() {
+    let refused = ResponseTemplate::new(400).set_body_json(json!({"type": "error",
+        "error": {"type": "invalid_request_error", "message": "prompt is too long"}}));
+    let Setup {
+        mut w, log, posted, ..
+    } = setup(vec![refused]).await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-fails").await;
+    drain(&w).await;
+    assert_eq!(*log.lock().unwrap(), vec!["thought", "model", "error"]);
+    let last = bodies(&posted).pop().unwrap();
+    let text = last["input"]["content"]["body"].as_str().unwrap();
+    assert!(text.starts_with("The run failed: "), "{text}");
+    assert!(!text.contains("test-anthropic-key"));
+    assert_eq!(
+        w.sql_texts("SELECT status AS t FROM agent_runs"),
+        vec!["failed"]
+    );
+}
