@@ -199,7 +199,10 @@ async fn a_created_session_gets_a_thought_first_then_actions_and_the_response_on
         "tool_use",
     );
     let Setup {
-        mut w, log, posted, ..
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
     } = setup(vec![tool_call, answer("The session cookie expired.")]).await;
     let body = created(&w);
     deliver(&mut w, &body, "d-created").await;
@@ -209,7 +212,7 @@ async fn a_created_session_gets_a_thought_first_then_actions_and_the_response_on
     // The thought goes out before the run; the action once its call finished (while the run
     // goes on), the answer last.
     let seen = log.lock().unwrap().clone();
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen.len(), 5, "{seen:?} {:?}", bodies(&posted));
     assert_eq!(
         (seen[0].as_str(), seen[1].as_str()),
         ("thought", "model"),
@@ -273,7 +276,10 @@ async fn a_created_session_gets_a_thought_first_then_actions_and_the_response_on
 #[actix_web::test]
 async fn a_prompted_follow_up_runs_a_new_turn_with_the_conversation() {
     let Setup {
-        mut w, log, posted, ..
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
     } = setup(vec![
         answer("Try clearing cookies."),
         answer("Then check the clock skew."),
@@ -308,7 +314,10 @@ async fn a_prompted_follow_up_runs_a_new_turn_with_the_conversation() {
 #[actix_web::test]
 async fn a_stop_signal_cancels_the_running_run_with_a_final_activity() {
     let Setup {
-        mut w, log, posted, ..
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
     } = setup(vec![answer("too late").set_delay(Duration::from_secs(60))]).await;
     let body = created(&w);
     deliver(&mut w, &body, "d-1").await;
@@ -350,7 +359,12 @@ async fn a_stop_signal_cancels_the_running_run_with_a_final_activity() {
 
 #[actix_web::test]
 async fn a_delegated_unstarted_issue_moves_to_the_first_started_state() {
-    let Setup { mut w, log, .. } = setup(vec![answer("On it.")]).await;
+    let Setup {
+        mut w,
+        log,
+        _model: _model_server,
+        ..
+    } = setup(vec![answer("On it.")]).await;
     Mock::given(method("POST"))
         .and(path("/graphql"))
         .and(body_string_contains("SwitchboardDelegatedIssue"))
@@ -396,12 +410,20 @@ async fn a_failed_run_is_reported_as_an_error_activity() {
     let refused = ResponseTemplate::new(400).set_body_json(json!({"type": "error",
         "error": {"type": "invalid_request_error", "message": "prompt is too long"}}));
     let Setup {
-        mut w, log, posted, ..
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
     } = setup(vec![refused]).await;
     let body = created(&w);
     deliver(&mut w, &body, "d-fails").await;
     drain(&w).await;
-    assert_eq!(*log.lock().unwrap(), vec!["thought", "model", "error"]);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "error"],
+        "{:?}",
+        bodies(&posted)
+    );
     let last = bodies(&posted).pop().unwrap();
     let text = last["input"]["content"]["body"].as_str().unwrap();
     assert!(text.starts_with("The run failed: "), "{text}");
