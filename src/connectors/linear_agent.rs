@@ -307,6 +307,14 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
     ) else {
         return Err(JobError::permanent("payload has no event_id/connection_id"));
     };
+    if ctx.config.connectors.providers.linear.actor != crate::platform::config::LinearActor::App {
+        // Agent sessions belong to an app user: connections made as users never answer them.
+        tracing::warn!(
+            event_id,
+            "AgentSessionEvent ignored: connectors.providers.linear.actor is not \"app\""
+        );
+        return Ok(());
+    }
     let cid = connection_id.clone();
     let found = db::run(&ctx.jobs_pool, move |c| {
         let d: Option<Delivery> =

@@ -94,6 +94,10 @@ struct Setup {
 }
 
 async fn setup(script: Vec<ResponseTemplate>) -> Setup {
+    setup_as("app", script).await
+}
+
+async fn setup_as(actor: &str, script: Vec<ResponseTemplate>) -> Setup {
     let log: Log = Arc::default();
     let model = MockServer::start().await;
     Mock::given(method("POST"))
@@ -105,6 +109,7 @@ async fn setup(script: Vec<ResponseTemplate>) -> Setup {
     let mut env = secrets_env();
     env.push(("ANTHROPIC_API_KEY", "test-anthropic-key"));
     env.push(("SWITCHBOARD__CONNECTORS__ANTHROPIC__BASE_URL", uri.as_str()));
+    env.push(("SWITCHBOARD__CONNECTORS__PROVIDERS__LINEAR__ACTOR", actor));
     let mut w = World::with_env(&env).await;
     w.user("ada");
     w.connect_linear(
@@ -432,4 +437,19 @@ async fn a_failed_run_is_reported_as_an_error_activity() {
         w.sql_texts("SELECT status AS t FROM agent_runs"),
         vec!["failed"]
     );
+}
+
+#[actix_web::test]
+async fn connections_made_as_a_user_do_not_answer_agent_sessions() {
+    let Setup {
+        mut w,
+        log,
+        _model: _model_server,
+        ..
+    } = setup_as("user", vec![answer("never")]).await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-user").await;
+    drain(&w).await;
+    assert!(log.lock().unwrap().is_empty());
+    assert!(w.sql_texts("SELECT id AS t FROM agent_runs").is_empty());
 }
