@@ -8,6 +8,7 @@ mod connect;
 mod error;
 mod events;
 mod handlers;
+mod linear_agent;
 pub mod mcp;
 mod me;
 mod models;
@@ -183,6 +184,14 @@ fn job_registry(ctx: &Arc<Ctx>) -> crate::jobs::Registry {
     });
     let c = ctx.clone();
     registry.register(agents::RUN_KIND, move |job| agents::run_job(c.clone(), job));
+    let c = ctx.clone();
+    registry.register(linear_agent::SESSION_KIND, move |job| {
+        linear_agent::run_session(c.clone(), job)
+    });
+    let c = ctx.clone();
+    registry.register(linear_agent::REPLY_KIND, move |job| {
+        linear_agent::run_reply(c.clone(), job)
+    });
     registry
 }
 

@@ -137,6 +137,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    linear_agent_activities (id) {
+        id -> Text,
+        session_id -> Text,
+        kind -> Text,
+        posted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    linear_agent_session_runs (run_id) {
+        run_id -> Text,
+        session_id -> Text,
+        event_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    linear_agent_sessions (id) {
+        id -> Text,
+        connection_id -> Text,
+        owner_id -> Text,
+        issue_id -> Nullable<Text>,
+        run_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     mcp_auth_flows (state_hash) {
         state_hash -> Text,
         owner_id -> Text,
@@ -317,6 +347,12 @@ diesel::joinable!(agent_steps -> agent_runs (run_id));
 diesel::joinable!(connection_events -> connections (connection_id));
 diesel::joinable!(connection_events -> webhook_events (event_id));
 diesel::joinable!(connections -> user (owner_id));
+diesel::joinable!(linear_agent_activities -> linear_agent_sessions (session_id));
+diesel::joinable!(linear_agent_session_runs -> agent_runs (run_id));
+diesel::joinable!(linear_agent_session_runs -> linear_agent_sessions (session_id));
+diesel::joinable!(linear_agent_sessions -> agent_runs (run_id));
+diesel::joinable!(linear_agent_sessions -> connections (connection_id));
+diesel::joinable!(linear_agent_sessions -> user (owner_id));
 diesel::joinable!(mcp_auth_flows -> mcp_servers (server_id));
 diesel::joinable!(mcp_auth_flows -> user (owner_id));
 diesel::joinable!(mcp_credentials -> mcp_servers (server_id));
@@ -336,6 +372,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     connections,
     jobs,
     jwks,
+    linear_agent_activities,
+    linear_agent_session_runs,
+    linear_agent_sessions,
     mcp_auth_flows,
     mcp_credentials,
     mcp_oauth_clients,

@@ -5,8 +5,8 @@ mod error;
 pub(crate) mod handlers;
 pub(crate) mod models;
 mod run;
-mod service;
-mod store;
+pub(crate) mod service;
+pub(crate) mod store;
 mod tools;
 
 pub use error::AgentsError;

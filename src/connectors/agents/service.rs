@@ -73,15 +73,14 @@ fn check(ctx: &Ctx, new: &NewRun) -> Result<(), AgentsError> {
     Ok(())
 }
 
-/// Checks the limits, stores the run and queues its job in one transaction.
-pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, AgentsError> {
+/// Checks the request and builds the run's row (not stored yet).
+pub fn prepare(ctx: &Ctx, owner: &str, new: NewRun) -> Result<RunRow, AgentsError> {
     if !ctx.anthropic.configured() {
         return Err(AgentsError::NotConfigured);
     }
     check(ctx, &new)?;
-    let a = ctx.config.connectors.agents.clone();
-    let now = ctx.clock.now();
-    let row = RunRow {
+    let a = &ctx.config.connectors.agents;
+    Ok(RunRow {
         id: format!("run_{}", crate::crypto::random::id()),
         owner_id: owner.to_owned(),
         status: "queued".into(),
@@ -102,46 +101,63 @@ pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, 
         final_text: None,
         error: None,
         cancel_requested: false,
-        created_at: now,
+        created_at: ctx.clock.now(),
         started_at: None,
         finished_at: None,
-    };
-    let stored = row.clone();
+    })
+}
+
+/// Checks the owner's limits, stores the run and queues its job, inside the caller's
+/// transaction (the caller wakes the workers after the commit).
+pub fn insert_in(
+    c: &mut diesel::PgConnection,
+    ctx: &Ctx,
+    stored: &RunRow,
+) -> Result<(), AgentsError> {
+    use diesel::RunQueryDsl;
+    let a = &ctx.config.connectors.agents;
+    let now = stored.created_at;
+    // Serialises one owner's starts so two at once cannot both slip under the limits.
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('agent_runs:' || $1))")
+        .bind::<diesel::sql_types::Text, _>(&stored.owner_id)
+        .execute(c)
+        .map(drop)?;
+    if store::count_active(c, &stored.owner_id)? >= i64::from(a.max_concurrent_runs) {
+        return Err(AgentsError::TooManyActive(ACTIVE_RETRY_AFTER_SECS));
+    }
+    let (count, oldest) =
+        store::started_since(c, &stored.owner_id, now - chrono::Duration::hours(1))?;
+    if count >= i64::from(a.max_runs_per_hour) {
+        let free_at = oldest.unwrap_or(now) + chrono::Duration::hours(1);
+        let secs = (free_at - now).num_seconds().max(1);
+        return Err(AgentsError::RateLimited(u64::try_from(secs).unwrap_or(1)));
+    }
+    store::insert_run(c, stored)?;
+    store::add_event(c, &stored.id, "status", &json!({"status": "queued"}), now)?;
+    // One claim more than the run's attempts: that last claim only fails the run, so a run
+    // whose every worker died still ends.
     let attempts = i32::try_from(a.max_attempts).unwrap_or(3);
+    enqueue(
+        c,
+        now,
+        RUN_KIND,
+        &json!({ "run_id": stored.id }),
+        &EnqueueOpts {
+            max_attempts: Some(attempts + 1),
+            ..EnqueueOpts::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Checks the limits, stores the run and queues its job in one transaction.
+pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, AgentsError> {
+    let row = prepare(ctx, owner, new)?;
+    let stored = row.clone();
+    let c2 = ctx.clone();
     db::run(&ctx.pool, move |c| -> Result<(), AgentsError> {
-        use diesel::{Connection, RunQueryDsl};
-        c.transaction(|c| {
-            // Serialises one owner's starts so two at once cannot both slip under the limits.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('agent_runs:' || $1))")
-                .bind::<diesel::sql_types::Text, _>(&stored.owner_id)
-                .execute(c)
-                .map(drop)?;
-            if store::count_active(c, &stored.owner_id)? >= i64::from(a.max_concurrent_runs) {
-                return Err(AgentsError::TooManyActive(ACTIVE_RETRY_AFTER_SECS));
-            }
-            let (count, oldest) =
-                store::started_since(c, &stored.owner_id, now - chrono::Duration::hours(1))?;
-            if count >= i64::from(a.max_runs_per_hour) {
-                let free_at = oldest.unwrap_or(now) + chrono::Duration::hours(1);
-                let secs = (free_at - now).num_seconds().max(1);
-                return Err(AgentsError::RateLimited(u64::try_from(secs).unwrap_or(1)));
-            }
-            store::insert_run(c, &stored)?;
-            store::add_event(c, &stored.id, "status", &json!({"status": "queued"}), now)?;
-            // One claim more than the run's attempts: that last claim only fails the run, so a
-            // run whose every worker died still ends.
-            enqueue(
-                c,
-                now,
-                RUN_KIND,
-                &json!({ "run_id": stored.id }),
-                &EnqueueOpts {
-                    max_attempts: Some(attempts + 1),
-                    ..EnqueueOpts::default()
-                },
-            )?;
-            Ok(())
-        })
+        use diesel::Connection;
+        c.transaction(|c| insert_in(c, &c2, &stored))
     })
     .await?;
     ctx.jobs_wake.notify_one();

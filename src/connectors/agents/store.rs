@@ -248,7 +248,9 @@ pub fn finish_tool(
                 "duration_ms": duration_ms,
             }),
             now,
-        )
+        )?;
+        // A run answering a Linear agent session: the call is mirrored as an `action`.
+        crate::connectors::linear_agent::on_tool_finished(c, run, now)
     })
 }
 
@@ -291,6 +293,8 @@ pub fn finish_run(
                 }),
                 now,
             )?;
+            // A run answering a Linear agent session: its final activity goes out as a job.
+            crate::connectors::linear_agent::on_run_end(c, id, now)?;
         }
         Ok(n == 1)
     })

@@ -139,6 +139,14 @@ pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
                 .map_err(DbError::from)?;
                 tracing::info!(count = ids.len(), "Linear OAuthApp revoked: connections marked revoked");
             }
+            if event.provider == "linear" && event.event_type == "AgentSessionEvent" {
+                crate::connectors::linear_agent::enqueue_for_event(
+                    conn,
+                    event_id,
+                    &event.payload,
+                    now,
+                )?;
+            }
             if !matched.is_empty() {
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                     .bind::<BigInt, _>(FEED_LOCK)

@@ -6,6 +6,7 @@ mod binding;
 mod flow;
 mod lease;
 mod lifecycle;
+mod linear_agent;
 mod mcp;
 mod mcp_auth;
 mod mcp_oauth_stand_ins;
