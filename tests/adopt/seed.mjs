@@ -10,8 +10,10 @@
 //   BASE_URL     BETTER_AUTH_URL (default http://localhost:5001)
 //   BA           1.7 (better-auth 1.7.25, default) or 1.3 (better-auth 1.3.9)
 //   LAYOUT       migrator (default: `getMigrations(...).runMigrations()`, quoted camelCase and
-//                timestamptz) or drizzle (drizzle-kit's SQL for the schema `@better-auth/cli
-//                generate --adapter drizzle` writes: snake_case, timestamp without time zone)
+//                timestamptz) or drizzle (drizzle-kit's SQL for the schema Better Auth's CLI
+//                generates from cli/auth.config.mjs: `auth generate` 1.7.7 for BA=1.7,
+//                `@better-auth/cli generate` 1.3.9 for BA=1.3; snake_case, timestamp without
+//                time zone)
 //   CUSTOM_NAMES 1: Better Auth's `modelName` option, user -> users, account -> accounts
 
 import pg from "pg";
@@ -39,82 +41,47 @@ const names = CUSTOM
   ? { user: "users", account: "accounts" }
   : { user: "user", account: "account" };
 
+// Runs Better Auth's CLI on cli/auth.config.mjs (Drizzle adapter, provider "pg", the JWT plugin,
+// the `plan` column, the modelName options) and returns the schema module it generated.
+async function generatedSchema() {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const path = await import("node:path");
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  // Inside tests/adopt, so the generated file's imports resolve to these node_modules.
+  const dir = mkdtempSync(path.join(here, ".generated-"));
+  const output = path.join(dir, "schema.ts");
+  const cli =
+    BA === "1.3"
+      ? ["node_modules/better-auth-cli-1-3/dist/index.mjs"]
+      : [
+          ...(Object.groupBy ? [] : ["--import", "./cli/node20-groupby.mjs"]),
+          "node_modules/auth/dist/index.mjs",
+        ];
+  try {
+    execFileSync(
+      process.execPath,
+      [...cli, "generate", "--config", "cli/auth.config.mjs", "--output", output, "-y"],
+      {
+        cwd: here,
+        env: { ...env, BA, CUSTOM_NAMES: CUSTOM ? "1" : "0" },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    const { createJiti } = await import("jiti");
+    const module = await createJiti(import.meta.url).import(output);
+    return { ...module };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function drizzleDatabase() {
-  const { pgTable, text, timestamp, boolean, index } = await import("drizzle-orm/pg-core");
   const { drizzle } = await import("drizzle-orm/node-postgres");
   const { generateDrizzleJson, generateMigration } = await import("drizzle-kit/api");
-  // What `@better-auth/cli generate --adapter drizzle --dialect postgresql` writes (1.2+:
-  // snake_case columns, timestamp without time zone), plus a column of the app's own.
-  const user = pgTable(names.user, {
-    id: text("id").primaryKey(),
-    name: text("name").notNull(),
-    email: text("email").notNull().unique(),
-    emailVerified: boolean("email_verified").default(false).notNull(),
-    image: text("image"),
-    createdAt: timestamp("created_at").defaultNow().notNull(),
-    updatedAt: timestamp("updated_at").defaultNow().$onUpdate(() => new Date()).notNull(),
-    plan: text("plan"),
-  });
-  const session = pgTable(
-    "session",
-    {
-      id: text("id").primaryKey(),
-      expiresAt: timestamp("expires_at").notNull(),
-      token: text("token").notNull().unique(),
-      createdAt: timestamp("created_at").defaultNow().notNull(),
-      updatedAt: timestamp("updated_at").$onUpdate(() => new Date()).notNull(),
-      ipAddress: text("ip_address"),
-      userAgent: text("user_agent"),
-      userId: text("user_id").notNull().references(() => user.id, { onDelete: "cascade" }),
-    },
-    (t) => [index("session_userId_idx").on(t.userId)],
-  );
-  const account = pgTable(
-    names.account,
-    {
-      id: text("id").primaryKey(),
-      accountId: text("account_id").notNull(),
-      providerId: text("provider_id").notNull(),
-      userId: text("user_id").notNull().references(() => user.id, { onDelete: "cascade" }),
-      accessToken: text("access_token"),
-      refreshToken: text("refresh_token"),
-      idToken: text("id_token"),
-      accessTokenExpiresAt: timestamp("access_token_expires_at"),
-      refreshTokenExpiresAt: timestamp("refresh_token_expires_at"),
-      scope: text("scope"),
-      password: text("password"),
-      createdAt: timestamp("created_at").defaultNow().notNull(),
-      updatedAt: timestamp("updated_at").$onUpdate(() => new Date()).notNull(),
-    },
-    (t) => [index("account_userId_idx").on(t.userId)],
-  );
-  const verification = pgTable(
-    "verification",
-    {
-      id: text("id").primaryKey(),
-      identifier: text("identifier").notNull(),
-      value: text("value").notNull(),
-      expiresAt: timestamp("expires_at").notNull(),
-      createdAt: timestamp("created_at").defaultNow().notNull(),
-      updatedAt: timestamp("updated_at").defaultNow().$onUpdate(() => new Date()).notNull(),
-    },
-    (t) => [index("verification_identifier_idx").on(t.identifier)],
-  );
-  const jwksColumns = {
-    id: text("id").primaryKey(),
-    publicKey: text("public_key").notNull(),
-    privateKey: text("private_key").notNull(),
-    createdAt: timestamp("created_at").notNull(),
-  };
-  if (BA !== "1.3") {
-    Object.assign(jwksColumns, {
-      expiresAt: timestamp("expires_at"),
-      alg: text("alg"),
-      crv: text("crv"),
-    });
-  }
-  const jwks = pgTable("jwks", jwksColumns);
-  const schema = { [names.user]: user, session, [names.account]: account, verification, jwks };
+  // What Better Auth's CLI (`generate`, Drizzle adapter on pg) writes: snake_case columns,
+  // timestamp without time zone, plus the app's own `plan` column.
+  const schema = await generatedSchema();
   const statements = await generateMigration(
     generateDrizzleJson({}),
     generateDrizzleJson(schema),

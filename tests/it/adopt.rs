@@ -1,6 +1,6 @@
 //! `switchboard db adopt` on databases the real Better Auth made (`tests/adopt/seed.mjs`: its own
-//! migrator, a Drizzle schema pushed by drizzle-kit, custom model names; better-auth 1.7.25 and
-//! 1.3.9), then switchboard serves the users Better Auth wrote: passwords, session cookies, JWTs,
+//! migrator, the Drizzle schema Better Auth's CLI generates pushed by drizzle-kit, custom model
+//! names; better-auth 1.7.25 and 1.3.9), then switchboard serves the users Better Auth wrote: passwords, session cookies, JWTs,
 //! a pending reset, a GitHub-linked account, a column of the app's own.
 
 use crate::common::auth::{cookie_header, get_with, post};
