@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     #[cfg(not(feature = "connectors"))]
     let mcp = false;
     if !mcp {
-        telemetry::init(&config.log);
+        telemetry::init(&config.log, !matches!(command, Command::Serve(_)));
     }
     if !mcp && !matches!(command, Command::Healthcheck(_)) {
         match &config_dir {

@@ -11,13 +11,25 @@ use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Installs the global subscriber. `RUST_LOG`, when set, already replaced `log.filter` in config.
-pub fn init(config: &LogConfig) {
+///
+/// `to_stderr`: a server logs to stdout, where its platform collects it; a command whose result
+/// is its stdout (`db adopt --print-rollback > rollback.sql`, `jobs list`, `keys list`) logs to
+/// stderr, so that a log line never ends up inside the result.
+pub fn init(config: &LogConfig, to_stderr: bool) {
     let filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = if to_stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        BoxMakeWriter::new(std::io::stdout)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

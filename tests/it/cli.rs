@@ -382,7 +382,12 @@ fn the_image_layout_reads_the_production_config_and_logs_json() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = run_in(&app, &env, &["check-config", "--role", "all"]);
     assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A command's log lines go to stderr; its stdout is its result alone.
+    let stdout = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "configuration is valid for role(s) auth, connectors (APP_ENV=production)"
+    );
     let logs: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
