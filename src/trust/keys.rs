@@ -187,13 +187,22 @@ struct Cache {
 }
 
 /// The auth role's JWKS over HTTP, cached.
+///
+/// A fetch runs in a task of its own, holding the fetch lock until it is done: the request that
+/// started it may be dropped (a body that fails to parse drops the identity extractor's future
+/// mid-fetch) without leaving an attempt that counted for the cooldown but never finished, which
+/// kept every verification at 503 until the cooldown ran out, and again after each such drop.
 pub struct HttpJwksSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     url: String,
     client: reqwest::Client,
     clock: SharedClock,
     cache: RwLock<Cache>,
     /// Single flight: one fetch at a time; everyone else waits for its result or uses the old set.
-    fetching: tokio::sync::Mutex<()>,
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl HttpJwksSource {
@@ -204,46 +213,58 @@ impl HttpJwksSource {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
-            url: url.into(),
-            client,
-            clock,
-            cache: RwLock::new(Cache::default()),
-            fetching: tokio::sync::Mutex::new(()),
+            inner: Arc::new(Inner {
+                url: url.into(),
+                client,
+                clock,
+                cache: RwLock::new(Cache::default()),
+                fetching: Arc::new(tokio::sync::Mutex::new(())),
+            }),
         })
     }
 
+    async fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, TrustError> {
+        let inner = &self.inner;
+        let (key, fresh) = inner.cached(kid, inner.clock.now());
+        let guard = match key {
+            Some(key) if fresh => return Ok(key),
+            // Known but stale: whoever holds the fetch lock is already refreshing; don't wait.
+            Some(key) => {
+                let Ok(guard) = inner.fetching.clone().try_lock_owned() else {
+                    return Ok(key);
+                };
+                guard
+            }
+            None => {
+                let guard = inner.fetching.clone().lock_owned().await;
+                // A fetch that finished while we waited may have brought the key.
+                if let (Some(key), _) = inner.cached(kid, inner.clock.now()) {
+                    return Ok(key);
+                }
+                guard
+            }
+        };
+        let task = Arc::clone(inner);
+        // Detached: it finishes (and releases the lock) even if this future is dropped.
+        let _ = tokio::spawn(async move {
+            task.refresh_if_allowed().await;
+            drop(guard);
+        })
+        .await;
+        let cache = inner.cache.read().unwrap_or_else(|e| e.into_inner());
+        match &cache.set {
+            Some(set) => set.get(kid).ok_or(TrustError::Invalid("unknown key")),
+            None => Err(TrustError::KeysUnavailable),
+        }
+    }
+}
+
+impl Inner {
     fn cached(&self, kid: &str, now: DateTime<Utc>) -> (Option<Arc<VerifyingKey>>, bool) {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         let key = cache.set.as_ref().and_then(|s| s.get(kid));
         let fresh = cache.fresh_until.is_some_and(|t| now < t);
         (key, fresh)
-    }
-
-    async fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, TrustError> {
-        let (key, fresh) = self.cached(kid, self.clock.now());
-        match key {
-            Some(key) if fresh => return Ok(key),
-            // Known but stale: whoever holds the fetch lock is already refreshing; don't wait.
-            Some(key) => {
-                let Ok(_guard) = self.fetching.try_lock() else {
-                    return Ok(key);
-                };
-                self.refresh_if_allowed().await;
-            }
-            None => {
-                let _guard = self.fetching.lock().await;
-                // A fetch that finished while we waited may have brought the key.
-                if let (Some(key), _) = self.cached(kid, self.clock.now()) {
-                    return Ok(key);
-                }
-                self.refresh_if_allowed().await;
-            }
-        }
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        match &cache.set {
-            Some(set) => set.get(kid).ok_or(TrustError::Invalid("unknown key")),
-            None => Err(TrustError::KeysUnavailable),
-        }
     }
 
     /// Fetches unless a fetch was attempted within the cooldown. Call with the fetch lock held.
@@ -696,6 +717,18 @@ mod tests {
             Err(TrustError::Invalid("unknown key"))
         ));
         assert_eq!(jwks.fetches().await, 2);
+    }
+
+    /// A request dropped while its fetch is in flight (a body that fails to parse drops the
+    /// identity extractor mid-fetch) must not leave the cooldown armed with no set: the fetch
+    /// finishes on its own and the next request, at the same instant, gets the key.
+    #[tokio::test]
+    async fn a_lookup_dropped_mid_fetch_does_not_leave_the_keys_unavailable() {
+        use futures_util::FutureExt;
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=60").await;
+        assert!(jwks.source.key("a").now_or_never().is_none(), "the fetch is in flight");
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        assert_eq!(jwks.fetches().await, 1);
     }
 
     #[tokio::test]
