@@ -31,6 +31,10 @@ print(*[s.getsockname()[1] for s in socks])')
     export DATABASE_URL="${_pg_server%/*}/$_pg_db"
     export AUTH_LISTEN="127.0.0.1:$auth_port" CONNECTORS_LISTEN="127.0.0.1:$connectors_port"
     export BETTER_AUTH_URL="$AUTH_URL" AUTH_JWKS_URL="$AUTH_URL/api/auth/jwks"
+    # Agent runs are accepted (not 503 AGENTS_NOT_CONFIGURED); their model calls go to the
+    # discard port on loopback and fail there, which is all a fuzz run needs.
+    export ANTHROPIC_API_KEY="sk-ant-local-stand-in"
+    export SWITCHBOARD__CONNECTORS__ANTHROPIC__BASE_URL="http://127.0.0.1:9"
     target/debug/switchboard migrate >/dev/null
     exec target/debug/switchboard serve --role all
   ) >"$SERVER_LOG" 2>&1 &
