@@ -726,7 +726,10 @@ mod tests {
     async fn a_lookup_dropped_mid_fetch_does_not_leave_the_keys_unavailable() {
         use futures_util::FutureExt;
         let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=60").await;
-        assert!(jwks.source.key("a").now_or_never().is_none(), "the fetch is in flight");
+        assert!(
+            jwks.source.key("a").now_or_never().is_none(),
+            "the fetch is in flight"
+        );
         assert_eq!(jwks.key("a").await.unwrap(), "a");
         assert_eq!(jwks.fetches().await, 1);
     }
