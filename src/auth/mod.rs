@@ -3,7 +3,7 @@
 //!
 //! Layout, as in the connectors role: `handlers` parse (one typed body per endpoint,
 //! `body::FromFields`, the same struct the OpenAPI document shows), call one function in
-//! `service` and render its result (`handlers/render.rs`); a handler file imports no other.
+//! `service` and render its result (`render.rs`); a handler file imports no other.
 //! `service` holds what each endpoint does, with plain inputs (`state::Client` instead of the
 //! request) and domain results, no actix types; `store` (and `social::store`) the queries.
 //! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
@@ -20,6 +20,7 @@ mod models;
 mod origin;
 mod password;
 pub mod rate_limit;
+mod render;
 mod service;
 mod session_cache;
 mod social;

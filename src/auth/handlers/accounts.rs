@@ -3,7 +3,7 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::render::{StatusBody, status_ok};
+use crate::auth::render::{StatusBody, status_ok};
 use crate::auth::service::accounts as service;
 use crate::auth::social::store::AccountView;
 use crate::auth::state::{AuthState, SignedIn};

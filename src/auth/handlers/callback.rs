@@ -1,8 +1,8 @@
 //! `GET|POST /callback/{provider}`: GitHub sends the browser back here to finish sign-in or
-//! linking (spec §8.3); the flow started in `handlers::social`.
+//! linking (spec §8.3); the flow the social sign-in handler started.
 
 use crate::auth::body::{self, Accepts};
-use crate::auth::handlers::render::redirect;
+use crate::auth::render::redirect;
 use crate::auth::service::social::{self as service, CallbackParams, Finished, GITHUB};
 use crate::auth::social::flow::{self, CallbackError};
 use crate::auth::state::{AuthState, Client};

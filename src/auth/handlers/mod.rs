@@ -5,7 +5,6 @@ mod account;
 mod accounts;
 mod callback;
 mod misc;
-mod render;
 mod reset;
 mod session;
 mod sign;

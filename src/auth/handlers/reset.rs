@@ -3,7 +3,7 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult};
-use crate::auth::handlers::render::{StatusBody, redirect};
+use crate::auth::render::{StatusBody, redirect};
 use crate::auth::service::reset as service;
 use crate::auth::state::{AuthState, Client};
 use crate::platform::error::ErrorBody;

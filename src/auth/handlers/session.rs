@@ -3,8 +3,8 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::render::{StatusBody, status_ok, with_cookies};
 use crate::auth::models::{Session, SessionWithUser};
+use crate::auth::render::{StatusBody, status_ok, with_cookies};
 use crate::auth::service::session::{self as service, Lookup};
 use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::platform::error::ErrorBody;

@@ -2,8 +2,8 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::AuthResult;
-use crate::auth::handlers::render::{TokenAndUser, token_and_user, with_cookies};
 use crate::auth::models::User;
+use crate::auth::render::{TokenAndUser, token_and_user, with_cookies};
 use crate::auth::service::sign::{self as service, SignIn, SignUp};
 use crate::auth::state::{AuthState, Client};
 use crate::platform::error::ErrorBody;

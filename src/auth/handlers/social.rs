@@ -1,9 +1,9 @@
 //! `POST /sign-in/social` and `POST /link-social`: the start of GitHub sign-in and linking
-//! (spec §6.20, §6.21, §8.3); `handlers::callback` finishes both. GitHub is the one provider.
+//! (spec §6.20, §6.21, §8.3); the callback handler finishes both. GitHub is the one provider.
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult};
-use crate::auth::handlers::render::with_cookies;
+use crate::auth::render::with_cookies;
 use crate::auth::service::social::{self as service, Start};
 use crate::auth::social::flow::{LinkData, STATE_COOKIE_MAX_AGE};
 use crate::auth::state::{AuthState, SignedIn};

@@ -2,9 +2,9 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::handlers::render::{redirect, with_cookies};
 use crate::auth::links::set_search_param;
 use crate::auth::models::User;
+use crate::auth::render::{redirect, with_cookies};
 use crate::auth::service::verification::{self as service, SignIn, Verified};
 use crate::auth::state::{AuthState, Client};
 use crate::platform::error::ErrorBody;
