@@ -52,9 +52,19 @@ fn classify(ip: IpAddr) -> Option<&'static str> {
                 return classify_v4(v4);
             }
             let seg = v6.segments();
+            let o = v6.octets();
+            let last32 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+            // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d, deprecated but still parsed
+            // and, with a tunnel configured, routed) carry the address in their last 32 bits.
             if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                let o = v6.octets();
-                return classify_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+                return classify_v4(last32);
+            }
+            if seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return classify_v4(last32).or(Some("reserved"));
+            }
+            // 6to4 (2002::/16) embeds an IPv4 address in bits 16..48.
+            if seg[0] == 0x2002 {
+                return classify_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
             }
             classify_v6(v6)
         }
@@ -238,6 +248,11 @@ mod tests {
             ("::ffff:127.0.0.1", "loopback"),
             ("::ffff:10.0.0.1", "private"),
             ("64:ff9b::a9fe:a9fe", "metadata"),
+            ("::127.0.0.1", "loopback"),
+            ("::10.0.0.1", "private"),
+            ("::93.184.216.34", "reserved"),
+            ("2002:7f00:1::", "loopback"),
+            ("2002:a9fe:a9fe::1", "metadata"),
             ("255.255.255.255", "reserved"),
         ] {
             assert_eq!(refused_class(strict, ip(addr)), Some(class), "{addr}");
@@ -245,6 +260,7 @@ mod tests {
         for addr in [
             "93.184.216.34",
             "2606:4700::1111",
+            "2002:5db8:d822::1",
             "172.32.0.1",
             "100.128.0.1",
         ] {
