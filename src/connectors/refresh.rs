@@ -369,11 +369,7 @@ async fn call_and_write_back(
                 // The old token still works for a while: serve it, the sweep tries again.
                 return current(ctx, row);
             }
-            Ok(Outcome::Failed(match err {
-                TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
-                TokenError::Malformed => ConnectorsError::ProviderMalformed,
-                _ => ConnectorsError::ProviderUnavailable,
-            }))
+            Ok(Outcome::Failed(err.into()))
         }
     }
 }

@@ -4,7 +4,6 @@
 use crate::connectors::Ctx;
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionId, ConnectionRow};
-use crate::connectors::oauth::TokenError;
 use crate::connectors::providers;
 use crate::connectors::store;
 use crate::connectors::vault::Field;
@@ -82,11 +81,5 @@ async fn revoke(ctx: &Arc<Ctx>, row: &ConnectionRow) -> Result<(), ConnectorsErr
         .transpose()?;
     providers::revoke(&ctx.http, &provider, &access, refresh.as_ref())
         .await
-        .map_err(|e| match e {
-            TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
-            TokenError::Malformed => ConnectorsError::ProviderMalformed,
-            TokenError::InvalidGrant | TokenError::Transient(_) => {
-                ConnectorsError::ProviderUnavailable
-            }
-        })
+        .map_err(ConnectorsError::from)
 }
