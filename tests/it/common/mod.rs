@@ -1,5 +1,4 @@
 //! Shared test harness: a database per test and the real apps in process.
-#![allow(dead_code, unused_imports)]
 
 pub mod app;
 pub mod auth;
