@@ -124,10 +124,7 @@ pub async fn start(
         expires_at: now + Duration::seconds(ttl),
         consumed_at: None,
     };
-    db::run(&ctx.pool, move |c| {
-        store::insert_flow(c, &flow).map_err(DbError::from)
-    })
-    .await?;
+    db::query(&ctx.pool, move |c| store::insert_flow(c, &flow)).await?;
     let url = oauth::authorize_url(
         &provider,
         &redirect_uri(ctx, &provider),
