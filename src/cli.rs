@@ -206,6 +206,25 @@ pub enum KeysCommand {
     List,
 }
 
+#[cfg(feature = "auth")]
+impl KeysCommand {
+    /// The signing-key action this command asks of the auth role; `None` for the connectors'
+    /// `rotate-encryption`.
+    pub fn key_action(&self) -> Option<crate::auth::jwt::admin::KeyAction> {
+        use crate::auth::jwt::admin::KeyAction;
+        match self {
+            Self::Rotate { now } => Some(KeyAction::Rotate { now: *now }),
+            Self::Revoke { kid, rotate } => Some(KeyAction::Revoke {
+                kid: kid.clone(),
+                rotate: *rotate,
+            }),
+            Self::List => Some(KeyAction::List),
+            #[cfg(feature = "connectors")]
+            Self::RotateEncryption { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct RoleArgs {
     /// Which role(s) to run; `all` runs both, each on its own listener.

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod connectors;
 pub mod crypto;
 pub mod db;
+#[cfg(test)]
+mod errors_used;
 pub mod jobs;
 pub mod platform;
 pub mod server;

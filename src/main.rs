@@ -121,7 +121,11 @@ fn main() -> ExitCode {
             if let Err(err) = config.validate(&[Role::Auth]) {
                 return fail(&err.to_string());
             }
-            match switchboard::auth::jwt::admin::run(&config, &keys) {
+            let Some(action) = keys.key_action() else {
+                // Not a signing-key command; the arm above hands it to the connectors role.
+                return fail("rotate-encryption is a connectors command");
+            };
+            match switchboard::auth::jwt::admin::run(&config, &action) {
                 Ok(output) => {
                     print!("{output}");
                     ExitCode::SUCCESS
@@ -181,12 +185,9 @@ fn main() -> ExitCode {
                 return fail(&err.to_string());
             }
             let db = config.database.clone();
-            let result = (|| {
-                if db.create_if_missing && server::ensure_database(&db)? {
-                    println!("created the database named in DATABASE_URL");
-                }
-                server::migrate(&db)
-            })();
+            let result = switchboard::db::migrate::prepare(&db, true, || {
+                println!("created the database named in DATABASE_URL");
+            });
             match result {
                 Ok(applied) => {
                     println!("migrations applied: {}", applied.len());

@@ -36,7 +36,10 @@ pub fn mount(role: Role, platform: &Platform) -> anyhow::Result<Mount> {
                 crate::connectors::configure(cfg);
             }))
         }
-        #[allow(unreachable_patterns)]
+        #[cfg_attr(
+            all(feature = "auth", feature = "connectors"),
+            expect(unreachable_patterns, reason = "every role is compiled in")
+        )]
         other => anyhow::bail!("role `{other}` is not compiled into this binary"),
     }
 }
@@ -45,48 +48,15 @@ pub fn mount(role: Role, platform: &Platform) -> anyhow::Result<Mount> {
 pub async fn prepare_database(config: &Config) -> anyhow::Result<()> {
     let db = config.database.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        if db.create_if_missing && ensure_database(&db)? {
+        let applied = db::migrate::prepare(&db, db.migrate_on_start, || {
             tracing::info!("created the database named in DATABASE_URL");
-        }
+        })?;
         if db.migrate_on_start {
-            let applied = migrate(&db)?;
             tracing::info!(count = applied.len(), "migrations applied");
         }
         Ok(())
     })
     .await?
-}
-
-/// Creates the database named in `DATABASE_URL` when the server says it does not exist; returns
-/// whether it did. Any other failure to connect is reported as what it is.
-pub fn ensure_database(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<bool> {
-    use diesel::Connection;
-    let err = match diesel::PgConnection::establish(db.url.expose()) {
-        Ok(_) => return Ok(false),
-        Err(err) => err,
-    };
-    let missing =
-        matches!(&err, diesel::ConnectionError::BadConnection(m) if m.contains("does not exist"));
-    if !missing {
-        anyhow::bail!(
-            "connecting to the database (DATABASE_URL): {}",
-            err.to_string().trim()
-        );
-    }
-    db::migrate::create_database_if_missing(db.url.expose())
-        .map_err(|e| anyhow::anyhow!("creating the database named in DATABASE_URL: {e}"))
-}
-
-/// Applies pending migrations over a connection of its own.
-pub fn migrate(db: &crate::platform::config::DatabaseConfig) -> anyhow::Result<Vec<String>> {
-    use diesel::Connection;
-    let mut conn = diesel::PgConnection::establish(db.url.expose()).map_err(|e| {
-        anyhow::anyhow!(
-            "connecting to the database (DATABASE_URL): {}",
-            e.to_string().trim()
-        )
-    })?;
-    db::migrate::run_pending(&mut conn).map_err(|e| anyhow::anyhow!("migrating: {e}"))
 }
 
 /// Serves `roles` until a shutdown signal, then drains in-flight requests. The signal handlers

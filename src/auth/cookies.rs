@@ -2,6 +2,7 @@
 //! values signed `value.base64(HMAC-SHA256(secret, value))` and URI-encoded, attributes in
 //! better-call's order.
 
+use crate::auth::links::encode_uri_component;
 use crate::crypto::hmac;
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -110,19 +111,6 @@ fn first_cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 /// Whether the request carries any cookie at all (the origin check keys on this).
 pub fn has_cookie_header(req: &HttpRequest) -> bool {
     req.headers().contains_key(header::COOKIE)
-}
-
-/// JavaScript's `encodeURIComponent`.
-pub fn encode_uri_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// JavaScript's `decodeURIComponent`; `None` where it would throw.

@@ -26,8 +26,6 @@ macro_rules! codes {
 
 codes! {
     UserNotFound => "USER_NOT_FOUND", "User not found";
-    FailedToCreateUser => "FAILED_TO_CREATE_USER", "Failed to create user";
-    FailedToCreateSession => "FAILED_TO_CREATE_SESSION", "Failed to create session";
     InvalidPassword => "INVALID_PASSWORD", "Invalid password";
     InvalidEmail => "INVALID_EMAIL", "Invalid email";
     InvalidEmailOrPassword => "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password";

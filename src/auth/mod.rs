@@ -5,7 +5,10 @@
 //! `body::FromFields`, the same struct the OpenAPI document shows), call one function in
 //! `service` and render its result (`render.rs`); a handler file imports no other.
 //! `service` holds what each endpoint does, with plain inputs (`state::Client` instead of the
-//! request) and domain results, no actix types; `store` (and `social::store`) the queries.
+//! request) and domain results, no actix types. `store` holds every query, one set of row
+//! structs per table (`models`): `store/mod.rs` the `user` and `session` tables (their writes
+//! only through `store::Writer`, which keeps the session cache right), `store/accounts.rs`
+//! and `store/verifications.rs` the other two.
 //! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
 
 mod body;

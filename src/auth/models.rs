@@ -86,10 +86,13 @@ pub struct Account {
     pub provider_id: String,
     pub user_id: String,
     pub password: Option<String>,
+    pub scope: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// A new `account` row: a password hash for a credential account, tokens (already sealed) and
+/// scope for a provider account.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = account)]
 pub struct NewAccount<'a> {
@@ -98,7 +101,91 @@ pub struct NewAccount<'a> {
     pub provider_id: &'a str,
     pub user_id: &'a str,
     pub password: Option<&'a str>,
+    pub access_token: Option<&'a str>,
+    pub refresh_token: Option<&'a str>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
+    pub scope: Option<&'a str>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl NewAccount<'_> {
+    /// The columns every account has, empty, written at `now`; fill the rest with `..`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            id: "",
+            account_id: "",
+            provider_id: "",
+            user_id: "",
+            password: None,
+            access_token: None,
+            refresh_token: None,
+            access_token_expires_at: None,
+            refresh_token_expires_at: None,
+            scope: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Fresh tokens for an existing account. `None` keeps what is stored (GitHub OAuth apps send
+/// no refresh token; Better Auth does not erase one it has).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = account)]
+pub struct TokenUpdate<'a> {
+    pub access_token: Option<&'a str>,
+    pub refresh_token: Option<&'a str>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
+    pub scope: Option<&'a str>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `list-accounts` item (spec §6.18): every non-secret column, `scope` split into `scopes`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub id: String,
+    pub account_id: String,
+    pub provider_id: String,
+    pub user_id: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: String,
+    pub scopes: Vec<String>,
+}
+
+impl From<Account> for AccountView {
+    fn from(row: Account) -> Self {
+        Self {
+            scopes: row
+                .scope
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            created_at: js_date(&row.created_at),
+            updated_at: js_date(&row.updated_at),
+            id: row.id,
+            account_id: row.account_id,
+            provider_id: row.provider_id,
+            user_id: row.user_id,
+        }
+    }
+}
+
+/// `update-user`'s changes: `None` leaves a column as it is, `Some(None)` clears `image`.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = user)]
+pub struct ProfileUpdate<'a> {
+    pub name: Option<&'a str>,
+    pub image: Option<Option<&'a str>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -122,6 +209,13 @@ pub struct Verification {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Verification {
+    /// Whether the row is still good at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
 }
 
 #[derive(Debug, Insertable)]

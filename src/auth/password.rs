@@ -39,7 +39,7 @@ fn derive(password: &str, salt_hex: &str) -> Result<[u8; KEY_LEN], PasswordError
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     let salt = random::hex(16);
     let key = derive(password, &salt)?;
-    Ok(format!("{salt}:{}", random::to_hex(&key)))
+    Ok(format!("{salt}:{}", hex::encode(key)))
 }
 
 /// Checks a password against a stored hash. A malformed hash never matches. Blocking.
@@ -50,7 +50,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
         return false;
     };
     match derive(password, salt) {
-        Ok(key) => constant_time_eq(random::to_hex(&key).as_bytes(), key_hex.as_bytes()),
+        Ok(key) => constant_time_eq(hex::encode(key).as_bytes(), key_hex.as_bytes()),
         Err(_) => false,
     }
 }

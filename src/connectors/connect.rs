@@ -7,7 +7,7 @@
 
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
-use crate::connectors::oauth::{self, TokenError};
+use crate::connectors::oauth;
 use crate::connectors::pending::{self, Kind, Taken};
 use crate::connectors::providers::{self, Provider};
 use crate::connectors::store;
@@ -124,10 +124,7 @@ pub async fn start(
         expires_at: now + Duration::seconds(ttl),
         consumed_at: None,
     };
-    db::run(&ctx.pool, move |c| {
-        store::insert_flow(c, &flow).map_err(DbError::from)
-    })
-    .await?;
+    db::query(&ctx.pool, move |c| store::insert_flow(c, &flow)).await?;
     let url = oauth::authorize_url(
         &provider,
         &redirect_uri(ctx, &provider),
@@ -257,13 +254,13 @@ pub async fn finish(
     .await
     .map_err(|e| {
         tracing::warn!(provider = provider.id, error = %e, "code exchange failed");
-        fail(back.clone(), provider_error(e))
+        fail(back.clone(), ConnectorsError::from(e))
     })?;
     let identity = providers::identity(&ctx.http, &provider, &tokens.access_token)
         .await
         .map_err(|e| {
             tracing::warn!(provider = provider.id, error = %e, "naming the account failed");
-            fail(back.clone(), provider_error(e))
+            fail(back.clone(), ConnectorsError::from(e))
         })?;
 
     let requested: Vec<String> = flow.scopes.iter().flatten().cloned().collect();
@@ -370,15 +367,6 @@ async fn withdraw(ctx: &Arc<Ctx>, subject: &str, payload: &Plain) {
     if let Err(err) = providers::revoke(&ctx.http, &provider, &access, refresh.as_ref()).await {
         tracing::warn!(provider = provider.id, error = %err,
             "could not revoke a refused grant at the provider");
-    }
-}
-
-fn provider_error(err: TokenError) -> ConnectorsError {
-    match err {
-        TokenError::InvalidGrant => ConnectorsError::ProviderRejected("invalid_grant".to_owned()),
-        TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
-        TokenError::Transient(_) => ConnectorsError::ProviderUnavailable,
-        TokenError::Malformed => ConnectorsError::ProviderMalformed,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ConnectorsError`: every way a connectors request fails, rendered once through
 //! `platform::error::render`. Messages are for people and never carry a token or code.
 
+use crate::connectors::oauth::TokenError;
 use crate::connectors::vault::VaultError;
 use crate::db::DbError;
 use crate::platform::error::render;
@@ -52,6 +53,19 @@ pub enum ConnectorsError {
     Db(DbError),
     #[error("vault: {0}")]
     Vault(#[from] VaultError),
+}
+
+/// A provider call's failure, as every caller answers it. (A refresh answers `InvalidGrant`
+/// with `NeedsReauth` before it gets here; a revoke never sees it.)
+impl From<TokenError> for ConnectorsError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::InvalidGrant => Self::ProviderRejected("invalid_grant".to_owned()),
+            TokenError::Rejected(code) => Self::ProviderRejected(code),
+            TokenError::Transient(_) => Self::ProviderUnavailable,
+            TokenError::Malformed => Self::ProviderMalformed,
+        }
+    }
 }
 
 impl ConnectorsError {

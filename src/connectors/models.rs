@@ -63,7 +63,7 @@ impl Status {
 #[diesel(table_name = connections, check_for_backend(diesel::pg::Pg))]
 pub struct ConnectionRow {
     pub id: String,
-    #[allow(dead_code, reason = "selected with the row; queries filter on it")]
+    #[expect(dead_code, reason = "selected with the row; queries filter on it")]
     pub owner_id: String,
     pub provider: String,
     pub external_account_id: String,

@@ -37,7 +37,7 @@ pub fn new_state() -> Plain {
 
 /// What the database keeps of a state: its SHA-256, hex.
 pub fn state_hash(state: &str) -> String {
-    random::to_hex(digest::digest(&digest::SHA256, state.as_bytes()).as_ref())
+    hex::encode(digest::digest(&digest::SHA256, state.as_bytes()))
 }
 
 /// A PKCE verifier (RFC 7636: 43–128 unreserved characters); 64 here.

@@ -50,11 +50,9 @@ enum Mode {
 /// cannot be refreshed is an error (`NeedsReauth`, `Backoff`, provider errors).
 pub async fn access_token(ctx: &Arc<Ctx>, id: &ConnectionId) -> Result<Plain, ConnectorsError> {
     let wanted = id.0.clone();
-    let row = db::run(&ctx.pool, move |c| {
-        store::find(c, &wanted).map_err(DbError::from)
-    })
-    .await?
-    .ok_or(ConnectorsError::ConnectionNotFound)?;
+    let row = db::query(&ctx.pool, move |c| store::find(c, &wanted))
+        .await?
+        .ok_or(ConnectorsError::ConnectionNotFound)?;
     if row.status() != Status::Active {
         return Err(ConnectorsError::NeedsReauth);
     }
@@ -76,11 +74,9 @@ pub async fn refresh_now(
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (wanted, who) = (id.0.clone(), owner.to_owned());
-    let row = db::run(&ctx.pool, move |c| {
-        store::find_for_owner(c, &wanted, &who).map_err(DbError::from)
-    })
-    .await?
-    .ok_or(ConnectorsError::ConnectionNotFound)?;
+    let row = db::query(&ctx.pool, move |c| store::find_for_owner(c, &wanted, &who))
+        .await?
+        .ok_or(ConnectorsError::ConnectionNotFound)?;
     if row.status() != Status::Active {
         return Err(ConnectorsError::NeedsReauth);
     }
@@ -369,11 +365,7 @@ async fn call_and_write_back(
                 // The old token still works for a while: serve it, the sweep tries again.
                 return current(ctx, row);
             }
-            Ok(Outcome::Failed(match err {
-                TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
-                TokenError::Malformed => ConnectorsError::ProviderMalformed,
-                _ => ConnectorsError::ProviderUnavailable,
-            }))
+            Ok(Outcome::Failed(err.into()))
         }
     }
 }
@@ -381,11 +373,9 @@ async fn call_and_write_back(
 /// Gives a claim back without a result.
 async fn release(ctx: &Arc<Ctx>, id: &str, claim: &str) {
     let (id, claim) = (id.to_owned(), claim.to_owned());
-    if let Err(err) = db::run(&ctx.pool, move |c| {
-        store::release_claim(c, &id, &claim).map_err(DbError::from)
-    })
-    .await
-    .map(drop)
+    if let Err(err) = db::query(&ctx.pool, move |c| store::release_claim(c, &id, &claim))
+        .await
+        .map(drop)
     {
         tracing::warn!(error = %err, "could not release a refresh claim; its lease will run out");
     }

@@ -4,19 +4,15 @@
 use crate::connectors::Ctx;
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionId, ConnectionRow};
-use crate::connectors::oauth::TokenError;
 use crate::connectors::providers;
 use crate::connectors::store;
 use crate::connectors::vault::Field;
-use crate::db::{self, DbError};
+use crate::db;
 use std::sync::Arc;
 
 pub async fn list(ctx: &Arc<Ctx>, owner: &str) -> Result<Vec<ConnectionRow>, ConnectorsError> {
     let owner = owner.to_owned();
-    Ok(db::run(&ctx.pool, move |c| {
-        store::list_for_owner(c, &owner).map_err(DbError::from)
-    })
-    .await?)
+    Ok(db::query(&ctx.pool, move |c| store::list_for_owner(c, &owner)).await?)
 }
 
 pub async fn get(
@@ -25,11 +21,9 @@ pub async fn get(
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (owner, id) = (owner.to_owned(), id.0.clone());
-    db::run(&ctx.pool, move |c| {
-        store::find_for_owner(c, &id, &owner).map_err(DbError::from)
-    })
-    .await?
-    .ok_or(ConnectorsError::ConnectionNotFound)
+    db::query(&ctx.pool, move |c| store::find_for_owner(c, &id, &owner))
+        .await?
+        .ok_or(ConnectorsError::ConnectionNotFound)
 }
 
 /// Revokes the grant at the provider, then deletes the connection. If the provider cannot be
@@ -56,10 +50,7 @@ pub async fn disconnect(
         }
     };
     let (owner, id) = (owner.to_owned(), id.0.clone());
-    let deleted = db::run(&ctx.pool, move |c| {
-        store::delete_for_owner(c, &id, &owner).map_err(DbError::from)
-    })
-    .await?;
+    let deleted = db::query(&ctx.pool, move |c| store::delete_for_owner(c, &id, &owner)).await?;
     if deleted == 0 {
         return Err(ConnectorsError::ConnectionNotFound);
     }
@@ -82,11 +73,5 @@ async fn revoke(ctx: &Arc<Ctx>, row: &ConnectionRow) -> Result<(), ConnectorsErr
         .transpose()?;
     providers::revoke(&ctx.http, &provider, &access, refresh.as_ref())
         .await
-        .map_err(|e| match e {
-            TokenError::Rejected(code) => ConnectorsError::ProviderRejected(code),
-            TokenError::Malformed => ConnectorsError::ProviderMalformed,
-            TokenError::InvalidGrant | TokenError::Transient(_) => {
-                ConnectorsError::ProviderUnavailable
-            }
-        })
+        .map_err(ConnectorsError::from)
 }

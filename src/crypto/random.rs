@@ -41,27 +41,7 @@ pub fn hex(bytes: usize) -> String {
     let rng = SystemRandom::new();
     let mut buf = vec![0u8; bytes];
     while rng.fill(&mut buf).is_err() {}
-    to_hex(&buf)
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    s
-}
-
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    ::hex::encode(&buf)
 }
 
 #[cfg(test)]
@@ -131,26 +111,8 @@ mod tests {
     }
 
     #[test]
-    fn hex_digits_in_both_nibbles() {
-        let all: Vec<u8> = (0..=255).collect();
-        let s = to_hex(&all);
-        assert_eq!(&s[..8], "00010203");
-        assert_eq!(&s[0x1f * 2..0x1f * 2 + 2], "1f");
-        assert_eq!(&s[0xa5 * 2..0xa5 * 2 + 2], "a5");
-        assert_eq!(&s[510..], "ff");
-        assert_eq!(from_hex(&s), Some(all));
-        assert_eq!(from_hex(""), Some(vec![]));
-        assert_eq!(from_hex("0A0b"), Some(vec![0x0a, 0x0b]));
-        assert_eq!(from_hex("0a0"), None);
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        let bytes = [0u8, 1, 0xab, 0xff];
-        assert_eq!(to_hex(&bytes), "0001abff");
-        assert_eq!(from_hex("0001abff").as_deref(), Some(&bytes[..]));
-        assert_eq!(from_hex("0g"), None);
-        assert_eq!(from_hex("abc"), None);
+    fn hex_is_twice_as_long_as_its_bytes() {
         assert_eq!(hex(16).len(), 32);
+        assert_eq!(::hex::decode(hex(16)).map(|b| b.len()).ok(), Some(16));
     }
 }

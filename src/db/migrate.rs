@@ -1,5 +1,6 @@
 //! Embedded migrations (`migrations/`), and creating the database itself in development.
 
+use crate::platform::config::DatabaseConfig;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
@@ -9,6 +10,50 @@ use url::Url;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one create-and-migrate step of `serve` and `migrate`: creates the database when
+/// `create_if_missing` says so and it does not exist (then calls `created`), and applies
+/// pending migrations when `apply`; returns the versions applied.
+pub fn prepare(
+    db: &DatabaseConfig,
+    apply: bool,
+    created: impl FnOnce(),
+) -> anyhow::Result<Vec<String>> {
+    if db.create_if_missing && ensure_database(db)? {
+        created();
+    }
+    if apply { migrate(db) } else { Ok(Vec::new()) }
+}
+
+/// Creates the database named in `DATABASE_URL` when the server says it does not exist; returns
+/// whether it did. Any other failure to connect is reported as what it is.
+fn ensure_database(db: &DatabaseConfig) -> anyhow::Result<bool> {
+    let err = match diesel::PgConnection::establish(db.url.expose()) {
+        Ok(_) => return Ok(false),
+        Err(err) => err,
+    };
+    let missing =
+        matches!(&err, diesel::ConnectionError::BadConnection(m) if m.contains("does not exist"));
+    if !missing {
+        anyhow::bail!(
+            "connecting to the database (DATABASE_URL): {}",
+            err.to_string().trim()
+        );
+    }
+    create_database_if_missing(db.url.expose())
+        .map_err(|e| anyhow::anyhow!("creating the database named in DATABASE_URL: {e}"))
+}
+
+/// Applies pending migrations over a connection of its own.
+fn migrate(db: &DatabaseConfig) -> anyhow::Result<Vec<String>> {
+    let mut conn = diesel::PgConnection::establish(db.url.expose()).map_err(|e| {
+        anyhow::anyhow!(
+            "connecting to the database (DATABASE_URL): {}",
+            e.to_string().trim()
+        )
+    })?;
+    run_pending(&mut conn).map_err(|e| anyhow::anyhow!("migrating: {e}"))
+}
 
 /// Applies pending migrations; returns the versions applied.
 pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, BoxError> {

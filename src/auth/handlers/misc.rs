@@ -1,5 +1,6 @@
 //! `GET /ok` and `GET /error`.
 
+use crate::auth::mail::escape_html;
 use crate::auth::state::AuthState;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -64,12 +65,4 @@ pub async fn error_page(
              <h1>Authentication error</h1><p><code>{}</code></p><p>{description}</p></body></html>",
             escape_html(code)
         ))
-}
-
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }

@@ -1,14 +1,14 @@
 //! The auth role's routes under `/api/auth`, the CSRF guard in front of them, and the OpenAPI
 //! document that lists them.
 
-mod account;
-mod accounts;
 mod callback;
+mod linked_accounts;
 mod misc;
 mod reset;
 mod session;
 mod sign;
 mod social;
+mod user;
 mod verification;
 
 use crate::auth::error::{AuthError, Code};
@@ -36,50 +36,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(redirect_guard))
                 .wrap(from_fn(origin_guard))
                 .wrap(from_fn(crate::auth::rate_limit::enforce))
-                .route("/ok", web::get().to(misc::ok))
-                .route("/error", web::get().to(misc::error_page))
-                .route("/sign-up/email", web::post().to(sign::sign_up))
-                .route("/sign-in/email", web::post().to(sign::sign_in))
-                .route("/sign-out", web::post().to(sign::sign_out))
-                .route("/get-session", web::get().to(session::get_session))
-                .route("/get-session", web::post().to(session::post_get_session))
-                .route("/list-sessions", web::get().to(session::list_sessions))
-                .route("/token", web::get().to(session::token))
-                .route("/revoke-session", web::post().to(session::revoke_session))
-                .route("/revoke-sessions", web::post().to(session::revoke_sessions))
-                .route(
-                    "/revoke-other-sessions",
-                    web::post().to(session::revoke_other_sessions),
-                )
-                .route("/update-user", web::post().to(account::update_user))
-                .route("/change-password", web::post().to(account::change_password))
-                .route("/change-email", web::post().to(account::change_email))
-                .route("/delete-user", web::post().to(account::delete_user))
-                .route("/sign-in/social", web::post().to(social::sign_in_social))
-                .route("/callback/{provider}", web::get().to(callback::callback))
-                .route(
-                    "/callback/{provider}",
-                    web::post().to(callback::callback_post),
-                )
-                .route("/link-social", web::post().to(social::link_social))
-                .route("/list-accounts", web::get().to(accounts::list_accounts))
-                .route("/unlink-account", web::post().to(accounts::unlink_account))
-                .route(
-                    "/send-verification-email",
-                    web::post().to(verification::send_verification_email),
-                )
-                .route("/verify-email", web::get().to(verification::verify_email))
-                .route(
-                    "/request-password-reset",
-                    web::post().to(reset::request_password_reset),
-                )
-                .route("/forget-password", web::post().to(reset::forget_password))
-                .route(
-                    "/reset-password/{token}",
-                    web::get().to(reset::reset_password_callback),
-                )
-                .route("/reset-password", web::post().to(reset::reset_password)),
+                .configure(account_routes)
+                .configure(flow_routes),
         );
+}
+
+/// Signing in and out, sessions, and the signed-in user's own account.
+fn account_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ok", web::get().to(misc::ok))
+        .route("/error", web::get().to(misc::error_page))
+        .route("/sign-up/email", web::post().to(sign::sign_up))
+        .route("/sign-in/email", web::post().to(sign::sign_in))
+        .route("/sign-out", web::post().to(sign::sign_out))
+        .route("/get-session", web::get().to(session::get_session))
+        .route("/get-session", web::post().to(session::post_get_session))
+        .route("/list-sessions", web::get().to(session::list_sessions))
+        .route("/token", web::get().to(session::token))
+        .route("/revoke-session", web::post().to(session::revoke_session))
+        .route("/revoke-sessions", web::post().to(session::revoke_sessions))
+        .route(
+            "/revoke-other-sessions",
+            web::post().to(session::revoke_other_sessions),
+        )
+        .route("/update-user", web::post().to(user::update_user))
+        .route("/change-password", web::post().to(user::change_password))
+        .route("/change-email", web::post().to(user::change_email))
+        .route("/delete-user", web::post().to(user::delete_user));
+}
+
+/// Social sign-in and linking, linked accounts, email verification and password reset.
+fn flow_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sign-in/social", web::post().to(social::sign_in_social))
+        .route("/callback/{provider}", web::get().to(callback::callback))
+        .route(
+            "/callback/{provider}",
+            web::post().to(callback::callback_post),
+        )
+        .route("/link-social", web::post().to(social::link_social))
+        .route(
+            "/list-accounts",
+            web::get().to(linked_accounts::list_accounts),
+        )
+        .route(
+            "/unlink-account",
+            web::post().to(linked_accounts::unlink_account),
+        )
+        .route(
+            "/send-verification-email",
+            web::post().to(verification::send_verification_email),
+        )
+        .route("/verify-email", web::get().to(verification::verify_email))
+        .route(
+            "/request-password-reset",
+            web::post().to(reset::request_password_reset),
+        )
+        .route("/forget-password", web::post().to(reset::forget_password))
+        .route(
+            "/reset-password/{token}",
+            web::get().to(reset::reset_password_callback),
+        )
+        .route("/reset-password", web::post().to(reset::reset_password));
 }
 
 #[derive(OpenApi)]
@@ -89,9 +105,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         sign::sign_up, sign::sign_in, sign::sign_out,
         session::get_session, session::list_sessions, session::token, session::revoke_session,
         session::revoke_sessions, session::revoke_other_sessions,
-        account::update_user, account::change_password, account::change_email, account::delete_user,
+        user::update_user, user::change_password, user::change_email, user::delete_user,
         social::sign_in_social, callback::callback, callback::callback_post, social::link_social,
-        accounts::list_accounts, accounts::unlink_account,
+        linked_accounts::list_accounts, linked_accounts::unlink_account,
         verification::send_verification_email, verification::verify_email,
         reset::request_password_reset, reset::forget_password, reset::reset_password_callback,
         reset::reset_password,
@@ -219,14 +235,14 @@ mod tests {
 
     #[test]
     fn every_body_is_documented_as_it_is_read() {
-        use super::{account, accounts, reset, session, sign, social, verification};
+        use super::{linked_accounts, reset, session, sign, social, user, verification};
         documented_as_read::<sign::SignUpBody>(&[]);
         documented_as_read::<sign::SignInBody>(&[]);
-        documented_as_read::<account::UpdateUserBody>(&[]);
-        documented_as_read::<account::ChangePasswordBody>(&[]);
-        documented_as_read::<account::ChangeEmailBody>(&[]);
-        documented_as_read::<account::DeleteUserBody>(&[]);
-        documented_as_read::<accounts::UnlinkAccountBody>(&[]);
+        documented_as_read::<user::UpdateUserBody>(&[]);
+        documented_as_read::<user::ChangePasswordBody>(&[]);
+        documented_as_read::<user::ChangeEmailBody>(&[]);
+        documented_as_read::<user::DeleteUserBody>(&[]);
+        documented_as_read::<linked_accounts::UnlinkAccountBody>(&[]);
         documented_as_read::<session::RevokeSessionBody>(&[]);
         documented_as_read::<verification::SendVerificationBody>(&[]);
         documented_as_read::<reset::RequestResetBody>(&[]);

@@ -101,7 +101,8 @@ pub async fn verify_email(
     state
         .origins
         .check_url(callback.as_deref(), Code::InvalidCallbackUrl)?;
-    let (sign_in, user, notice) = match service::verify_email(&state, &client, &token).await? {
+    let verified = service::verify_email(&state, &client, &token).await?;
+    let (sign_in, user, notice) = match verified {
         Verified::Done {
             sign_in,
             user,
@@ -113,11 +114,7 @@ pub async fn verify_email(
             None => return Err(AuthError::unauthorized(code)),
         },
     };
-    let cookies = match sign_in {
-        SignIn::None => Vec::new(),
-        SignIn::Reissue(signed_in) => vec![state.reissue_cookie(&signed_in)],
-        SignIn::Started(session) => state.session_cookies(&session.token, true, &client),
-    };
+    let cookies = sign_in_cookies(&state, &client, sign_in);
     Ok(match (&callback, notice) {
         (Some(cb), Some(notice)) => redirect(&set_search_param(cb, "notice", notice), cookies),
         (Some(cb), None) => redirect(cb, cookies),
@@ -130,4 +127,13 @@ pub async fn verify_email(
             with_cookies(HttpResponse::Ok(), cookies, &body)
         }
     })
+}
+
+/// The cookies a verification sets: none, the signed-in session's again, or a new session's.
+fn sign_in_cookies(state: &AuthState, client: &Client, sign_in: SignIn) -> Vec<String> {
+    match sign_in {
+        SignIn::None => Vec::new(),
+        SignIn::Reissue(signed_in) => vec![state.reissue_cookie(&signed_in)],
+        SignIn::Started(session) => state.session_cookies(&session.token, true, client),
+    }
 }

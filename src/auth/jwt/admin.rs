@@ -4,22 +4,36 @@
 
 use super::keys::{self, KeyPolicy};
 use super::sealed::KeySealer;
-use crate::cli::KeysCommand;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::config::Config;
 use anyhow::Context;
 use diesel::Connection;
 use std::fmt::Write;
 
-/// Runs a `keys` command; returns what to print.
-pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
+/// What an operator asks of the signing keys (the CLI's `keys` commands map onto it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAction {
+    /// Add a key and retire the current one; `now`: sign with it at once.
+    Rotate {
+        now: bool,
+    },
+    /// Withdraw `kid`; `rotate`: put a new key in its place if it is the only signer.
+    Revoke {
+        kid: String,
+        rotate: bool,
+    },
+    List,
+}
+
+/// Runs a signing-key action; returns what to print.
+pub fn run(config: &Config, action: &KeyAction) -> anyhow::Result<String> {
     let mut conn = diesel::PgConnection::establish(config.database.url.expose())
         .context("connecting to the database")?;
     let policy = KeyPolicy::from_config(&config.auth.jwt);
     let sealer = KeySealer::new(&config.auth.jwt_secret, &config.auth.secret)?;
     let now = SystemClock.now();
-    match command {
-        KeysCommand::Rotate { now: immediate } => {
+    match action {
+        KeyAction::Rotate { now: immediate } => {
             let rotated = keys::rotate(&mut conn, &sealer, &policy, now, *immediate)?;
             let when = if *immediate {
                 format!(
@@ -42,7 +56,7 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
                 policy.alg.jose_name(),
             ))
         }
-        KeysCommand::Revoke { kid, rotate } => {
+        KeyAction::Revoke { kid, rotate } => {
             let revoked = keys::revoke(&mut conn, &sealer, &policy, now, kid, *rotate)?;
             let mut out = format!(
                 "revoked key {}: withdrawn from the JWKS and from signing; running auth \
@@ -55,12 +69,7 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<String> {
             }
             Ok(out)
         }
-        // Not a signing-key command; `main` hands it to the connectors role.
-        #[cfg(feature = "connectors")]
-        KeysCommand::RotateEncryption { .. } => {
-            anyhow::bail!("rotate-encryption is a connectors command")
-        }
-        KeysCommand::List => {
+        KeyAction::List => {
             let rows = keys::list(&mut conn, &sealer, &policy, now)?;
             let mut out = format!(
                 "{:<32}  {:<5}  {:<25}  {:<25}  STATE\n",

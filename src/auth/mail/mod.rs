@@ -11,6 +11,8 @@
 mod resend;
 mod templates;
 
+pub use templates::escape_html;
+
 pub use resend::{MailError, ResendClient};
 pub use templates::Templates;
 

@@ -2,11 +2,11 @@
 //! the [`Client`](crate::auth::state::Client), the signed-in caller) and domain results, no
 //! actix types. The handlers parse, call one function here and render its result.
 
-pub mod account;
-pub mod accounts;
+pub mod linked_accounts;
 pub mod mail;
 pub mod reset;
 pub mod session;
 pub mod sign;
 pub mod social;
+pub mod user;
 pub mod verification;

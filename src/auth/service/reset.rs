@@ -164,7 +164,8 @@ pub async fn reset_password(
             w.transaction(|w| {
                 // Consumed in the same statement that reads it: of two concurrent resets with
                 // one token, exactly one finds the row.
-                let Some(row) = store::take_verification(w.conn(), &id, now)? else {
+                let Some(row) = store::take_verification(w.conn(), &id)?.filter(|r| r.is_live(now))
+                else {
                     return Ok(Err(Code::InvalidToken));
                 };
                 let Some(user) = store::user_by_id(w.conn(), &row.value)? else {

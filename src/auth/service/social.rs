@@ -3,14 +3,15 @@
 //! provider.
 
 use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::models::NewVerification;
 use crate::auth::models::Session;
 use crate::auth::service::mail::mail_verification;
 use crate::auth::social::flow::{
     self, CallbackError, Decision, LinkData, ProviderAccount, STATE_PREFIX, StateData,
 };
 use crate::auth::social::github::{self, Github};
-use crate::auth::social::store;
 use crate::auth::state::{AuthState, Client};
+use crate::auth::store;
 use crate::crypto::hmac::constant_time_eq;
 use crate::crypto::random;
 use crate::db::DbError;
@@ -104,7 +105,17 @@ async fn begin(state: &AuthState, start: Start, link: Option<LinkData>) -> AuthR
     let identifier = format!("{STATE_PREFIX}{oauth_state}");
     state
         .db(move |conn| {
-            store::insert_verification(conn, &random::id(), &identifier, &value, expires_at, now)
+            store::insert_verification(
+                conn,
+                &NewVerification {
+                    id: &random::id(),
+                    identifier: &identifier,
+                    value: &value,
+                    expires_at,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
         })
         .await?;
     Ok(Started { url, oauth_state })
@@ -186,7 +197,7 @@ pub async fn finish(
     if !same_browser {
         let id = identifier.clone();
         let row = state
-            .db(move |conn| store::peek_verification(conn, &id))
+            .db(move |conn| store::newest_verification(conn, &id))
             .await
             .map_err(internal)?;
         let target = row

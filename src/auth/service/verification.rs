@@ -167,7 +167,8 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
             .write(move |w| {
                 w.transaction(|w| {
                     let identifier = change_email_identifier(&jti);
-                    let row = store::take_verification(w.conn(), &identifier, now)?;
+                    let row =
+                        store::take_verification(w.conn(), &identifier)?.filter(|r| r.is_live(now));
                     if row.is_none_or(|r| r.value != user_id) {
                         return Ok(None);
                     }

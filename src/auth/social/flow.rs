@@ -2,9 +2,8 @@
 //! (signed cookie + `verification` row, consumed once), and the rules that decide which user a
 //! provider account signs in as, or whether it may be linked.
 
-use crate::auth::models::{NewUser, User};
-use crate::auth::social::store::{self, NewProviderAccount, TokenUpdate};
-use crate::auth::store::Writer;
+use crate::auth::models::{Account, NewAccount, NewUser, TokenUpdate, User};
+use crate::auth::store::{self, Writer};
 use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::schema::user;
@@ -174,9 +173,9 @@ fn insert_account(
     let access = seal(vault, &id, "access_token", Some(&p.access_token))?;
     let refresh = seal(vault, &id, "refresh_token", p.refresh_token.as_deref())?;
     let scope = p.scopes.join(",");
-    store::insert_provider_account(
+    store::insert_account(
         conn,
-        &NewProviderAccount {
+        &NewAccount {
             id: &id,
             account_id: &p.account_id,
             provider_id: p.provider_id,
@@ -186,8 +185,7 @@ fn insert_account(
             access_token_expires_at: p.access_token_expires_at,
             refresh_token_expires_at: p.refresh_token_expires_at,
             scope: (!scope.is_empty()).then_some(scope.as_str()),
-            created_at: now,
-            updated_at: now,
+            ..NewAccount::new(now)
         },
     )
     .map(|_| ())
@@ -196,7 +194,7 @@ fn insert_account(
 fn update_account(
     conn: &mut PgConnection,
     vault: &Keyring,
-    row: &store::AccountRow,
+    row: &Account,
     p: &ProviderAccount,
     merge_scopes: bool,
     now: DateTime<Utc>,

@@ -3,7 +3,6 @@
 
 pub mod flow;
 pub mod github;
-pub mod store;
 
 use crate::crypto::aead::Keyring;
 use crate::platform::config::AuthConfig;

@@ -136,7 +136,7 @@ pub(crate) fn owns_connection(
     #[derive(QueryableByName)]
     struct One {
         #[diesel(sql_type = diesel::sql_types::Integer)]
-        #[allow(dead_code, reason = "only its presence matters")]
+        #[expect(dead_code, reason = "only its presence matters")]
         one: i32,
     }
     Ok(

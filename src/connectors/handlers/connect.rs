@@ -78,7 +78,10 @@ pub(crate) struct CallbackQuery {
     state: Option<String>,
     /// Set by the provider when the user declined or the request was refused.
     error: Option<String>,
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "documented and accepted; the page shows `error` alone"
+    )]
     error_description: Option<String>,
 }
 

@@ -21,7 +21,7 @@ pub fn server_key(server_id: &str) -> String {
 
 fn hashed(tool: &str) -> String {
     let d = digest::digest(&digest::SHA256, tool.as_bytes());
-    crate::crypto::random::to_hex(&d.as_ref()[..12])
+    hex::encode(&d.as_ref()[..12])
 }
 
 pub fn namespaced(server_id: &str, tool: &str) -> String {

@@ -3,9 +3,9 @@
 
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
+use crate::auth::models::AccountView;
 use crate::auth::render::{StatusBody, status_ok};
-use crate::auth::service::accounts as service;
-use crate::auth::social::store::AccountView;
+use crate::auth::service::linked_accounts as service;
 use crate::auth::state::{AuthState, SignedIn};
 use crate::platform::error::ErrorBody;
 use actix_web::web::Bytes;

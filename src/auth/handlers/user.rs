@@ -3,7 +3,7 @@
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::render::{StatusBody, TokenAndUser, status_ok, token_and_user, with_cookies};
-use crate::auth::service::account::{self as service, EmailChange};
+use crate::auth::service::user::{self as service, EmailChange};
 use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::platform::error::ErrorBody;
 use actix_web::web::Bytes;

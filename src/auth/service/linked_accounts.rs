@@ -1,11 +1,12 @@
 //! The accounts a user signs in with (spec §6.18–6.19), and removing one (never the last).
 
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::social::store::{self, AccountRow};
+use crate::auth::models::Account;
 use crate::auth::state::AuthState;
+use crate::auth::store;
 
 /// The user's accounts (credential and GitHub).
-pub async fn list_accounts(state: &AuthState, user_id: &str) -> AuthResult<Vec<AccountRow>> {
+pub async fn list_accounts(state: &AuthState, user_id: &str) -> AuthResult<Vec<Account>> {
     let user_id = user_id.to_owned();
     state
         .db(move |conn| store::accounts_of(conn, &user_id))

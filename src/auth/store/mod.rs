@@ -7,9 +7,15 @@
 //! or a user and leave a stale answer in memory (a test in this module keeps writes to those
 //! tables from appearing anywhere else).
 
+mod accounts;
+mod verifications;
+
+pub use accounts::*;
+pub use verifications::*;
+
 use crate::auth::models::*;
 use crate::auth::session_cache::SessionCache;
-use crate::db::schema::{account, session, user, verification};
+use crate::db::schema::{account, session, user};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -21,60 +27,11 @@ pub fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option
         .optional()
 }
 
-/// The user's email-and-password account: `providerId = "credential"`, `accountId = user.id`.
-pub fn credential_account(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<Account>> {
-    account::table
-        .filter(account::user_id.eq(user_id))
-        .filter(account::provider_id.eq(CREDENTIAL))
-        .filter(account::account_id.eq(user_id))
-        .select(Account::as_select())
-        .first(conn)
-        .optional()
-}
-
 fn insert_user(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(user::table)
         .values(new)
         .returning(User::as_returning())
         .get_result(conn)
-}
-
-pub fn insert_account(conn: &mut PgConnection, new: &NewAccount<'_>) -> QueryResult<usize> {
-    diesel::insert_into(account::table)
-        .values(new)
-        .execute(conn)
-}
-
-/// The email-and-password account of `user_id` (`accountId = user.id`), with a password hash.
-pub fn insert_credential_account(
-    conn: &mut PgConnection,
-    user_id: &str,
-    hash: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    insert_account(
-        conn,
-        &NewAccount {
-            id: &crate::crypto::random::id(),
-            account_id: user_id,
-            provider_id: CREDENTIAL,
-            user_id,
-            password: Some(hash),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-}
-
-pub fn set_password(
-    conn: &mut PgConnection,
-    account_id: &str,
-    hash: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(account::table.find(account_id))
-        .set((account::password.eq(hash), account::updated_at.eq(now)))
-        .execute(conn)
 }
 
 fn insert_session(conn: &mut PgConnection, new: &NewSession<'_>) -> QueryResult<Session> {
@@ -162,33 +119,12 @@ pub fn active_sessions(
 fn update_profile(
     conn: &mut PgConnection,
     user_id: &str,
-    name: Option<&str>,
-    image: Option<Option<&str>>,
-    now: DateTime<Utc>,
+    changes: &ProfileUpdate<'_>,
 ) -> QueryResult<User> {
-    let target = user::table.find(user_id);
-    match (name, image) {
-        (Some(n), Some(i)) => diesel::update(target)
-            .set((
-                user::name.eq(n),
-                user::image.eq(i),
-                user::updated_at.eq(now),
-            ))
-            .returning(User::as_returning())
-            .get_result(conn),
-        (Some(n), None) => diesel::update(target)
-            .set((user::name.eq(n), user::updated_at.eq(now)))
-            .returning(User::as_returning())
-            .get_result(conn),
-        (None, Some(i)) => diesel::update(target)
-            .set((user::image.eq(i), user::updated_at.eq(now)))
-            .returning(User::as_returning())
-            .get_result(conn),
-        (None, None) => user::table
-            .find(user_id)
-            .select(User::as_select())
-            .first(conn),
-    }
+    diesel::update(user::table.find(user_id))
+        .set(changes)
+        .returning(User::as_returning())
+        .get_result(conn)
 }
 
 fn update_email(
@@ -280,53 +216,33 @@ fn drop_social_links(conn: &mut PgConnection, user_id: &str) -> QueryResult<usiz
     Ok(dropped)
 }
 
-pub fn insert_verification(
-    conn: &mut PgConnection,
-    new: &NewVerification<'_>,
-) -> QueryResult<usize> {
-    diesel::insert_into(verification::table)
-        .values(new)
-        .execute(conn)
-}
-
-/// The newest unexpired row for `identifier` (Better Auth takes the newest by `createdAt`).
-pub fn live_verification(
-    conn: &mut PgConnection,
-    identifier: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<Option<Verification>> {
-    verification::table
-        .filter(verification::identifier.eq(identifier))
-        .filter(verification::expires_at.gt(now))
-        .order(verification::created_at.desc())
-        .select(Verification::as_select())
-        .first(conn)
+/// Locks the user's row until the transaction ends: decisions that count a user's accounts
+/// (unlink never removes the last one) run one at a time per user, so two concurrent unlinks of
+/// a user's two accounts cannot both see "two left".
+pub fn lock_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<bool> {
+    crate::db::schema::user::table
+        .find(user_id)
+        .select(crate::db::schema::user::id)
+        .for_update()
+        .first::<String>(conn)
         .optional()
+        .map(|found| found.is_some())
 }
 
-/// Consumes every unexpired row for `identifier` and returns the newest: one statement, so of
-/// two concurrent consumers exactly one gets it.
-pub fn take_verification(
+/// Whether the session with this id still exists, is unexpired and belongs to `user_id`.
+pub fn session_alive(
     conn: &mut PgConnection,
-    identifier: &str,
+    session_id: &str,
+    user_id: &str,
     now: DateTime<Utc>,
-) -> QueryResult<Option<Verification>> {
-    let mut taken: Vec<Verification> = diesel::delete(
-        verification::table
-            .filter(verification::identifier.eq(identifier))
-            .filter(verification::expires_at.gt(now)),
-    )
-    .returning(Verification::as_returning())
-    .get_results(conn)?;
-    taken.sort_by_key(|v| v.created_at);
-    Ok(taken.pop())
-}
-
-pub fn purge_expired_verifications(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::delete(verification::table.filter(verification::expires_at.le(now))).execute(conn)
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        session::table
+            .filter(session::id.eq(session_id))
+            .filter(session::user_id.eq(user_id))
+            .filter(session::expires_at.gt(now)),
+    ))
+    .get_result(conn)
 }
 
 /// What a [`Writer`] must make get-session's cache forget.
@@ -458,12 +374,10 @@ impl<'c> Writer<'c> {
     pub fn update_profile(
         &mut self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
-        now: DateTime<Utc>,
+        changes: &ProfileUpdate<'_>,
     ) -> QueryResult<User> {
         self.user_changes(user_id);
-        update_profile(self.conn, user_id, name, image, now)
+        update_profile(self.conn, user_id, changes)
     }
 
     pub fn update_email(
@@ -546,7 +460,7 @@ mod tests {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            if rel == "auth/store.rs" || rel == "db/schema.rs" {
+            if rel == "auth/store/mod.rs" || rel == "db/schema.rs" {
                 continue;
             }
             let text = std::fs::read_to_string(&file).unwrap().to_lowercase();
@@ -573,7 +487,7 @@ mod tests {
         }
         assert!(
             found.is_empty(),
-            "session/user writes outside auth/store.rs: {found:?}"
+            "session/user writes outside auth/store/mod.rs: {found:?}"
         );
     }
 }

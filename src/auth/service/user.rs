@@ -1,7 +1,7 @@
 //! Changing the signed-in user's account: profile, password, email, deletion (spec §6.9–6.12).
 
 use crate::auth::error::{AuthError, AuthResult, Code};
-use crate::auth::models::{Session, User};
+use crate::auth::models::{ProfileUpdate, Session, User};
 use crate::auth::password::js_length;
 use crate::auth::service::mail::{mail_change_email, mail_email_changed, mail_verification};
 use crate::auth::service::sign::check_password_length;
@@ -25,9 +25,11 @@ pub async fn update_user(
         .write(move |w| {
             w.update_profile(
                 &user_id,
-                name.as_deref(),
-                image.as_ref().map(|i| i.as_deref()),
-                now,
+                &ProfileUpdate {
+                    name: name.as_deref(),
+                    image: image.as_ref().map(|i| i.as_deref()),
+                    updated_at: now,
+                },
             )
         })
         .await?;
