@@ -13,6 +13,12 @@
 #
 # Needs wrk (apt-get install wrk), python3, PostgreSQL on 127.0.0.1:5432. Own database
 # (switchboard_bench_wh), dropped and recreated; own port (BENCH_PORT, default 5302).
+# Builds nothing: SWITCHBOARD_BIN (default target/release/switchboard) and JOBS_DRAIN_BIN
+# (default target/release/examples/jobs_drain; only drain1/drain2) are run as they are.
+# intake also prints CPU per delivery of the server and of its PostgreSQL backends
+# (/proc/<pid>/stat, measured while the server still runs), a load-independent cost measure.
+# SWITCHBOARD__WEBHOOKS__INTAKE_WRITERS=0 runs the intake without group commit (one statement
+# and one commit per request), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenarios=("$@")
@@ -25,13 +31,18 @@ SECRET=bench-linear-webhook-secret
 out=bench/out
 mkdir -p "$out"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet --bin switchboard --example jobs_drain
+BIN="${SWITCHBOARD_BIN:-target/release/switchboard}"
+DRAIN_BIN="${JOBS_DRAIN_BIN:-target/release/examples/jobs_drain}"
+[ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release --bin switchboard" >&2; exit 1; }
+case " ${scenarios[*]} " in *" drain"[12]" "*)
+  [ -x "$DRAIN_BIN" ] || { echo "$DRAIN_BIN is missing: cargo build --release --example jobs_drain" >&2; exit 1; } ;;
+esac
 
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_wh
 export DATABASE_URL="$server/$db?sslmode=disable"
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-APP_ENV=development target/release/switchboard migrate >/dev/null
+APP_ENV=development "$BIN" migrate >/dev/null
 export APP_ENV=development RUST_LOG=warn
 export CONNECTORS_LISTEN="127.0.0.1:$PORT" LINEAR_WEBHOOK_SECRET=$SECRET
 # Tuned like bench/run.sh for one box running server, PostgreSQL and wrk on 2 cores.
@@ -40,7 +51,7 @@ export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_S
 
 pid=
 start_server() { # jobs enabled?
-  SWITCHBOARD__JOBS__ENABLED=$1 target/release/switchboard serve --role connectors >"$out/webhooks-server.log" 2>&1 &
+  SWITCHBOARD__JOBS__ENABLED=$1 "$BIN" serve --role connectors >"$out/webhooks-server.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.2; done
   echo "server did not start" >&2; cat "$out/webhooks-server.log" >&2; exit 1
@@ -48,6 +59,20 @@ start_server() { # jobs enabled?
 stop_server() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi; }
 trap stop_server EXIT
 sql() { psql "$server/$db" -Atqc "$1"; }
+cpu_ticks() { # clock ticks of CPU (user + system) used so far by the server and by the database's backends
+  local pids
+  pids=$(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = '$db' AND pid <> pg_backend_pid()")
+  python3 - "$pid" $pids <<'PY'
+import sys
+def ticks(p):
+    try:
+        f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    except OSError:
+        return 0
+print(ticks(sys.argv[1]), sum(ticks(p) for p in sys.argv[2:]))
+PY
+}
 
 sign_body() { # a fresh webhookTimestamp (now + 20 s: valid for the next ~80 s), signed
   python3 - "$SECRET" "$out/wh-body.json" "$out/wh-sig.txt" <<'PY'
@@ -76,29 +101,35 @@ for scenario in "${scenarios[@]}"; do
       : >"$out/intake.json"
       before=$(sql "SELECT count(*) FROM webhook_events")
       start_server false
+      read -r srv0 pg0 < <(cpu_ticks)
       run_wrk intake "intake-$(date +%s)"
+      read -r srv1 pg1 < <(cpu_ticks)
       stop_server
       after=$(sql "SELECT count(*) FROM webhook_events")
       jobs=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route'")
-      python3 - "$out/intake.json" "$((after - before))" "$jobs" <<'PY'
+      python3 - "$out/intake.json" "$((after - before))" "$jobs" "$((srv1 - srv0))" "$((pg1 - pg0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 rows, jobs = int(sys.argv[2]), int(sys.argv[3])
+srv, pg, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 ok = r["requests"] - r["non2xx"]
 print(f"intake: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
       f"2xx {ok}, non-2xx {r['non2xx']}, rows stored {rows}, route jobs queued {jobs}, "
       f"lost {max(ok - rows, 0)} (rows - 2xx = {rows - ok}: requests in flight when wrk stopped)")
+if rows:
+    print(f"intake CPU per delivery: server {srv / hz / rows * 1e6:.0f} us, "
+          f"PostgreSQL backends {pg / hz / rows * 1e6:.0f} us")
 PY
       ;;
     drain1|drain2)
       sql "DELETE FROM jobs WHERE kind = 'bench_noop'" >/dev/null
-      target/release/examples/jobs_drain fill 100000
+      "$DRAIN_BIN" fill 100000
       if [ "$scenario" = drain1 ]; then
-        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" | tee "$out/drain1.txt"
+        "$DRAIN_BIN" drain "${DRAIN_CONCURRENCY:-32}" | tee "$out/drain1.txt"
       else
-        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-a.txt" &
+        "$DRAIN_BIN" drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-a.txt" &
         a=$!
-        target/release/examples/jobs_drain drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-b.txt"
+        "$DRAIN_BIN" drain "${DRAIN_CONCURRENCY:-32}" >"$out/drain2-b.txt"
         wait $a
         cat "$out/drain2-a.txt" "$out/drain2-b.txt"
       fi

@@ -97,6 +97,7 @@ pub async fn serve(config: Arc<Config>, roles: Vec<Role>) -> anyhow::Result<()> 
     for result in futures_util::future::join_all(servers).await {
         result?;
     }
+    platform.on_shutdown.run().await;
     tracing::info!("shutting down: finishing or releasing running jobs");
     platform.jobs.shutdown().await;
     tracing::info!("stopped");

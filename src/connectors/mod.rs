@@ -54,6 +54,9 @@ pub(crate) struct Ctx {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// The Anthropic Messages API client agent runs call.
     pub anthropic: anthropic::Client,
+    /// Group commit for webhook intake (`webhooks.intake_writers` > 0): verified deliveries are
+    /// stored in batches by writer threads with their own connections.
+    pub intake: Option<Arc<webhooks::writer::IntakeWriter>>,
 }
 
 /// What the connectors role's handlers share.
@@ -80,6 +83,8 @@ impl ConnectorsState {
             config.connectors_jwt_audience(),
             platform.clock.clone(),
         );
+        let jobs_wake = Arc::new(tokio::sync::Notify::new());
+        let intake = start_intake_writer(platform, &jobs_wake)?;
         let ctx = Arc::new(Ctx {
             pool: platform.pool.clone(),
             jobs_pool: crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs),
@@ -99,7 +104,8 @@ impl ConnectorsState {
                 platform.clock.clone(),
             )
             .context("building the MCP client")?,
-            jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            jobs_wake,
+            intake,
             anthropic: anthropic::Client::new(
                 &config.connectors.anthropic,
                 config.connectors.anthropic_api_key.clone(),
@@ -164,6 +170,42 @@ impl ConnectorsState {
     pub async fn sweep_once(&self) -> Result<SweepReport, ConnectorsError> {
         refresh::sweep_once(&self.ctx).await
     }
+}
+
+/// The intake writer threads, on their own connections, drained at graceful shutdown; `None`
+/// when `webhooks.intake_writers` is 0 (each request then writes its own statement).
+fn start_intake_writer(
+    platform: &Platform,
+    wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Option<Arc<webhooks::writer::IntakeWriter>>> {
+    let config = &platform.config;
+    let writers = config.webhooks.intake_writers;
+    if writers == 0 {
+        return Ok(None);
+    }
+    let pool = crate::db::build_pool(&crate::platform::config::DatabaseConfig {
+        pool_max_size: u32::try_from(writers).unwrap_or(1),
+        ..config.database.clone()
+    });
+    let writer = Arc::new(
+        webhooks::writer::IntakeWriter::start(
+            pool,
+            platform.clock.clone(),
+            wake.clone(),
+            &webhooks::writer::WriterConfig {
+                writers,
+                batch_max: config.webhooks.intake_batch_max,
+                batch_max_bytes: config.webhooks.intake_batch_max_bytes,
+                max_attempts: config.jobs.max_attempts,
+            },
+        )
+        .context("starting the webhook intake writers")?,
+    );
+    let draining = writer.clone();
+    platform
+        .on_shutdown
+        .add(move || Box::pin(async move { draining.shutdown().await }));
+    Ok(Some(writer))
 }
 
 /// `webhook_route` (a stored delivery → its connections), `events_prune` (retention) and

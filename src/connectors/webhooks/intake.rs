@@ -4,6 +4,7 @@
 use super::WebhookError;
 use super::route::ROUTE_KIND;
 use super::verify;
+use super::writer::{Delivery, RawJson};
 use crate::connectors::{ConnectorsState, Ctx};
 use crate::db::{self, DbError};
 use actix_web::http::header;
@@ -12,13 +13,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
-use std::io::Write;
 use utoipa::ToSchema;
 
 const MAX_ID_LEN: usize = 200;
@@ -122,6 +121,20 @@ async fn accept(
     action: Option<String>,
     payload: BytesMut,
 ) -> Result<HttpResponse, WebhookError> {
+    if let Some(writer) = &ctx.intake {
+        // Group commit: stored with whatever else is queued, answered after that commit.
+        let stored = writer
+            .submit(Delivery {
+                provider,
+                delivery,
+                event_type,
+                action,
+                payload,
+            })
+            .await
+            .map_err(|err| WebhookError::NotStored(err.to_string()))?;
+        return Ok(accepted(stored));
+    }
     let now = ctx.clock.now();
     let max_attempts = ctx.config.jobs.max_attempts;
     let stored = db::run(&ctx.pool, move |conn| {
@@ -145,10 +158,14 @@ async fn accept(
     if stored {
         ctx.jobs_wake.notify_one();
     }
-    Ok(HttpResponse::Ok().json(AcceptedBody {
+    Ok(accepted(stored))
+}
+
+fn accepted(stored: bool) -> HttpResponse {
+    HttpResponse::Ok().json(AcceptedBody {
         ok: true,
         duplicate: !stored,
-    }))
+    })
 }
 
 /// The delivery's row and its routing job in one statement (a data-modifying CTE: the job is
@@ -496,19 +513,6 @@ impl<'de> Visitor<'de> for LooseVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Loose::Other)
-    }
-}
-
-/// The verified body as `jsonb`, bound as received (jsonb's binary input: version 1, then the
-/// JSON text), so nothing is built or serialised again on the way to PostgreSQL.
-#[derive(Debug, Clone, Copy)]
-struct RawJson<'a>(&'a [u8]);
-
-impl ToSql<Jsonb, Pg> for RawJson<'_> {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(&[1])?;
-        out.write_all(self.0)?;
-        Ok(serialize::IsNull::No)
     }
 }
 

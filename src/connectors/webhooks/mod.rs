@@ -7,6 +7,7 @@ pub mod admin;
 pub(crate) mod intake;
 pub(crate) mod route;
 mod verify;
+pub mod writer;
 
 use crate::db::DbError;
 use crate::platform::error::render;
@@ -60,6 +61,9 @@ pub enum WebhookError {
     TooLarge,
     #[error("database: {0}")]
     Db(#[from] DbError),
+    /// The intake writer could not store it (its batch failed, or shutdown).
+    #[error("not stored: {0}")]
+    NotStored(String),
 }
 
 impl WebhookError {
@@ -69,7 +73,7 @@ impl WebhookError {
             Self::Stale => "STALE_WEBHOOK",
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::TooLarge => "PAYLOAD_TOO_LARGE",
-            Self::Db(DbError::Unavailable(_)) => "SERVICE_UNAVAILABLE",
+            Self::Db(DbError::Unavailable(_)) | Self::NotStored(_) => "SERVICE_UNAVAILABLE",
             Self::Db(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -81,7 +85,9 @@ impl ResponseError for WebhookError {
             Self::BadSignature | Self::Stale => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Db(DbError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(DbError::Unavailable(_)) | Self::NotStored(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

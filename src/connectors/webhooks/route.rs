@@ -94,8 +94,13 @@ pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     let now = ctx.clock.now();
     db::run(&ctx.jobs_pool, move |conn| {
         conn.transaction::<_, JobError, _>(|conn| {
+            // A Linear event is routed by its `organizationId` alone (agent session events
+            // need the whole body): only that crosses the wire and gets parsed.
             let event: Option<EventRow> = diesel::sql_query(
-                "SELECT provider, event_type, action, payload, status, received_at \
+                "SELECT provider, event_type, action, \
+                     CASE WHEN provider = 'linear' AND event_type <> 'AgentSessionEvent' \
+                     THEN jsonb_build_object('organizationId', payload->'organizationId') \
+                     ELSE payload END AS payload, status, received_at \
                  FROM webhook_events WHERE id = $1 FOR UPDATE",
             )
             .bind::<BigInt, _>(event_id)

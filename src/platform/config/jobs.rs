@@ -78,6 +78,13 @@ pub struct WebhooksConfig {
     pub stream_poll_ms: u64,
     /// A comment line on idle SSE streams, so proxies keep them open.
     pub stream_keepalive_secs: u64,
+    /// Intake writer threads (each with its own connection) that store verified deliveries in
+    /// batches, one statement and one commit per batch; 0 = each request writes its own.
+    pub intake_writers: usize,
+    /// Most deliveries one intake batch holds.
+    pub intake_batch_max: usize,
+    /// Most payload bytes one intake batch holds (a larger delivery is written alone).
+    pub intake_batch_max_bytes: usize,
 }
 
 impl WebhooksConfig {
@@ -114,6 +121,13 @@ impl WebhooksConfig {
         {
             problems.push(
                 "webhooks.stream_poll_ms, prune_interval_secs and stream_keepalive_secs must be positive"
+                    .to_owned(),
+            );
+        }
+        if self.intake_writers > 64 || self.intake_batch_max == 0 || self.intake_batch_max > 10_000
+        {
+            problems.push(
+                "webhooks.intake_writers must be 0-64 and webhooks.intake_batch_max 1-10000"
                     .to_owned(),
             );
         }
