@@ -121,6 +121,8 @@ async fn legacy_server_everything_detected_listed_and_called() {
     );
 
     // Every call is recorded, without arguments or results by default.
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows = w.sql_texts(
         "SELECT concat_ws('|', tool, ok, coalesce(error, '-'), arguments IS NULL, result IS NULL, owner_id) AS t \
          FROM mcp_tool_calls ORDER BY id",
@@ -511,6 +513,8 @@ async fn result_size_cap_and_timeout_are_enforced() {
     assert_eq!(res.status, 504, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["code"], "MCP_TIMEOUT");
     // Both failures are recorded with their code.
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows =
         w.sql_texts("SELECT concat_ws('|', tool, ok, error) AS t FROM mcp_tool_calls ORDER BY id");
     assert_eq!(
@@ -649,6 +653,8 @@ async fn arguments_and_results_are_recorded_only_when_configured() {
         .to_owned();
     let res = call(&mut w, &ada, &id, "add", json!({ "a": 4, "b": 5 })).await;
     assert_eq!(res.status, 200);
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows = w.sql_texts(
         "SELECT concat_ws('|', arguments::text, result->'structuredContent'->>'sum') AS t FROM mcp_tool_calls",
     );
