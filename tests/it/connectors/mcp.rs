@@ -660,3 +660,57 @@ async fn arguments_and_results_are_recorded_only_when_configured() {
     );
     assert_eq!(rows, vec![r#"{"a": 4, "b": 5}|9.0"#]);
 }
+
+#[actix_web::test]
+async fn the_call_path_cache_is_short_owner_checked_and_dropped_on_local_changes() {
+    let modern = Modern::start(None).await;
+    let mut w = World::new().await;
+    let ada = w.user("ada");
+    let bob = w.user("bob");
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    // Cached for ada only: bob still gets the database's answer.
+    let res = call(&mut w, &bob, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404);
+
+    // Another process deletes the row: this one keeps using its cached copy until the TTL
+    // (5 s, config/default.toml) runs out on the injected clock, then sees it gone.
+    assert_eq!(
+        w.exec(&format!("DELETE FROM mcp_servers WHERE id = '{id}'")),
+        1
+    );
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    w.app.clock.advance(chrono::Duration::milliseconds(5001));
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404, "{}", String::from_utf8_lossy(&res.body));
+
+    // A delete through this process is seen at once.
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200);
+    let res = w
+        .send(
+            &ada,
+            TestRequest::delete().uri(&format!("/api/mcp-servers/{id}")),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json()["code"], "MCP_SERVER_NOT_FOUND");
+
+    // Every call that reached the server is recorded, by the background writer.
+    w.app.platform.jobs.flush().await;
+    assert_eq!(
+        w.sql_texts("SELECT count(*)::text AS t FROM mcp_tool_calls WHERE ok"),
+        ["3"]
+    );
+}
