@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # MCP tool-call benchmark (issue 13) against a release build (results: bench/RESULTS.md).
 #
-#   bench/mcp.sh            # 16 concurrent callers of `echo` on server-everything
+#   bench/mcp.sh [BINARY]   # 16 concurrent callers of `echo` on server-everything
 #
+# BINARY defaults to target/release/switchboard; the script builds nothing (build it first:
+# `cargo build --release --bin switchboard`).
 # Starts server-everything (tests/mcp, `npm ci` there first; confined to 127.0.0.1 by
 # tests/mcp/listen-loopback.js) in streamableHttp mode, `switchboard serve --role all` on its
 # own database (switchboard_bench_mcp) and ports (BENCH_AUTH_PORT 5311, BENCH_PORT 5312), signs
@@ -25,20 +27,19 @@ mkdir -p "$out"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -f tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] ||
   (cd tests/mcp && npm ci --no-audit --no-fund >/dev/null)
-# The same targets as bench/webhooks.sh: --bin alone resolves other features (no dev-deps)
-# and would rebuild half the dependency tree.
-cargo build --release --quiet --bin switchboard --example jobs_drain
+bin="${1:-target/release/switchboard}"
+[ -x "$bin" ] || { echo "no binary at $bin: cargo build --release --bin switchboard" >&2; exit 1; }
 
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_mcp
 export DATABASE_URL="$server/$db?sslmode=disable"
 psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-APP_ENV=development target/release/switchboard migrate >/dev/null
+APP_ENV=development "$bin" migrate >/dev/null
 export APP_ENV=development RUST_LOG=warn
 export AUTH_LISTEN="127.0.0.1:$AUTH_PORT" CONNECTORS_LISTEN="127.0.0.1:$PORT"
 export BETTER_AUTH_URL="http://127.0.0.1:$AUTH_PORT" AUTH_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json"
 export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false BETTER_AUTH_TRUSTED_ORIGINS="http://127.0.0.1:$AUTH_PORT"
-export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true
+export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true SWITCHBOARD__SERVER__DRAIN_DELAY_SECS=0
 export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
 
@@ -50,7 +51,7 @@ wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$
 (cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
   node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/mcp-everything.log" 2>&1 &
 pids+=($!)
-target/release/switchboard serve --role all >"$out/mcp-server.log" 2>&1 &
+"$bin" serve --role all >"$out/mcp-server.log" 2>&1 &
 pids+=($!)
 sb=$!
 wait_port "$MCP_PORT"
@@ -86,5 +87,16 @@ awk '/Requests\/sec/ {r=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /Non-2xx/ 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 URL="$call_url" TOKEN="$jwt" CONCURRENCY="$CONNECTIONS" RUN_SECONDS="${RUN_SECONDS:-10}" node bench/mcp-load.js | tee "$out/mcp-own.json"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "calls recorded: $(psql "$server/$db" -Atqc 'SELECT count(*) FROM mcp_tool_calls')"
+python3 - "$out/mcp-own.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"own part (total - Server-Timing upstream), {r['calls']} calls, {r['rps']}/s: "
+      f"p50 {r['own_p50_ms']} ms, p99 {r['own_p99_ms']} ms; "
+      f"total p50 {r['total_p50_ms']} ms, p99 {r['total_p99_ms']} ms; "
+      f"upstream p50 {r['upstream_p50_ms']} ms, p99 {r['upstream_p99_ms']} ms; non-2xx {r['non2xx']}")
+PY
 echo "switchboard RSS: $(awk '$1 == "VmRSS:" {printf "%.1f MB", $2 / 1024}' /proc/$sb/status)"
+# Stop switchboard (SIGTERM) so its batch writer flushes, then count the recorded calls.
+kill "$sb"; wait "$sb" 2>/dev/null || true
+echo "calls recorded: $(psql "$server/$db" -Atqc 'SELECT count(*) FROM mcp_tool_calls')"
+

@@ -50,6 +50,8 @@ pub(crate) struct Ctx {
     pub registry: providers::Registry,
     /// The MCP client (its own SSRF-guarded HTTP client, era and tool caches).
     pub mcp: mcp::McpClient,
+    /// Writes MCP tool-call records in batches, off the response path.
+    pub mcp_calls: mcp::Recorder,
     /// Wakes this process's job workers after a local enqueue committed.
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// The Anthropic Messages API client agent runs call.
@@ -104,6 +106,10 @@ impl ConnectorsState {
                 platform.clock.clone(),
             )
             .context("building the MCP client")?,
+            mcp_calls: mcp::Recorder::start(
+                platform.pool.clone(),
+                config.connectors.mcp.record_queue_capacity,
+            ),
             jobs_wake,
             intake,
             anthropic: anthropic::Client::new(
@@ -111,6 +117,11 @@ impl ConnectorsState {
                 config.connectors.anthropic_api_key.clone(),
             )
             .context("building the Anthropic client")?,
+        });
+        let recorder = ctx.mcp_calls.clone();
+        platform.jobs.on_flush(move || {
+            let recorder = recorder.clone();
+            Box::pin(async move { recorder.flush().await })
         });
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()

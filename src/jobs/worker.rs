@@ -321,10 +321,16 @@ impl RunnerHandle {
     }
 }
 
-/// The runners of one process, so shutdown reaches them all.
+/// Writes out what a background writer holds; run by [`Supervisor::flush`] and at shutdown.
+pub type Flusher =
+    Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static>;
+
+/// The runners of one process, so shutdown reaches them all, and the background writers to
+/// flush once they have stopped (jobs may still have written to them).
 #[derive(Clone, Default)]
 pub struct Supervisor {
     runners: Arc<Mutex<Vec<Arc<RunnerHandle>>>>,
+    flushers: Arc<Mutex<Vec<Arc<Flusher>>>>,
 }
 
 impl Supervisor {
@@ -337,6 +343,29 @@ impl Supervisor {
         handle
     }
 
+    /// Registers a background writer's flush (e.g. the MCP call records).
+    pub fn on_flush(
+        &self,
+        f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) {
+        self.flushers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(Box::new(f)));
+    }
+
+    /// Waits until every registered background writer has written what it held.
+    pub async fn flush(&self) {
+        let flushers: Vec<_> = self
+            .flushers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for f in flushers {
+            f().await;
+        }
+    }
+
     pub async fn shutdown(&self) {
         let runners: Vec<_> = self
             .runners
@@ -347,5 +376,6 @@ impl Supervisor {
         for runner in runners {
             runner.shutdown().await;
         }
+        self.flush().await;
     }
 }

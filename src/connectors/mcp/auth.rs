@@ -243,7 +243,7 @@ pub async fn challenge(net: &Net<'_>, server: &Url) -> Result<Option<Challenge>,
             "clientInfo": {"name": "switchboard", "version": env!("CARGO_PKG_VERSION")},
         }
     });
-    let reply = transport::post(net.http, server, None, &[], &body, net.limits).await?;
+    let reply = transport::post(net.http, server, None, &[], &body, net.limits, true).await?;
     Ok(match reply.status {
         401 | 403 => Challenge::from_headers(&reply.headers),
         _ => None,

@@ -527,7 +527,7 @@ pub async fn complete(ctx: &Arc<Ctx>, caller: &str, code: &str) -> Result<Server
     Ok(ServerView::new(row, true))
 }
 
-fn margin(ctx: &Ctx) -> Duration {
+pub(super) fn margin(ctx: &Ctx) -> Duration {
     Duration::seconds(i64::try_from(ctx.config.connectors.refresh.margin_secs).unwrap_or(900))
 }
 

@@ -99,6 +99,8 @@ pub struct McpClient {
     clock: SharedClock,
     known: Mutex<HashMap<String, Known>>,
     tools: Mutex<HashMap<String, Arc<ToolList>>>,
+    /// Server rows and unsealed credentials for the call path (`connectors.mcp.reach_cache_*`).
+    reach: super::reach::ReachCache,
     next_id: AtomicU64,
 }
 
@@ -125,6 +127,7 @@ impl McpClient {
             clock,
             known: Mutex::new(HashMap::new()),
             tools: Mutex::new(HashMap::new()),
+            reach: super::reach::ReachCache::new(config.reach_cache_max_entries),
             next_id: AtomicU64::new(1),
         })
     }
@@ -153,8 +156,14 @@ impl McpClient {
         }
     }
 
+    /// The per-process cache of server rows and unsealed credentials (see `reach.rs`).
+    pub(crate) fn reach_cache(&self) -> &super::reach::ReachCache {
+        &self.reach
+    }
+
     /// Drops everything cached for a key (the server was deleted or its credentials changed).
     pub fn forget(&self, key: &str) {
+        self.reach.invalidate(key);
         if let Ok(mut m) = self.known.lock() {
             m.remove(key);
         }
@@ -196,7 +205,7 @@ impl McpClient {
     /// with what `tools/list` told us.
     async fn discover(&self, t: &Target<'_>, mut known: Known) -> Known {
         let reply = match self
-            .send(t, &known, "server/discover", json!({}), &[])
+            .send(t, &known, "server/discover", json!({}), &[], true)
             .await
         {
             Ok(reply) => reply,
@@ -234,7 +243,9 @@ impl McpClient {
             session: None,
             server_info: None,
         };
-        let reply = self.send(t, &modern, "tools/list", json!({}), &[]).await?;
+        let reply = self
+            .send(t, &modern, "tools/list", json!({}), &[], true)
+            .await?;
         let known = match reply.status {
             401 => return Err(McpError::NeedsAuthorization),
             200..=299 => {
@@ -286,7 +297,8 @@ impl McpClient {
                 "clientInfo": client_info(),
             }
         });
-        let reply = transport::post(&self.http, t.url, t.bearer, &[], &body, &self.limits).await?;
+        let reply =
+            transport::post(&self.http, t.url, t.bearer, &[], &body, &self.limits, true).await?;
         if reply.status == 401 {
             return Err(McpError::NeedsAuthorization);
         }
@@ -308,21 +320,32 @@ impl McpClient {
         };
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let headers = legacy_headers(&known);
-        let ack =
-            transport::post(&self.http, t.url, t.bearer, &headers, &note, &self.limits).await?;
+        let ack = transport::post(
+            &self.http,
+            t.url,
+            t.bearer,
+            &headers,
+            &note,
+            &self.limits,
+            true,
+        )
+        .await?;
         if !(200..300).contains(&ack.status) {
             return Err(McpError::Http(ack.status));
         }
         Ok(known)
     }
 
-    /// One JSON-RPC request in the era the server speaks, returning its `result`.
+    /// One JSON-RPC request in the era the server speaks, returning its `result`. `replayable`:
+    /// whether it may be sent again when a reused connection turns out closed before any
+    /// answer (see `transport::post`).
     pub async fn request(
         &self,
         t: &Target<'_>,
         method: &str,
         params: Value,
         extra_headers: &[(String, String)],
+        replayable: bool,
     ) -> Result<Value, McpError> {
         let mut retried = false;
         loop {
@@ -331,7 +354,7 @@ impl McpClient {
                 None => self.detect(t).await?,
             };
             let reply = self
-                .send(t, &known, method, params.clone(), extra_headers)
+                .send(t, &known, method, params.clone(), extra_headers, replayable)
                 .await?;
             match judge(&known, reply)? {
                 Outcome::Done(result) => return Ok(result),
@@ -361,6 +384,7 @@ impl McpClient {
         method: &str,
         mut params: Value,
         extra_headers: &[(String, String)],
+        replayable: bool,
     ) -> Result<Reply, McpError> {
         let mut headers = match known.era {
             Era::Legacy => legacy_headers(known),
@@ -399,7 +423,16 @@ impl McpClient {
         };
         headers.dedup();
         let body = json!({"jsonrpc": "2.0", "id": self.id(), "method": method, "params": params});
-        transport::post(&self.http, t.url, t.bearer, &headers, &body, &self.limits).await
+        transport::post(
+            &self.http,
+            t.url,
+            t.bearer,
+            &headers,
+            &body,
+            &self.limits,
+            replayable,
+        )
+        .await
     }
 
     /// Every tool of the server, following `nextCursor` (at most `max_pages`), reused until the
@@ -423,7 +456,7 @@ impl McpClient {
                 Some(c) => json!({"cursor": c}),
                 None => json!({}),
             };
-            let result = self.request(t, "tools/list", params, &[]).await?;
+            let result = self.request(t, "tools/list", params, &[], true).await?;
             if page == 0
                 && let Some(ms) = result.get("ttlMs").and_then(Value::as_u64)
             {
@@ -491,10 +524,23 @@ impl McpClient {
                 "tools/call",
                 json!({"name": name, "arguments": arguments}),
                 &headers,
+                replayable_tool(tool),
             )
             .await?;
         Ok(shape_result(result))
     }
+}
+
+/// A tool call is sent again after a connection failure only when the tool says a repeat is
+/// harmless (`readOnlyHint` or `idempotentHint`): the server may have run it before it failed.
+fn replayable_tool(tool: &Value) -> bool {
+    let hint = |name: &str| {
+        tool.get("annotations")
+            .and_then(|a| a.get(name))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    hint("readOnlyHint") || hint("idempotentHint")
 }
 
 fn client_info() -> Value {

@@ -11,6 +11,8 @@ mod error;
 pub(crate) mod handlers;
 pub(crate) mod models;
 mod names;
+mod reach;
+mod recorder;
 mod schema;
 pub(crate) mod service;
 mod store;
@@ -18,6 +20,7 @@ mod transport;
 
 pub use client::{Era, McpClient};
 pub use error::McpError;
+pub(crate) use recorder::Recorder;
 pub(crate) use service::ServerFailure;
 
 use actix_web::web;

@@ -217,12 +217,19 @@ pub async fn delete(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(), McpErro
 }
 
 /// The server's row and the token to present to it: its own sealed credential, else the
-/// provider connection's (fresh) token, else none.
+/// provider connection's (fresh) token, else none. Served from this process's short cache when
+/// it can be (no database round trip, nothing unsealed), see `reach.rs`.
 async fn reach(
     ctx: &Arc<Ctx>,
     owner: &str,
     id: &str,
 ) -> Result<(ServerRow, Url, Option<Plain>), McpError> {
+    let now = ctx.clock.now();
+    let cache = ctx.mcp.reach_cache();
+    if let Some(hit) = cache.get(id, owner, now) {
+        return Ok((hit.row, hit.url, hit.bearer));
+    }
+    let generation = cache.generation();
     let (owner, sid) = (owner.to_owned(), id.to_owned());
     let (row, cred) = db::run(&ctx.pool, move |c| {
         let row = store::find_for_owner(c, &sid, &owner)?;
@@ -235,13 +242,30 @@ async fn reach(
     .await
     .map_err(McpError::from)?;
     let row = row.ok_or(McpError::ServerNotFound)?;
-    // Checked again on every use: the config (or the guard) may have changed since it was added.
+    // Checked again on every read of the row: the guard's policy may have changed since it was
+    // added (the config is fixed for the life of the process, so a cached check stays true).
     let url = checked_url(ctx, &row.url)?;
+    let ttl = ctx.config.connectors.mcp.reach_cache_ttl_ms;
+    let mut until = now + chrono::Duration::milliseconds(i64::try_from(ttl).unwrap_or(0));
     let bearer = match (cred, &row.connection_id) {
-        (Some(cred), _) => Some(super::auth_flow::bearer(ctx, cred).await?),
+        (Some(cred), _) => {
+            // Never past the point where the token would be refreshed.
+            if let Some(at) = cred.expires_at {
+                until = until.min(at - super::auth_flow::margin(ctx));
+            }
+            Some(super::auth_flow::bearer(ctx, cred).await?)
+        }
         (None, Some(conn)) => Some(refresh::access_token(ctx, &ConnectionId(conn.clone())).await?),
         (None, None) => None,
     };
+    if ttl > 0 {
+        let reached = super::reach::Reached {
+            row: row.clone(),
+            url: url.clone(),
+            bearer: bearer.clone(),
+        };
+        cache.put(generation, reached, until, now);
+    }
     Ok((row, url, bearer))
 }
 
@@ -280,6 +304,7 @@ async fn step_up<T>(ctx: &Arc<Ctx>, id: &str, r: Result<T, McpError>) -> Result<
             {
                 tracing::warn!(error = %e, server_id = id, "marking an MCP server failed");
             }
+            ctx.mcp.reach_cache().invalidate(id);
         }
         _ => {}
     }
@@ -306,6 +331,7 @@ async fn sync_era(ctx: &Arc<Ctx>, row: &ServerRow) {
     {
         tracing::warn!(error = %e, server_id = %row.id, "recording the MCP era failed");
     }
+    ctx.mcp.reach_cache().invalidate(&row.id);
 }
 
 pub async fn tools(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<Vec<ToolView>, McpError> {
@@ -444,13 +470,7 @@ pub async fn call(
             None
         },
     };
-    if let Err(e) = db::run(&ctx.pool, move |c| {
-        store::record_call(c, &record).map_err(DbError::from)
-    })
-    .await
-    {
-        tracing::error!(error = %e, server_id = %row.id, "recording an MCP tool call failed");
-    }
+    ctx.mcp_calls.record(record).await;
     tracing::info!(server_id = %row.id, tool, duration_ms, ok = outcome.is_ok() && !is_error, "MCP tool call");
     Ok(CallOutcome {
         result: outcome?,

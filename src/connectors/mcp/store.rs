@@ -80,9 +80,10 @@ pub fn with_credentials(conn: &mut PgConnection, ids: &[String]) -> QueryResult<
         .load(conn)
 }
 
-pub fn record_call(conn: &mut PgConnection, record: &CallRecord) -> QueryResult<()> {
+/// Inserts tool-call records in one statement.
+pub fn record_calls(conn: &mut PgConnection, records: &[CallRecord]) -> QueryResult<()> {
     diesel::insert_into(mcp_tool_calls::table)
-        .values(record)
+        .values(records)
         .execute(conn)
         .map(|_| ())
 }

@@ -77,6 +77,12 @@ pub fn header_safe(value: &str) -> String {
     }
 }
 
+/// POSTs one JSON-RPC message. When the connection fails before any byte of an answer in the
+/// way a kept-alive connection the server had already closed fails (hyper's "connection closed
+/// before message completed", or a request it cancelled before sending), a `replayable`
+/// message is sent once more on a fresh connection. That race is common right after a server
+/// restart. A message that is not replayable (a tool call the tool does not mark read-only or
+/// idempotent) is not resent: the server may have read it before it went away.
 pub async fn post(
     http: &reqwest::Client,
     url: &Url,
@@ -84,37 +90,79 @@ pub async fn post(
     headers: &[(String, String)],
     body: &Value,
     limits: &Limits,
+    replayable: bool,
 ) -> Result<Reply, McpError> {
     let want_id = body.get("id").cloned();
-    let fut = async {
-        let mut req = http
-            .post(url.clone())
-            .header(reqwest::header::ACCEPT, ACCEPT)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(body).map_err(|_| McpError::Internal)?);
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token.expose());
-        }
-        for (name, value) in headers {
-            let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) else {
-                return Err(McpError::Internal);
-            };
-            req = req.header(n, v);
-        }
-        let sent = std::time::Instant::now();
-        let reply = match req.send().await {
-            Ok(resp) => read(resp, want_id.as_ref(), limits.max_bytes).await,
-            Err(err) => Err(send_error(err)),
+    let bytes = serde_json::to_vec(body).map_err(|_| McpError::Internal)?;
+    let mut extra = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return Err(McpError::Internal);
         };
-        let _ = UPSTREAM.try_with(|t| t.set(t.get() + sent.elapsed()));
-        reply
+        extra.append(n, v);
+    }
+    let fut = async {
+        let mut resent = false;
+        loop {
+            let sent = std::time::Instant::now();
+            let result = attempt(http, url, bearer, &extra, bytes.clone()).await;
+            let reply = match result {
+                Ok(resp) => read(resp, want_id.as_ref(), limits.max_bytes).await,
+                Err(err) if replayable && !resent && closed_before_answer(&err) => {
+                    let _ = UPSTREAM.try_with(|t| t.set(t.get() + sent.elapsed()));
+                    tracing::debug!(error = %err, "MCP connection closed before an answer; sending again");
+                    resent = true;
+                    continue;
+                }
+                Err(err) => Err(send_error(err)),
+            };
+            let _ = UPSTREAM.try_with(|t| t.set(t.get() + sent.elapsed()));
+            return reply;
+        }
     };
     tokio::time::timeout(limits.timeout, fut)
         .await
         .map_err(|_| McpError::Timeout)?
+}
+
+/// A kept-alive connection the server had closed: hyper wrote the request (or was about to)
+/// and read the end of the stream before any byte of a response.
+fn closed_before_answer(err: &reqwest::Error) -> bool {
+    if err.status().is_some() || err.is_timeout() || err.is_redirect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled();
+        }
+        source = e.source();
+    }
+    false
+}
+
+async fn attempt(
+    http: &reqwest::Client,
+    url: &Url,
+    bearer: Option<&Plain>,
+    extra: &HeaderMap,
+    bytes: Vec<u8>,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut req = http
+        .post(url.clone())
+        .header(reqwest::header::ACCEPT, ACCEPT)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(bytes);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token.expose());
+    }
+    for (n, v) in extra {
+        req = req.header(n, v);
+    }
+    req.send().await
 }
 
 fn send_error(err: reqwest::Error) -> McpError {

@@ -23,6 +23,15 @@ pub struct McpConfig {
     pub record_payloads: bool,
     /// Most servers one user may add.
     pub max_servers_per_user: u32,
+    /// How long (ms) a process reuses a server's row and unsealed credential for tool calls
+    /// without reading them again; 0 reads them on every call. Changes made through this
+    /// process are seen at once; another process sees a deleted server for at most this long.
+    pub reach_cache_ttl_ms: u64,
+    /// Most servers kept in that cache (past it, the cache starts over).
+    pub reach_cache_max_entries: usize,
+    /// Tool-call records waiting for the background writer; when it is full the call records
+    /// its row itself (one database round trip) rather than drop it.
+    pub record_queue_capacity: usize,
     /// Clients registered by hand at MCP authorization servers, one per issuer: used before a
     /// Client ID Metadata Document or dynamic registration (spec §5.5).
     #[serde(default)]
@@ -56,6 +65,15 @@ impl Config {
         }
         if !(1..=1000).contains(&m.max_pages) {
             problems.push("connectors.mcp.max_pages must be between 1 and 1000".into());
+        }
+        if m.reach_cache_ttl_ms > 600_000 {
+            problems.push("connectors.mcp.reach_cache_ttl_ms must be at most 600000".into());
+        }
+        if m.reach_cache_max_entries == 0 || m.record_queue_capacity == 0 {
+            problems.push(
+                "connectors.mcp.reach_cache_max_entries and record_queue_capacity must be at least 1"
+                    .into(),
+            );
         }
         if m.max_servers_per_user == 0 {
             problems.push("connectors.mcp.max_servers_per_user must be at least 1".into());

@@ -309,6 +309,8 @@ async fn a_run_calls_two_tools_in_parallel_recovers_from_a_tool_error_and_ends()
     );
     assert_eq!(steps[0]["request_id"], "req_test");
     // The MCP calls happened once each, as ada (the bad arguments were refused before sending).
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let calls = w.sql_texts(
         "SELECT concat_ws('|', tool, ok, owner_id) AS t FROM mcp_tool_calls ORDER BY tool, id",
     );
@@ -488,6 +490,8 @@ async fn a_worker_killed_mid_run_resumes_without_calling_a_tool_twice() {
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["final_text"], "done");
     assert_eq!(run["turns"], 2);
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     assert_eq!(
         w.sql_texts("SELECT count(*)::text AS t FROM mcp_tool_calls"),
         ["2"],
@@ -591,6 +595,8 @@ async fn a_tool_call_cut_off_by_a_crash_is_reported_as_interrupted_not_run_again
             .contains("interrupted")
     );
     // Only the echo reached the end of a call; the long one was not started a second time.
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     assert_eq!(
         w.sql_texts("SELECT string_agg(tool, ',') AS t FROM mcp_tool_calls"),
         ["echo"]

@@ -121,6 +121,8 @@ async fn legacy_server_everything_detected_listed_and_called() {
     );
 
     // Every call is recorded, without arguments or results by default.
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows = w.sql_texts(
         "SELECT concat_ws('|', tool, ok, coalesce(error, '-'), arguments IS NULL, result IS NULL, owner_id) AS t \
          FROM mcp_tool_calls ORDER BY id",
@@ -511,6 +513,8 @@ async fn result_size_cap_and_timeout_are_enforced() {
     assert_eq!(res.status, 504, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["code"], "MCP_TIMEOUT");
     // Both failures are recorded with their code.
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows =
         w.sql_texts("SELECT concat_ws('|', tool, ok, error) AS t FROM mcp_tool_calls ORDER BY id");
     assert_eq!(
@@ -649,8 +653,64 @@ async fn arguments_and_results_are_recorded_only_when_configured() {
         .to_owned();
     let res = call(&mut w, &ada, &id, "add", json!({ "a": 4, "b": 5 })).await;
     assert_eq!(res.status, 200);
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
     let rows = w.sql_texts(
         "SELECT concat_ws('|', arguments::text, result->'structuredContent'->>'sum') AS t FROM mcp_tool_calls",
     );
     assert_eq!(rows, vec![r#"{"a": 4, "b": 5}|9.0"#]);
+}
+
+#[actix_web::test]
+async fn the_call_path_cache_is_short_owner_checked_and_dropped_on_local_changes() {
+    let modern = Modern::start(None).await;
+    let mut w = World::new().await;
+    let ada = w.user("ada");
+    let bob = w.user("bob");
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    // Cached for ada only: bob still gets the database's answer.
+    let res = call(&mut w, &bob, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404);
+
+    // Another process deletes the row: this one keeps using its cached copy until the TTL
+    // (5 s, config/default.toml) runs out on the injected clock, then sees it gone.
+    assert_eq!(
+        w.exec(&format!("DELETE FROM mcp_servers WHERE id = '{id}'")),
+        1
+    );
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    w.app.clock.advance(chrono::Duration::milliseconds(5001));
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404, "{}", String::from_utf8_lossy(&res.body));
+
+    // A delete through this process is seen at once.
+    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 200);
+    let res = w
+        .send(
+            &ada,
+            TestRequest::delete().uri(&format!("/api/mcp-servers/{id}")),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json()["code"], "MCP_SERVER_NOT_FOUND");
+
+    // Every call that reached the server is recorded, by the background writer.
+    w.app.platform.jobs.flush().await;
+    assert_eq!(
+        w.sql_texts("SELECT count(*)::text AS t FROM mcp_tool_calls WHERE ok"),
+        ["3"]
+    );
 }
