@@ -54,6 +54,10 @@ pub(crate) struct Ctx {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// The Anthropic Messages API client agent runs call.
     pub anthropic: anthropic::Client,
+    /// Agent run events for this process's SSE streams (one poller for all).
+    pub agent_events: agents::hub::EventHub,
+    /// Cancel requests for the runs this process runs (one poller for all).
+    pub agent_cancels: agents::hub::CancelWatch,
 }
 
 /// What the connectors role's handlers share.
@@ -80,9 +84,12 @@ impl ConnectorsState {
             config.connectors_jwt_audience(),
             platform.clock.clone(),
         );
+        let jobs_pool = crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs);
+        let agents_poll =
+            std::time::Duration::from_millis(config.connectors.agents.poll_ms.max(10));
         let ctx = Arc::new(Ctx {
             pool: platform.pool.clone(),
-            jobs_pool: crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs),
+            jobs_pool: jobs_pool.clone(),
             clock: platform.clock.clone(),
             config: config.clone(),
             http: oauth::http_client(config.connectors.provider_timeout_secs)
@@ -105,12 +112,15 @@ impl ConnectorsState {
                 config.connectors.anthropic_api_key.clone(),
             )
             .context("building the Anthropic client")?,
+            agent_events: agents::hub::EventHub::new(platform.pool.clone(), agents_poll),
+            agent_cancels: agents::hub::CancelWatch::new(jobs_pool, agents_poll),
         });
         if config.connectors.refresh.sweep_enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             refresh::spawn_sweep_schedule(ctx.clone(), &runtime);
         }
+        crate::jobs::metrics::register(&agents::TURN_OVERHEAD);
         let jobs = job_registry(&ctx);
         if config.jobs.enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
