@@ -21,6 +21,8 @@ pub struct NewRun {
     pub model: Option<String>,
     pub max_turns: Option<u32>,
     pub max_tokens_budget: Option<u64>,
+    /// Tools from this connection's provider MCP server only (Linear agent sessions).
+    pub connection: Option<super::models::ToolConnection>,
 }
 
 fn check(ctx: &Ctx, new: &NewRun) -> Result<(), AgentsError> {
@@ -93,6 +95,7 @@ pub fn prepare(ctx: &Ctx, owner: &str, new: NewRun) -> Result<RunRow, AgentsErro
             tools: new.tools,
             max_turns: i32::try_from(new.max_turns.unwrap_or(a.default_max_turns)).unwrap_or(1),
             max_tokens_budget: new.max_tokens_budget.and_then(|b| i64::try_from(b).ok()),
+            connection: new.connection,
         }),
         tool_table: None,
         turns: 0,
