@@ -218,3 +218,21 @@ pub async fn cancel(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunView, Ag
     }
     Ok(RunView::from(&row))
 }
+
+/// Retention: deletes finished runs older than `connectors.agents.retention_days`, in batches
+/// (the `events_prune` job calls this). Queued and running runs are never touched.
+pub async fn prune(ctx: &Arc<Ctx>) -> Result<usize, DbError> {
+    let days = ctx.config.connectors.agents.retention_days;
+    let cutoff = ctx.clock.now() - chrono::Duration::days(days);
+    let mut total = 0;
+    loop {
+        let n = db::run(&ctx.jobs_pool, move |c| {
+            store::prune_finished(c, cutoff, 1000).map_err(DbError::from)
+        })
+        .await?;
+        total += n;
+        if n < 1000 {
+            return Ok(total);
+        }
+    }
+}
