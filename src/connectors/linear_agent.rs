@@ -164,6 +164,8 @@ struct Activity<'a> {
     id: String,
     kind: &'static str,
     content: Value,
+    /// Replaced by the next activity in Linear's UI (thoughts and actions only).
+    ephemeral: bool,
 }
 
 fn retry(e: impl std::fmt::Display) -> JobError {
@@ -225,11 +227,15 @@ async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
     if seen > 0 {
         return Ok(());
     }
+    let mut input = json!({ "id": a.id, "agentSessionId": a.session_id, "content": a.content });
+    if a.ephemeral {
+        input["ephemeral"] = json!(true);
+    }
     let data = graphql(
         ctx,
         a.connection_id,
         ACTIVITY_MUTATION,
-        json!({ "input": { "id": a.id, "agentSessionId": a.session_id, "content": a.content } }),
+        json!({ "input": input }),
     )
     .await?;
     if data
@@ -440,6 +446,9 @@ impl Session<'_> {
                 id: activity_id(&format!("{}:{key}", self.session_id)),
                 kind,
                 content,
+                // The first "looking into it" thought only holds the session until real work
+                // shows: the next activity replaces it.
+                ephemeral: kind == "thought",
             },
         )
         .await
@@ -523,6 +532,11 @@ impl Session<'_> {
             model: None,
             max_turns: None,
             max_tokens_budget: None,
+            // The workspace's own Linear MCP tools, with this session's connection token.
+            connection: Some(super::agents::models::ToolConnection {
+                provider: "linear".into(),
+                connection_id: self.connection_id.to_owned(),
+            }),
         };
         let row = match service::prepare(self.ctx, self.owner_id, new) {
             Ok(row) => row,
@@ -736,6 +750,7 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
                 id: activity_id(&format!("{run_id}:action:{tool_use}")),
                 kind: "action",
                 content: action(step),
+                ephemeral: false,
             },
         )
         .await?;
@@ -753,6 +768,7 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
             id: activity_id(&format!("{run_id}:final")),
             kind,
             content,
+            ephemeral: false,
         },
     )
     .await

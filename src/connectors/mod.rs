@@ -59,6 +59,10 @@ pub(crate) struct Ctx {
     /// Group commit for webhook intake (`webhooks.intake_writers` > 0): verified deliveries are
     /// stored in batches by writer threads with their own connections.
     pub intake: Option<Arc<webhooks::writer::IntakeWriter>>,
+    /// Agent run events for this process's SSE streams (one poller for all).
+    pub agent_events: agents::hub::EventHub,
+    /// Cancel requests for the runs this process runs (one poller for all).
+    pub agent_cancels: agents::hub::CancelWatch,
 }
 
 /// What the connectors role's handlers share.
@@ -87,9 +91,12 @@ impl ConnectorsState {
         );
         let jobs_wake = Arc::new(tokio::sync::Notify::new());
         let intake = start_intake_writer(platform, &jobs_wake)?;
+        let jobs_pool = crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs);
+        let agents_poll =
+            std::time::Duration::from_millis(config.connectors.agents.poll_ms.max(10));
         let ctx = Arc::new(Ctx {
             pool: platform.pool.clone(),
-            jobs_pool: crate::jobs::worker_pool(&platform.pool, &config.database, &config.jobs),
+            jobs_pool: jobs_pool.clone(),
             clock: platform.clock.clone(),
             config: config.clone(),
             http: oauth::http_client(config.connectors.provider_timeout_secs)
@@ -117,6 +124,8 @@ impl ConnectorsState {
                 config.connectors.anthropic_api_key.clone(),
             )
             .context("building the Anthropic client")?,
+            agent_events: agents::hub::EventHub::new(platform.pool.clone(), agents_poll),
+            agent_cancels: agents::hub::CancelWatch::new(jobs_pool, agents_poll),
         });
         let recorder = ctx.mcp_calls.clone();
         platform.jobs.on_flush(move || {
@@ -128,6 +137,7 @@ impl ConnectorsState {
         {
             refresh::spawn_sweep_schedule(ctx.clone(), &runtime);
         }
+        crate::jobs::metrics::register(&agents::TURN_OVERHEAD);
         let jobs = job_registry(&ctx);
         if config.jobs.enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()

@@ -1,7 +1,8 @@
 //! `GET /metrics` on every role's listener: the queue in Prometheus text. Chosen over a
 //! `/readyz` detail because a backlog is not unreadiness (a load balancer must not pull an
 //! instance because the shared queue is long) and because Prometheus scrapes this format as is.
-//! Counts only; no payload, error text or secret leaves through it.
+//! Counts only; no payload, error text or secret leaves through it. Besides the queue, the
+//! latency histograms other modules [`register`] (e.g. the agent loop's own time per turn).
 
 use crate::db::{self, DbError};
 use crate::jobs::store;
@@ -12,6 +13,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").get(metrics));
@@ -28,7 +31,11 @@ pub async fn metrics(platform: web::Data<Platform>) -> HttpResponse {
         Ok(rows) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .insert_header(("cache-control", "no-store"))
-            .body(render_text(&rows, &platform.clock)),
+            .body({
+                let mut text = render_text(&rows, &platform.clock);
+                render_histograms(&mut text);
+                text
+            }),
         Err(err) => {
             let err: DbError = err;
             tracing::warn!(error = %err, "metrics: reading the queue failed");
@@ -97,6 +104,78 @@ fn render_text(rows: &[store::StatRow], clock: &SharedClock) -> String {
     let _ = writeln!(out, "# TYPE switchboard_jobs_dead_total gauge");
     let _ = writeln!(out, "switchboard_jobs_dead_total {dead}");
     out
+}
+
+/// Upper bounds of the buckets, in microseconds (then `+Inf`).
+const BOUNDS_US: [u64; 24] = [
+    50, 100, 150, 200, 300, 400, 500, 600, 800, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000,
+    5_000, 7_500, 10_000, 20_000, 50_000, 100_000, 500_000, 1_000_000,
+];
+
+/// A Prometheus histogram of durations (seconds), lock-free, for a `static`.
+pub struct Histogram {
+    name: &'static str,
+    help: &'static str,
+    /// Per bucket (not cumulative); the last is `+Inf`.
+    counts: [AtomicU64; BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            counts: [const { AtomicU64::new(0) }; BOUNDS_US.len() + 1],
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BOUNDS_US.partition_point(|b| *b < us);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let (name, help) = (self.name, self.help);
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            match BOUNDS_US.get(i) {
+                Some(b) => {
+                    let le = *b as f64 / 1e6;
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+static HISTOGRAMS: Mutex<Vec<&'static Histogram>> = Mutex::new(Vec::new());
+
+/// Adds a histogram to `/metrics` (once; later calls with the same one are ignored).
+pub fn register(h: &'static Histogram) {
+    let mut all = HISTOGRAMS.lock().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|x| std::ptr::eq(*x, h)) {
+        all.push(h);
+    }
+}
+
+fn render_histograms(out: &mut String) {
+    let all = HISTOGRAMS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for h in all {
+        h.render(out);
+    }
 }
 
 #[derive(utoipa::OpenApi)]

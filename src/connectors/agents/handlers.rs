@@ -65,6 +65,7 @@ pub(crate) async fn create(
             model: b.model,
             max_turns: b.max_turns,
             max_tokens_budget: b.max_tokens_budget,
+            connection: None,
         },
     )
     .await?;
@@ -195,14 +196,19 @@ pub(crate) async fn events(
     };
     let run = service::owned(&state.ctx, &caller.id, &id).await?;
     let ctx = &state.ctx;
+    let after = resume.unwrap_or(0);
+    let (rx, published) = ctx.agent_events.subscribe(&run.id, after);
     let stream = Stream {
         run: run.id,
         pool: ctx.pool.clone(),
-        after: resume.unwrap_or(0),
+        rx,
+        after,
+        seen: after,
+        // Events up to where the hub had published when we subscribed are read here; later
+        // ones arrive through `rx`.
+        read_up_to: (published > after).then_some(published),
         pending: VecDeque::new(),
-        poll: Duration::from_millis(ctx.config.connectors.agents.poll_ms.max(10)),
         keepalive: Duration::from_secs(ctx.config.webhooks.stream_keepalive_secs.max(1)),
-        quiet: Duration::ZERO,
         opened: false,
         ended: false,
     };
@@ -213,21 +219,27 @@ pub(crate) async fn events(
         .streaming(futures_util::stream::unfold(stream, Stream::next)))
 }
 
-/// One client's stream: polls its run's events (one indexed range query per `poll_ms`).
+/// One client's stream: the run's events from the database up to where the process's hub had
+/// published them, then from the hub (see `hub.rs`); from the database again if it fell behind.
 struct Stream {
     run: String,
     pool: crate::db::DbPool,
+    rx: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRow>>,
+    /// The last event sent.
     after: i64,
+    /// The last event queued in `pending` (later ones from the hub are new).
+    seen: i64,
+    /// Read the database (above `seen`) up to this before listening to `rx`; `i64::MAX`: all.
+    read_up_to: Option<i64>,
     pending: VecDeque<EventRow>,
-    poll: Duration,
     keepalive: Duration,
-    quiet: Duration,
     opened: bool,
     ended: bool,
 }
 
 impl Stream {
     async fn next(mut self) -> Option<(Result<Bytes, actix_web::Error>, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
         if !self.opened {
             self.opened = true;
             return Some((
@@ -254,28 +266,41 @@ impl Stream {
             if self.ended {
                 return None;
             }
-            let (run, after) = (self.run.clone(), self.after);
-            let rows = db::run(&self.pool, move |c| {
-                store::events_after(c, &run, after, 500).map_err(DbError::from)
-            })
-            .await;
-            match rows {
-                Ok(rows) if !rows.is_empty() => {
-                    self.quiet = Duration::ZERO;
-                    self.pending.extend(rows);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "agent run stream poll failed");
-                    return None;
+            if let Some(limit) = self.read_up_to {
+                let (run, seen) = (self.run.clone(), self.seen);
+                let rows = db::run(&self.pool, move |c| {
+                    store::events_after(c, &run, seen, 500).map_err(DbError::from)
+                })
+                .await;
+                match rows {
+                    Ok(rows) => {
+                        let more = rows.len() == 500;
+                        for row in rows {
+                            self.seen = row.id;
+                            self.pending.push_back(row);
+                        }
+                        if !more || self.seen >= limit {
+                            self.read_up_to = None;
+                        }
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "agent run stream read failed");
+                        return None;
+                    }
                 }
             }
-            tokio::time::sleep(self.poll).await;
-            self.quiet += self.poll;
-            if self.quiet >= self.keepalive {
-                self.quiet = Duration::ZERO;
-                return Some((Ok(Bytes::from_static(b": keepalive\n\n")), self));
+            match tokio::time::timeout(self.keepalive, self.rx.recv()).await {
+                Ok(Ok(row)) => {
+                    if row.id > self.seen {
+                        self.seen = row.id;
+                        self.pending.push_back(EventRow::clone(&row));
+                    }
+                }
+                // Fell behind the hub's buffer: catch up from the database.
+                Ok(Err(RecvError::Lagged(_))) => self.read_up_to = Some(i64::MAX),
+                Ok(Err(RecvError::Closed)) => return None,
+                Err(_) => return Some((Ok(Bytes::from_static(b": keepalive\n\n")), self)),
             }
         }
     }

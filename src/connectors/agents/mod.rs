@@ -3,6 +3,7 @@
 
 mod error;
 pub(crate) mod handlers;
+pub(crate) mod hub;
 pub(crate) mod models;
 mod run;
 pub(crate) mod service;
@@ -10,8 +11,8 @@ pub(crate) mod store;
 mod tools;
 
 pub use error::AgentsError;
-pub use run::RUN_KIND;
 pub(crate) use run::run_job;
+pub use run::{RUN_KIND, TURN_OVERHEAD};
 
 use actix_web::web;
 

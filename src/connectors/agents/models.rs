@@ -39,6 +39,18 @@ pub struct Options {
     pub tools: Option<Vec<String>>,
     pub max_turns: i32,
     pub max_tokens_budget: Option<i64>,
+    /// Set for a run answering a provider (a Linear agent session): its only tools are that
+    /// provider's catalog MCP server reached with this connection's token, not the owner's
+    /// MCP servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ToolConnection>,
+}
+
+/// A provider connection whose catalog MCP server a run's tools come from.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ToolConnection {
+    pub provider: String,
+    pub connection_id: String,
 }
 
 impl RunRow {

@@ -19,6 +19,54 @@ use tokio::sync::mpsc;
 
 pub const RUN_KIND: &str = "agent_run";
 
+/// The loop's own time per turn: the turn's wall time minus the time spent awaiting the model's
+/// stream and the tools (the database writes, the conversation, the bookkeeping). A turn runs
+/// from the end of the previous model step to the end of its own; the run's end is added to
+/// its last turn.
+pub static TURN_OVERHEAD: crate::jobs::metrics::Histogram = crate::jobs::metrics::Histogram::new(
+    "switchboard_agent_turn_overhead_seconds",
+    "Agent runs: server time per turn, excluding the model stream and tool calls.",
+);
+
+/// Measures [`TURN_OVERHEAD`] for one claim of a run.
+struct TurnClock {
+    start: Instant,
+    waited: Duration,
+    /// The previous turn's overhead, recorded once the next turn (or the run's end) is known.
+    pending: Option<Duration>,
+}
+
+impl TurnClock {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            waited: Duration::ZERO,
+            pending: None,
+        }
+    }
+
+    fn own(&self) -> Duration {
+        self.start.elapsed().saturating_sub(self.waited)
+    }
+
+    /// A model step was recorded: the turn ends here.
+    fn turn(&mut self) {
+        if let Some(p) = self.pending.take() {
+            TURN_OVERHEAD.observe(p);
+        }
+        self.pending = Some(self.own());
+        self.start = Instant::now();
+        self.waited = Duration::ZERO;
+    }
+
+    /// The run ended in this claim: what ending it cost goes to its last turn.
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            TURN_OVERHEAD.observe(p + self.own());
+        }
+    }
+}
+
 const INTERRUPTED: &str = "The tool call was interrupted (the worker running it stopped); it may or may not have taken effect. It was not run again.";
 
 /// Why a run did not reach its end in this claim.
@@ -163,6 +211,8 @@ struct Loop {
     messages: Vec<Value>,
     usage: Usage,
     turn: i32,
+    cancel: super::hub::Watching,
+    clock: TurnClock,
 }
 
 async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
@@ -170,10 +220,12 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         Some(t) => serde_json::from_value::<Vec<ToolEntry>>(t.clone())
             .map_err(|_| Failure::Fatal("the run's tool table is unreadable".into()))?,
         None => {
-            let filter = run.options().tools;
-            let table = tools::table(ctx, &run.owner_id, filter.as_deref())
-                .await
-                .map_err(Failure::Retry)?;
+            let options = run.options();
+            let table = match &options.connection {
+                Some(c) => tools::table_for_connection(ctx, c).await,
+                None => tools::table(ctx, &run.owner_id, options.tools.as_deref()).await,
+            }
+            .map_err(Failure::Retry)?;
             let (id, value) = (
                 run.id.clone(),
                 serde_json::to_value(&table).unwrap_or(Value::Null),
@@ -198,10 +250,14 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         usage: run.usage(),
         turn: 0,
         options: run.options(),
+        cancel: ctx.agent_cancels.watch(&run.id),
+        clock: TurnClock::new(),
         run,
     };
     let last = l.replay(&steps);
-    l.run_loop(last, &steps).await
+    l.run_loop(last, &steps).await?;
+    l.clock.finish();
+    Ok(())
 }
 
 impl Loop {
@@ -262,15 +318,10 @@ impl Loop {
         .await?)
     }
 
-    /// Resolves when a cancel request is seen (any process may have made it).
+    /// Resolves when a cancel request is seen (any process may have made it): this process's
+    /// one cancel poller tells it.
     async fn watch_cancel(&self) {
-        let poll = Duration::from_millis(self.ctx.config.connectors.agents.poll_ms.max(10));
-        loop {
-            tokio::time::sleep(poll).await;
-            if let Ok(true) = self.cancel_requested().await {
-                return;
-            }
-        }
+        self.cancel.cancelled().await;
     }
 
     async fn stop(
@@ -304,7 +355,7 @@ impl Loop {
                         if self.cancel_requested().await? {
                             return self.stop("cancelled", "cancelled", final_text()).await;
                         }
-                        let results = tokio::select! {
+                        let (results, tools_took) = tokio::select! {
                             r = self.execute_tools(&content, &known) => r?,
                             _ = self.watch_cancel() => {
                                 let id = self.run.id.clone();
@@ -315,6 +366,7 @@ impl Loop {
                                 return self.stop("cancelled", "cancelled", final_text()).await;
                             }
                         };
+                        self.clock.waited += tools_took;
                         known.clear();
                         self.messages
                             .push(json!({ "role": "user", "content": results }));
@@ -337,13 +389,19 @@ impl Loop {
             }
             let turn = self.turn + 1;
             let called = tokio::select! {
-                r = self.call_model(turn) => r,
+                r = self.call_model(turn) => match r {
+                    (Ok(r), took) => Ok((r, took)),
+                    (Err(e), _) => Err(e),
+                },
                 _ = self.watch_cancel() => {
                     return self.stop("cancelled", "cancelled", None).await;
                 }
             };
             let response = match called {
-                Ok(r) => r,
+                Ok((r, took)) => {
+                    self.clock.waited += took;
+                    r
+                }
                 Err(e) if e.retryable() => return Err(Failure::Retry(e.to_string())),
                 Err(e) => return Err(Failure::Fatal(e.to_string())),
             };
@@ -375,16 +433,21 @@ impl Loop {
             self.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
             self.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
             self.turn = turn;
+            self.clock.turn();
             self.messages
                 .push(json!({ "role": "assistant", "content": message.content }));
             last = Some((message.content, message.stop_reason));
         }
     }
 
+    /// The model's answer and how long its stream took (the request's own time).
     async fn call_model(
         &self,
         turn: i32,
-    ) -> Result<crate::connectors::anthropic::Response, AnthropicError> {
+    ) -> (
+        Result<crate::connectors::anthropic::Response, AnthropicError>,
+        Duration,
+    ) {
         let req = Request {
             model: self.run.model.clone(),
             max_tokens: self.ctx.config.connectors.anthropic.max_tokens,
@@ -395,9 +458,11 @@ impl Loop {
         let (tx, rx) = mpsc::unbounded_channel();
         let client = self.ctx.anthropic.clone();
         let call = async move {
+            let started = Instant::now();
             let r = client.stream(&req, Some(&tx)).await;
+            let took = started.elapsed();
             drop(tx);
-            r
+            (r, took)
         };
         let (result, ()) =
             tokio::join!(call, pump(self.ctx.clone(), self.run.id.clone(), turn, rx));
@@ -405,12 +470,13 @@ impl Loop {
     }
 
     /// Runs the message's tool calls (all at once), each recorded before it starts and after
-    /// it ends; returns the `tool_result` blocks in the order of the calls.
+    /// it ends; returns the `tool_result` blocks in the order of the calls, and the time spent
+    /// awaiting tools (the longest call: they run at once).
     async fn execute_tools(
         &self,
         content: &[Value],
         known: &[StepRow],
-    ) -> Result<Vec<Value>, Failure> {
+    ) -> Result<(Vec<Value>, Duration), Failure> {
         let uses = tool_uses(content);
         let now = self.ctx.clock.now();
         let mut fresh = Vec::new();
@@ -471,9 +537,10 @@ impl Loop {
                 } else {
                     s.content.clone().unwrap_or_else(|| json!([]))
                 };
-                return Ok(tool_result(id, s.status != "ok", content));
+                return Ok((tool_result(id, s.status != "ok", content), Duration::ZERO));
             }
             let entry = self.table.iter().find(|t| t.name == *name);
+            let started = Instant::now();
             let out = tools::execute(
                 &self.ctx,
                 &self.run.owner_id,
@@ -483,6 +550,7 @@ impl Loop {
                 timeout,
             )
             .await;
+            let took = started.elapsed();
             let content = Value::Array(out.content);
             let (run, tid, c2, now) = (
                 self.run.id.clone(),
@@ -496,12 +564,16 @@ impl Loop {
                 store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now).map_err(DbError::from)
             })
             .await?;
-            Ok::<_, Failure>(tool_result(id, out.is_error, content))
+            Ok::<_, Failure>((tool_result(id, out.is_error, content), took))
         });
-        futures_util::future::join_all(calls)
-            .await
-            .into_iter()
-            .collect()
+        let mut results = Vec::with_capacity(uses.len());
+        let mut longest = Duration::ZERO;
+        for r in futures_util::future::join_all(calls).await {
+            let (result, took) = r?;
+            longest = longest.max(took);
+            results.push(result);
+        }
+        Ok((results, longest))
     }
 }
 

@@ -21,6 +21,8 @@ pub struct NewRun {
     pub model: Option<String>,
     pub max_turns: Option<u32>,
     pub max_tokens_budget: Option<u64>,
+    /// Tools from this connection's provider MCP server only (Linear agent sessions).
+    pub connection: Option<super::models::ToolConnection>,
 }
 
 fn check(ctx: &Ctx, new: &NewRun) -> Result<(), AgentsError> {
@@ -93,6 +95,7 @@ pub fn prepare(ctx: &Ctx, owner: &str, new: NewRun) -> Result<RunRow, AgentsErro
             tools: new.tools,
             max_turns: i32::try_from(new.max_turns.unwrap_or(a.default_max_turns)).unwrap_or(1),
             max_tokens_budget: new.max_tokens_budget.and_then(|b| i64::try_from(b).ok()),
+            connection: new.connection,
         }),
         tool_table: None,
         turns: 0,
@@ -214,4 +217,22 @@ pub async fn cancel(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunView, Ag
         return Err(AgentsError::AlreadyFinished);
     }
     Ok(RunView::from(&row))
+}
+
+/// Retention: deletes finished runs older than `connectors.agents.retention_days`, in batches
+/// (the `events_prune` job calls this). Queued and running runs are never touched.
+pub async fn prune(ctx: &Arc<Ctx>) -> Result<usize, DbError> {
+    let days = ctx.config.connectors.agents.retention_days;
+    let cutoff = ctx.clock.now() - chrono::Duration::days(days);
+    let mut total = 0;
+    loop {
+        let n = db::run(&ctx.jobs_pool, move |c| {
+            store::prune_finished(c, cutoff, 1000).map_err(DbError::from)
+        })
+        .await?;
+        total += n;
+        if n < 1000 {
+            return Ok(total);
+        }
+    }
 }

@@ -360,3 +360,20 @@ pub fn cancel_started_tools(
     ))
     .execute(conn)
 }
+
+/// Deletes up to `limit` runs that finished before `cutoff` (their steps and events go with
+/// them); returns how many.
+pub fn prune_finished(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Timestamptz};
+    diesel::sql_query(
+        "DELETE FROM agent_runs WHERE id IN (SELECT id FROM agent_runs \
+         WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)",
+    )
+    .bind::<Timestamptz, _>(cutoff)
+    .bind::<BigInt, _>(limit)
+    .execute(conn)
+}

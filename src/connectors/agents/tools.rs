@@ -17,6 +17,9 @@ pub struct ToolEntry {
     pub tool: String,
     pub description: Option<String>,
     pub input_schema: Value,
+    /// Reached through this provider connection (no server row of the owner's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<super::models::ToolConnection>,
 }
 
 /// The owner's tools, narrowed to `filter` (server ids or names, tool names or namespaced
@@ -58,6 +61,35 @@ pub async fn table(
             tool: t.name,
             description: t.description.or(t.title),
             input_schema: t.input_schema,
+            connection: None,
+        })
+        .collect())
+}
+
+/// The tools of a provider connection's catalog MCP server (a Linear agent session: its
+/// workspace's Linear MCP server, with the session's connection token), and nothing else. A
+/// server that cannot list its tools leaves the run without tools (and is logged), as in
+/// [`table`].
+pub async fn table_for_connection(
+    ctx: &Arc<Ctx>,
+    c: &super::models::ToolConnection,
+) -> Result<Vec<ToolEntry>, String> {
+    let tools = match service::connection_tools(ctx, &c.provider, &c.connection_id).await {
+        Ok(tools) => tools,
+        Err(e) => {
+            tracing::warn!(provider = %c.provider, connection_id = %c.connection_id, code = %e.code(), "the connection's MCP tools are left out of an agent run");
+            Vec::new()
+        }
+    };
+    Ok(tools
+        .into_iter()
+        .map(|t| ToolEntry {
+            name: t.namespaced_name,
+            server_id: t.server_id,
+            tool: t.name,
+            description: t.description.or(t.title),
+            input_schema: t.input_schema,
+            connection: Some(c.clone()),
         })
         .collect())
 }
@@ -105,7 +137,22 @@ pub async fn execute(
             duration_ms: 0,
         };
     };
-    let call = service::call(ctx, owner, &entry.server_id, &entry.tool, input);
+    let call = async {
+        match &entry.connection {
+            Some(c) => {
+                service::call_with_connection(
+                    ctx,
+                    owner,
+                    &c.provider,
+                    &c.connection_id,
+                    &entry.tool,
+                    input,
+                )
+                .await
+            }
+            None => service::call(ctx, owner, &entry.server_id, &entry.tool, input).await,
+        }
+    };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Outcome {
             is_error: true,

@@ -383,6 +383,66 @@ pub async fn all_tools(
     Ok((all, failures))
 }
 
+/// A provider's catalog MCP server reached with one connection's token and no server row
+/// (a Linear agent session's run: its workspace's Linear MCP server, whichever servers the
+/// owner added). Its tools are namespaced under the provider's name; `server_id` in call
+/// records is `<provider>:<connection id>`.
+async fn reach_connection(
+    ctx: &Arc<Ctx>,
+    provider: &str,
+    connection_id: &str,
+) -> Result<(String, Url, Plain), McpError> {
+    let raw = catalog_url(ctx, provider).ok_or_else(|| {
+        McpError::Validation(format!(
+            "no MCP server is configured for provider {provider:?}"
+        ))
+    })?;
+    let url = checked_url(ctx, &raw)?;
+    let bearer = refresh::access_token(ctx, &ConnectionId(connection_id.to_owned())).await?;
+    Ok((format!("{provider}:{connection_id}"), url, bearer))
+}
+
+/// The tools of a provider connection's catalog MCP server (see [`reach_connection`]).
+pub async fn connection_tools(
+    ctx: &Arc<Ctx>,
+    provider: &str,
+    connection_id: &str,
+) -> Result<Vec<ToolView>, McpError> {
+    let (key, url, bearer) = reach_connection(ctx, provider, connection_id).await?;
+    let list = ctx
+        .mcp
+        .list_tools(&Target {
+            key: &key,
+            url: &url,
+            bearer: Some(&bearer),
+        })
+        .await?;
+    Ok(list
+        .tools
+        .iter()
+        .filter_map(|t| ToolView::new(provider, t))
+        .collect())
+}
+
+/// Calls a tool of a provider connection's catalog MCP server (see [`reach_connection`]).
+pub async fn call_with_connection(
+    ctx: &Arc<Ctx>,
+    owner: &str,
+    provider: &str,
+    connection_id: &str,
+    tool: &str,
+    arguments: Value,
+) -> Result<CallOutcome, McpError> {
+    let (key, url, bearer) = reach_connection(ctx, provider, connection_id).await?;
+    let target = Target {
+        key: &key,
+        url: &url,
+        bearer: Some(&bearer),
+    };
+    let list = ctx.mcp.list_tools(&target).await?;
+    call_listed(ctx, owner, &key, false, &target, &list, tool, arguments).await
+}
+
 /// Resolves a namespaced name (`GET /api/tools`) back to its server and tool.
 pub async fn resolve(
     ctx: &Arc<Ctx>,
@@ -423,6 +483,27 @@ pub async fn call(
 ) -> Result<CallOutcome, McpError> {
     let (row, url, bearer) = reach(ctx, owner, id).await?;
     let list = tools_of(ctx, &row, &url, bearer.as_ref()).await?;
+    let target = Target {
+        key: &row.id,
+        url: &url,
+        bearer: bearer.as_ref(),
+    };
+    call_listed(ctx, owner, &row.id, true, &target, &list, tool, arguments).await
+}
+
+/// Calls `tool` of a listed server and records the call (`server_id` names it in the record);
+/// `stored`: the server has a row (a 401/403 is noted on it).
+#[allow(clippy::too_many_arguments, reason = "the call and where it goes")]
+async fn call_listed(
+    ctx: &Arc<Ctx>,
+    owner: &str,
+    server_id: &str,
+    stored: bool,
+    target: &Target<'_>,
+    list: &ToolList,
+    tool: &str,
+    arguments: Value,
+) -> Result<CallOutcome, McpError> {
     let definition = list
         .find(tool)
         .cloned()
@@ -431,20 +512,13 @@ pub async fn call(
     let started = Instant::now();
     let record_payloads = ctx.config.connectors.mcp.record_payloads;
     let args_copy = record_payloads.then(|| arguments.clone());
-    let outcome = ctx
-        .mcp
-        .call_tool(
-            &Target {
-                key: &row.id,
-                url: &url,
-                bearer: bearer.as_ref(),
-            },
-            &definition,
-            arguments,
-        )
-        .await;
+    let outcome = ctx.mcp.call_tool(target, &definition, arguments).await;
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let outcome = step_up(ctx, &row.id, outcome).await;
+    let outcome = if stored {
+        step_up(ctx, server_id, outcome).await
+    } else {
+        outcome
+    };
     let is_error = outcome
         .as_ref()
         .ok()
@@ -453,7 +527,7 @@ pub async fn call(
         .unwrap_or(false);
     let record = CallRecord {
         owner_id: owner.to_owned(),
-        server_id: row.id.clone(),
+        server_id: server_id.to_owned(),
         tool: tool.to_owned(),
         started_at,
         duration_ms,
@@ -471,7 +545,13 @@ pub async fn call(
         },
     };
     ctx.mcp_calls.record(record).await;
-    tracing::info!(server_id = %row.id, tool, duration_ms, ok = outcome.is_ok() && !is_error, "MCP tool call");
+    tracing::info!(
+        server_id,
+        tool,
+        duration_ms,
+        ok = outcome.is_ok() && !is_error,
+        "MCP tool call"
+    );
     Ok(CallOutcome {
         result: outcome?,
         duration_ms,

@@ -191,7 +191,8 @@ pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     .await
 }
 
-/// Deletes deliveries (and their feed rows) older than the retention, in batches.
+/// Deletes deliveries (and their feed rows) older than the retention, in batches, then finished
+/// agent runs past theirs.
 pub(crate) async fn run_prune(ctx: Arc<Ctx>, _job: Job) -> Result<(), JobError> {
     let cutoff = ctx.clock.now() - chrono::Duration::days(ctx.config.webhooks.event_retention_days);
     let mut total = 0;
@@ -213,6 +214,11 @@ pub(crate) async fn run_prune(ctx: Arc<Ctx>, _job: Job) -> Result<(), JobError> 
     }
     if total > 0 {
         tracing::info!(deleted = total, "pruned webhook events past retention");
+    }
+    // Finished agent runs have their own retention; the same periodic job applies it.
+    let runs = crate::connectors::agents::service::prune(&ctx).await?;
+    if runs > 0 {
+        tracing::info!(deleted = runs, "pruned finished agent runs past retention");
     }
     Ok(())
 }

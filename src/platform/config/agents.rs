@@ -42,6 +42,9 @@ pub struct AgentsConfig {
     pub poll_ms: u64,
     /// Largest prompt or system text accepted.
     pub max_prompt_bytes: usize,
+    /// Finished runs (with their steps and events) older than this are deleted by the
+    /// `events_prune` job.
+    pub retention_days: i64,
 }
 
 impl Config {
@@ -53,6 +56,9 @@ impl Config {
                 problems.push("connectors.anthropic.base_url must be https in production".into())
             }
             Ok(_) => {}
+        }
+        if self.connectors.agents.retention_days < 1 {
+            problems.push("connectors.agents.retention_days must be at least 1".into());
         }
         if a.version.trim().is_empty() || a.model.trim().is_empty() {
             problems.push("connectors.anthropic.version and model must not be empty".into());

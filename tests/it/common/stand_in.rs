@@ -38,6 +38,8 @@ impl Provider {
             (format!("{p}TOKEN_URL"), format!("{base}/oauth/token")),
             (format!("{p}REVOKE_URL"), format!("{base}/oauth/revoke")),
             (format!("{p}GRAPHQL_URL"), format!("{base}/graphql")),
+            // Never Linear's real MCP server from a test (this stand-in answers it 404).
+            (format!("{p}MCP_URL"), format!("{base}/mcp")),
         ]
     }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard::connectors::anthropic::{self, AnthropicError, Request, Sleeper};
 use switchboard::jobs::Runner;
+use switchboard::platform::clock::Clock;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -1062,4 +1063,60 @@ async fn the_client_honours_retry_after_backs_off_on_529_and_never_retries_a_4xx
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     assert!(slept.0.lock().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn finished_runs_past_retention_are_pruned_by_the_prune_job() {
+    let anthropic =
+        anthropic_stand_in(vec![text_answer("old one"), text_answer("young one")]).await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__RETENTION_DAYS", "7")],
+    )
+    .await;
+    let ada = w.user("ada");
+    let old = start_run(&mut w, &ada, json!({"prompt": "first"})).await;
+    drain(&w).await;
+    w.app.clock.advance(chrono::Duration::days(6));
+    let young = start_run(&mut w, &ada, json!({"prompt": "second"})).await;
+    drain(&w).await;
+    // A run still going is kept however old (here one whose worker is elsewhere).
+    w.exec(
+        "INSERT INTO agent_runs (id, owner_id, status, prompt, model, options, created_at) \
+         VALUES ('run_live', 'ada', 'running', 'p', 'm', '{}', timestamptz '2000-01-01Z')",
+    );
+    w.app.clock.advance(chrono::Duration::days(2));
+    {
+        let mut conn = w.app.db.conn();
+        switchboard::jobs::enqueue(
+            &mut conn,
+            w.app.clock.now(),
+            "events_prune",
+            &json!({}),
+            &Default::default(),
+        )
+        .unwrap();
+    }
+    assert_eq!(drain(&w).await, 1);
+    assert_eq!(w.sql_texts("SELECT id AS t FROM agent_runs ORDER BY id"), {
+        let mut ids = vec![young.clone(), "run_live".to_owned()];
+        ids.sort();
+        ids
+    });
+    for table in ["agent_steps", "agent_events"] {
+        assert_eq!(
+            w.sql_texts(&format!(
+                "SELECT count(*)::text AS t FROM {table} WHERE run_id = '{old}'"
+            )),
+            vec!["0"],
+            "{table} of the pruned run"
+        );
+        assert_ne!(
+            w.sql_texts(&format!(
+                "SELECT count(*)::text AS t FROM {table} WHERE run_id = '{young}'"
+            )),
+            vec!["0"],
+            "{table} of the kept run"
+        );
+    }
 }

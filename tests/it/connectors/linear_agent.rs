@@ -5,7 +5,9 @@
 //! after it, a `prompted` follow-up, `stop`, and retried jobs posting nothing twice.
 
 use super::World;
+use super::mcp_stand_ins::Modern;
 use crate::webhooks::{LINEAR_SECRET, hmac_hex, linear_request, secrets_env};
+use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -98,6 +100,10 @@ async fn setup(script: Vec<ResponseTemplate>) -> Setup {
 }
 
 async fn setup_as(actor: &str, script: Vec<ResponseTemplate>) -> Setup {
+    setup_with(actor, script, &[]).await
+}
+
+async fn setup_with(actor: &str, script: Vec<ResponseTemplate>, extra: &[(&str, &str)]) -> Setup {
     let log: Log = Arc::default();
     let model = MockServer::start().await;
     Mock::given(method("POST"))
@@ -110,6 +116,7 @@ async fn setup_as(actor: &str, script: Vec<ResponseTemplate>) -> Setup {
     env.push(("ANTHROPIC_API_KEY", "test-anthropic-key"));
     env.push(("SWITCHBOARD__CONNECTORS__ANTHROPIC__BASE_URL", uri.as_str()));
     env.push(("SWITCHBOARD__CONNECTORS__PROVIDERS__LINEAR__ACTOR", actor));
+    env.extend_from_slice(extra);
     let mut w = World::with_env(&env).await;
     w.user("ada");
     w.connect_linear(
@@ -233,6 +240,13 @@ async fn a_created_session_gets_a_thought_first_then_actions_and_the_response_on
         assert_eq!(p["input"]["agentSessionId"], "ses-1");
         assert_eq!(p["input"]["id"].as_str().unwrap().len(), 36);
     }
+    // The first thought is ephemeral (the next activity replaces it); the rest stay.
+    assert_eq!(sent[0]["input"]["ephemeral"], true);
+    assert!(
+        sent[1..]
+            .iter()
+            .all(|p| p["input"].get("ephemeral").is_none())
+    );
     assert_eq!(sent[1]["input"]["content"]["action"], "nowhere__lookup");
     assert_eq!(sent[1]["input"]["content"]["parameter"], r#"{"q":"login"}"#);
     assert!(
@@ -452,4 +466,159 @@ async fn connections_made_as_a_user_do_not_answer_agent_sessions() {
     drain(&w).await;
     assert!(log.lock().unwrap().is_empty());
     assert!(w.sql_texts("SELECT id AS t FROM agent_runs").is_empty());
+}
+
+#[actix_web::test]
+async fn a_session_run_offers_only_its_workspaces_linear_mcp_tools_with_the_sessions_token() {
+    // Linear's MCP server answers only the session connection's token; the owner's own MCP
+    // server (which any other run of theirs would offer) must not be offered or called.
+    let linear_mcp = Modern::start(Some("lin-access")).await;
+    let own = Modern::start(None).await;
+    let mcp_url = linear_mcp.url();
+    let tool_call = message(
+        &[
+            json!({"type": "tool_use", "id": "toolu_1", "name": "linear__add", "input": {"a": 1, "b": 2}}),
+        ],
+        "tool_use",
+    );
+    let Setup {
+        mut w,
+        log,
+        posted,
+        _model: model,
+    } = setup_with(
+        "app",
+        vec![tool_call, answer("It is 3.")],
+        &[(
+            "SWITCHBOARD__CONNECTORS__PROVIDERS__LINEAR__MCP_URL",
+            mcp_url.as_str(),
+        )],
+    )
+    .await;
+    let res = w
+        .send(
+            "ada",
+            TestRequest::post()
+                .uri("/api/mcp-servers")
+                .set_json(json!({ "url": own.url() })),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    let own_calls = own.methods().await.len();
+    let body = created(&w);
+    deliver(&mut w, &body, "d-tools").await;
+    drain(&w).await;
+
+    let first: Value =
+        serde_json::from_slice(&model.received_requests().await.unwrap()[0].body).unwrap();
+    let mut offered: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    offered.sort_unstable();
+    assert!(offered.contains(&"linear__add"), "{offered:?}");
+    assert!(
+        offered.iter().all(|n| n.starts_with("linear__")),
+        "only the Linear MCP server's tools: {offered:?}"
+    );
+    assert_eq!(
+        own.methods().await.len(),
+        own_calls,
+        "the owner's own MCP server was not asked"
+    );
+    // The call went to Linear's MCP server with the session's token (it refuses any other).
+    assert!(
+        linear_mcp
+            .methods()
+            .await
+            .contains(&"tools/call".to_owned())
+    );
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let action = bodies(&posted)
+        .into_iter()
+        .find(|p| p["input"]["content"]["type"] == "action")
+        .unwrap();
+    assert_eq!(action["input"]["content"]["action"], "linear__add");
+    let result = action["input"]["content"]["result"].as_str().unwrap();
+    assert!(result.starts_with("3\n"), "{result}");
+    assert_eq!(
+        w.sql_texts("SELECT server_id || ' ' || ok::text AS t FROM mcp_tool_calls"),
+        vec![format!(
+            "linear:{} true",
+            w.sql_texts("SELECT id AS t FROM connections")[0]
+        )]
+    );
+}
+
+#[actix_web::test]
+async fn an_action_is_posted_while_the_run_is_still_going() {
+    // The model answers the tool turn, then hangs: the action must not wait for the run's end.
+    let tool_call = message(
+        &[
+            json!({"type": "tool_use", "id": "toolu_1", "name": "nowhere__lookup", "input": {"q": "x"}}),
+        ],
+        "tool_use",
+    );
+    let Setup {
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
+    } = setup(vec![
+        tool_call,
+        answer("too late").set_delay(Duration::from_secs(60)),
+    ])
+    .await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-going").await;
+    let worker = {
+        let r = runner(&w);
+        actix_web::rt::spawn(async move { r.run_until_idle().await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log.lock().unwrap().iter().filter(|e| *e == "model").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never made its second model call: {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another worker meanwhile: the action's job is already queued.
+    drain(&w).await;
+    assert_eq!(
+        w.sql_texts("SELECT status AS t FROM agent_runs"),
+        vec!["running"]
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "model", "action"],
+        "{:?}",
+        bodies(&posted)
+    );
+    assert_eq!(
+        bodies(&posted).last().unwrap()["input"]["content"]["action"],
+        "nowhere__lookup"
+    );
+    // Stop it; the final activity follows and the action is not posted again.
+    let body = session_event(
+        &w,
+        "prompted",
+        json!({"agentActivity": {"id": "act-user-3", "body": "stop", "signal": "stop"}}),
+    );
+    deliver(&mut w, &body, "d-going-stop").await;
+    drain(&w).await;
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the run stopped")
+        .unwrap()
+        .unwrap();
+    drain(&w).await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "model", "action", "response"]
+    );
 }

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Agent-run benchmark (issue 14) against a release build; results: bench/RESULTS.md.
+#
+#   bench/agents.sh target/release/switchboard
+#
+# Builds nothing. Starts, on 127.0.0.1 only: server-everything (tests/mcp; `npm ci` there if
+# missing; confined by tests/mcp/listen-loopback.js), the Anthropic stand-in
+# bench/anthropic-standin.js (answers at once: a tool call, then an answer), and
+# `switchboard serve --role all` on its own database (switchboard_bench_agents). One user, with
+# the per-user run limits raised and agent_run job concurrency at 1,100, so the limits measured
+# are the server's, not the configured quotas. Then:
+#   1. runs started per second: wrk -c$CONNECTIONS POST /api/agent-runs for $DURATION (every
+#      run then executes: a model turn calling `echo` through MCP, a model answer), and how
+#      long the queue takes to finish them;
+#   2. the loop's own time per turn, p50/p99: $RUNS runs, 8 at a time, each followed on its SSE
+#      stream, read from the switchboard_agent_turn_overhead_seconds histogram on /metrics
+#      (per turn: wall time minus the model stream and the tool calls; bucket upper bounds);
+#   3. memory per active streaming run: $STREAMS runs whose model streams a delta a second for
+#      minutes, each with an SSE client on GET /api/agent-runs/{id}/events; RSS from /proc once
+#      all are streaming, plus the database transactions and the server's CPU per second in
+#      that steady state.
+# Needs node, wrk, psql, PostgreSQL on 127.0.0.1:5432. Ports: BENCH_AUTH_PORT 5321, BENCH_PORT
+# 5322, BENCH_ANTHROPIC_PORT 5323, BENCH_MCP_PORT 5324.
+set -euo pipefail
+bin="$(realpath "${1:?usage: bench/agents.sh path/to/release/switchboard}")"
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-5s}"
+CONNECTIONS="${CONNECTIONS:-8}"
+RUNS="${RUNS:-300}"
+STREAMS="${STREAMS:-1000}"
+AUTH_PORT="${BENCH_AUTH_PORT:-5321}"
+PORT="${BENCH_PORT:-5322}"
+ANTHROPIC_PORT="${BENCH_ANTHROPIC_PORT:-5323}"
+MCP_PORT="${BENCH_MCP_PORT:-5324}"
+out=bench/out
+mkdir -p "$out"
+ulimit -n "$(ulimit -Hn)"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+[ -f tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] ||
+  (cd tests/mcp && npm ci --no-audit --no-fund >/dev/null)
+
+server="postgres://postgres@127.0.0.1:5432"
+db=switchboard_bench_agents
+export DATABASE_URL="$server/$db?sslmode=disable"
+psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+APP_ENV=development "$bin" migrate >/dev/null
+export APP_ENV=development RUST_LOG=warn
+export AUTH_LISTEN="127.0.0.1:$AUTH_PORT" CONNECTORS_LISTEN="127.0.0.1:$PORT"
+export BETTER_AUTH_URL="http://127.0.0.1:$AUTH_PORT" AUTH_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json"
+export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false BETTER_AUTH_TRUSTED_ORIGINS="http://127.0.0.1:$AUTH_PORT"
+export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true
+export ANTHROPIC_API_KEY=bench-key SWITCHBOARD__CONNECTORS__ANTHROPIC__BASE_URL="http://127.0.0.1:$ANTHROPIC_PORT"
+export SWITCHBOARD__CONNECTORS__AGENTS__MAX_CONCURRENT_RUNS=100000
+export SWITCHBOARD__CONNECTORS__AGENTS__MAX_RUNS_PER_HOUR=100000000
+export SWITCHBOARD__JOBS__CONCURRENCY__AGENT_RUN=1100
+export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
+export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.2; done; echo "nothing listens on $1" >&2; exit 1; }
+load() { echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg)"; }
+active() { psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs WHERE status IN ('queued','running')"; }
+
+(cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
+  node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/agents-everything.log" 2>&1 &
+pids+=($!)
+PORT="$ANTHROPIC_PORT" node bench/anthropic-standin.js >"$out/agents-standin.log" 2>&1 &
+pids+=($!)
+"$bin" serve --role all >"$out/agents-server.log" 2>&1 &
+sb=$!
+pids+=($sb)
+wait_port "$MCP_PORT"
+wait_port "$ANTHROPIC_PORT"
+wait_port "$PORT"
+
+origin="http://127.0.0.1:$AUTH_PORT"
+curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
+  -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
+  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-up/email"
+cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench-password-123"}' \
+  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-in/email" | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
+jwt=$(curl -sf -H "Cookie: $cookie" "http://127.0.0.1:$AUTH_PORT/api/auth/token" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+[ -n "$jwt" ] || { echo "no JWT" >&2; exit 1; }
+curl -sf -o /dev/null -H "Authorization: Bearer $jwt" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$MCP_PORT/mcp\",\"name\":\"Everything\"}" \
+  "http://127.0.0.1:$PORT/api/mcp-servers"
+export BASE="http://127.0.0.1:$PORT" TOKEN="$jwt"
+
+echo "== warm-up: one run"
+RUNS=1 CONCURRENCY=1 node bench/agents-load.js
+load
+
+echo "== 1. runs started per second (wrk -t2 -c$CONNECTIONS -d$DURATION POST /api/agent-runs)"
+cat >"$out/agents-create.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"prompt":"Echo hello, then say you are done."}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $jwt"
+LUA
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$out/agents-create.lua" "$BASE/api/agent-runs" >"$out/agents-wrk.txt"
+awk '/Requests\/sec/ {r=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /Non-2xx/ {n=$NF}
+  END {printf "started: %s runs/s, POST p50 %s, p99 %s, non-2xx %s\n", r, p50, p99, (n == "" ? 0 : n)}' "$out/agents-wrk.txt"
+load
+t0=$(date +%s.%N)
+left=$(active)
+for _ in $(seq 1 600); do
+  left=$(active); [ "$left" = 0 ] && break; sleep 0.5
+done
+t1=$(date +%s.%N)
+total=$(psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs")
+echo "queue drained in $(echo "$t1 - $t0" | bc) s after the load ($left still active); runs by status: $(psql "$server/$db" -Atqc "SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM agent_runs GROUP BY 1) s") (of $total)"
+load
+
+echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
+RUNS="$RUNS" CONCURRENCY=8 node bench/agents-load.js | tee "$out/agents-overhead.json"
+load
+
+echo "== 3. $STREAMS concurrent streaming runs, each with an SSE client"
+MODE=memory SB_PID="$sb" STANDIN="http://127.0.0.1:$ANTHROPIC_PORT" STREAMS="$STREAMS" HOLD_SECONDS=12 \
+  node bench/agents-load.js >"$out/agents-memory.json" &
+driver=$!
+pids+=($driver)
+for _ in $(seq 1 400); do [ -s "$out/agents-memory.json" ] && break; sleep 0.5; done
+cat "$out/agents-memory.json"
+# Steady state: database transactions per second and the server's CPU, over 10 s.
+x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+c0=$(awk '{print $14 + $15}' "/proc/$sb/stat")
+sleep 10
+x1=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+c1=$(awk '{print $14 + $15}' "/proc/$sb/stat")
+echo "steady state: $(( (x1 - x0) / 10 )) database transactions/s, server CPU $(( (c1 - c0) * 100 / $(getconf CLK_TCK) / 10 )) % of one core"
+load
+wait "$driver" || true
+echo "switchboard RSS at the end: $(awk '$1 == "VmRSS:" {printf "%.1f MB", $2 / 1024}' /proc/$sb/status)"
