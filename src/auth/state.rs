@@ -27,6 +27,9 @@ use std::sync::{Arc, Mutex};
 
 /// How long a minted JWT is handed out again for the same user data.
 pub const JWT_REUSE_SECS: i64 = 30;
+
+/// A token handed out recently: the token, when it was minted, and the `kid` that signed it.
+type RecentJwt = (String, DateTime<Utc>, String);
 /// Most remembered JWTs; past it the memory is cleared.
 const RECENT_JWTS_MAX: usize = 10_000;
 
@@ -42,7 +45,7 @@ pub struct AuthState {
     /// Signing keys and the JWKS; `jwt.sign_for_user(..)` mints the tokens.
     pub jwt: Arc<crate::auth::jwt::KeyStore>,
     /// Recently minted JWTs by the user data they carry (see [`AuthState::jwt_for`]).
-    recent_jwts: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    recent_jwts: Mutex<HashMap<String, RecentJwt>>,
     /// Sessions `get-session` read moments ago; every change here forgets what it touches.
     pub(crate) sessions: Arc<SessionCache>,
     pub(crate) document: utoipa::openapi::OpenApi,
@@ -311,13 +314,17 @@ impl AuthState {
         let claims = serde_json::to_value(user).map_err(|e| AuthError::Internal(e.to_string()))?;
         let key = claims.to_string();
         let reuse = Duration::seconds(JWT_REUSE_SECS);
-        if let Some((token, minted)) = self
+        // Only while its key still signs: after a rotation or revocation (here or announced by
+        // another process) a reused token would carry a retired or revoked key.
+        let signing = self.jwt.signing_kid(now).await?;
+        if let Some((token, minted, kid)) = self
             .recent_jwts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
             && now >= *minted
             && now - *minted < reuse
+            && *kid == signing
         {
             return Ok(token.clone());
         }
@@ -326,7 +333,7 @@ impl AuthState {
         if recent.len() >= RECENT_JWTS_MAX {
             recent.clear();
         }
-        recent.insert(key, (token.clone(), now));
+        recent.insert(key, (token.clone(), now, signing));
         Ok(token)
     }
 

@@ -65,6 +65,46 @@ pub(crate) struct Ctx {
     pub agent_cancels: agents::hub::CancelWatch,
 }
 
+/// The connectors role's side of `LISTEN/NOTIFY`: a key rotation or revocation announced by an
+/// auth process on the same database (`notify::KEYS_CHANNEL`) makes this process refetch the
+/// JWKS at once instead of at the end of its cache TTL (up to 300 s), so a revoked key stops
+/// verifying everywhere together. A (re)connect invalidates too, since a notice may have been
+/// missed meanwhile; while the connection is down the TTL is the fallback. The thread ends once
+/// the key source is gone.
+fn listen_for_key_changes(platform: &Platform, keys: &Arc<HttpJwksSource>) {
+    use crate::platform::notify;
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let keys = Arc::downgrade(keys);
+    let mut connected_once = false;
+    let handler = move |event: notify::Event| {
+        let Some(keys) = keys.upgrade() else {
+            return notify::Flow::Stop;
+        };
+        match event {
+            // The first connect precedes any fetch: nothing to forget.
+            notify::Event::Connected if !connected_once => connected_once = true,
+            notify::Event::Connected => keys.invalidate(runtime.as_ref()),
+            notify::Event::Notification { channel, payload } if channel == notify::KEYS_CHANNEL => {
+                // `{"revoked":"<kid>"}` from `keys revoke`; empty for an added key.
+                let revoked = serde_json::from_str::<serde_json::Value>(&payload)
+                    .ok()
+                    .and_then(|v| v.get("revoked")?.as_str().map(str::to_owned));
+                tracing::debug!(
+                    ?revoked,
+                    "key change announced by the auth role; refetching the JWKS"
+                );
+                keys.invalidate_revoking(revoked.as_deref(), runtime.as_ref());
+            }
+            _ => {}
+        }
+        notify::Flow::Continue
+    };
+    let url = platform.config.database.url.expose().to_owned();
+    if let Err(e) = notify::Listener::spawn(url, &[notify::KEYS_CHANNEL], handler) {
+        tracing::warn!(error = %e, "could not start the LISTEN thread; key changes show after the JWKS cache TTL");
+    }
+}
+
 /// What the connectors role's handlers share.
 pub struct ConnectorsState {
     document: utoipa::openapi::OpenApi,
@@ -81,10 +121,13 @@ impl ConnectorsState {
     /// `refresh_sweep` job queued from the current tokio runtime (any process's workers run it).
     pub fn new(platform: &Platform) -> anyhow::Result<Self> {
         let config = &platform.config;
-        let keys = HttpJwksSource::new(config.connectors.jwks_url.clone(), platform.clock.clone())
-            .context("building the JWKS client")?;
+        let keys = Arc::new(
+            HttpJwksSource::new(config.connectors.jwks_url.clone(), platform.clock.clone())
+                .context("building the JWKS client")?,
+        );
+        listen_for_key_changes(platform, &keys);
         let verifier = Verifier::new(
-            Arc::new(keys),
+            keys,
             config.connectors_jwt_issuer(),
             config.connectors_jwt_audience(),
             platform.clock.clone(),

@@ -1,7 +1,9 @@
 //! Where verification keys come from. [`KeySource`] is the seam: [`HttpJwksSource`] fetches the
 //! auth role's JWKS with short timeouts, caches it (TTL from `Cache-Control`, bounded), refetches
 //! on an unknown `kid` at most once per cooldown and keeps the last good set when the fetch fails;
-//! [`StaticKeySource`] serves a fixed set to tests.
+//! [`StaticKeySource`] serves a fixed set to tests. [`HttpJwksSource::invalidate`] is how a key
+//! rotation or revocation announced by the auth role (`platform::notify::KEYS_CHANNEL`) takes
+//! effect at once: the cached set stops being trusted until a fetch made after the notice.
 
 use crate::platform::clock::SharedClock;
 use crate::trust::TrustError;
@@ -10,7 +12,7 @@ use futures_util::future::BoxFuture;
 use josekit::jwk::Jwk;
 use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -145,6 +147,17 @@ impl KeySet {
         self.keys.get(kid).cloned()
     }
 
+    /// This set without the keys `revoked` names.
+    fn without(&self, revoked: &HashSet<String>) -> Self {
+        let keys = self
+            .keys
+            .iter()
+            .filter(|(kid, _)| !revoked.contains(*kid))
+            .map(|(kid, key)| (kid.clone(), key.clone()))
+            .collect();
+        Self { keys }
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -176,6 +189,9 @@ pub const MAX_TTL_SECS: i64 = 3600;
 pub const DEFAULT_TTL_SECS: i64 = 300;
 /// At most one fetch per cooldown, however many unknown `kid`s arrive.
 pub const REFETCH_COOLDOWN_SECS: i64 = 30;
+/// Most revoked `kid`s remembered from notices (past it the memory starts again; a revoked key is
+/// also gone from every JWKS fetched after its revocation committed).
+const REVOKED_MAX: usize = 1024;
 /// Larger JWKS documents are refused.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -184,6 +200,15 @@ struct Cache {
     set: Option<Arc<KeySet>>,
     fresh_until: Option<DateTime<Utc>>,
     last_attempt: Option<DateTime<Utc>>,
+    /// Set by [`HttpJwksSource::invalidate`]: the set may hold a revoked key, so no lookup uses
+    /// it (not even a known `kid`) until a fetch that started after the notice has finished.
+    forced: bool,
+    /// Bumped by every invalidation: a fetch in flight when a notice arrives may carry the old
+    /// set, so it does not clear `forced`.
+    generation: u64,
+    /// Keys revoked by notice: never used again, even if a fetch that raced the auth role's own
+    /// reload still lists them.
+    revoked: HashSet<String>,
 }
 
 /// The auth role's JWKS over HTTP, cached.
@@ -223,25 +248,67 @@ impl HttpJwksSource {
         })
     }
 
+    /// Another process announced a key rotation or revocation: the cached set is not used again
+    /// (not even for a `kid` it holds) until a fetch that started after this call has finished,
+    /// and that fetch is not held back by the refetch cooldown. When a tokio runtime is at hand
+    /// the fetch starts now, so the first request after the notice rarely waits for it.
+    pub fn invalidate(&self, runtime: Option<&tokio::runtime::Handle>) {
+        self.invalidate_revoking(None, runtime);
+    }
+
+    /// As [`invalidate`](Self::invalidate), and `revoked` (when given) stops verifying at once:
+    /// it leaves the cached set now and is kept out of every set fetched later.
+    pub fn invalidate_revoking(
+        &self,
+        revoked: Option<&str>,
+        runtime: Option<&tokio::runtime::Handle>,
+    ) {
+        {
+            let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(kid) = revoked {
+                if cache.revoked.len() >= REVOKED_MAX {
+                    cache.revoked.clear();
+                }
+                cache.revoked.insert(kid.to_owned());
+                let without = cache.set.as_ref().map(|set| set.without(&cache.revoked));
+                cache.set = without.map(Arc::new);
+            }
+            cache.forced = true;
+            cache.generation += 1;
+            cache.fresh_until = None;
+            cache.last_attempt = None;
+        }
+        if let Some(runtime) = runtime {
+            let inner = Arc::clone(&self.inner);
+            runtime.spawn(async move {
+                let _guard = inner.fetching.lock().await;
+                if inner.cache.read().unwrap_or_else(|e| e.into_inner()).forced {
+                    inner.refresh_if_allowed().await;
+                }
+            });
+        }
+    }
+
     async fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, TrustError> {
         let inner = &self.inner;
-        let (key, fresh) = inner.cached(kid, inner.clock.now());
+        let (key, fresh, forced) = inner.cached(kid, inner.clock.now());
         let guard = match key {
             Some(key) if fresh => return Ok(key),
             // Known but stale: whoever holds the fetch lock is already refreshing; don't wait.
-            Some(key) => {
+            Some(key) if !forced => {
                 let Ok(guard) = inner.fetching.clone().try_lock_owned() else {
                     return Ok(key);
                 };
                 guard
             }
-            None => {
+            // Unknown, or the set was invalidated: wait for the fetch.
+            _ => {
                 let guard = inner.fetching.clone().lock_owned().await;
-                // A fetch that finished while we waited may have brought the key.
-                if let (Some(key), _) = inner.cached(kid, inner.clock.now()) {
-                    return Ok(key);
+                // A fetch that finished while we waited may have brought (or withdrawn) the key.
+                match inner.cached(kid, inner.clock.now()) {
+                    (Some(key), _, false) => return Ok(key),
+                    _ => guard,
                 }
-                guard
             }
         };
         let task = Arc::clone(inner);
@@ -260,17 +327,18 @@ impl HttpJwksSource {
 }
 
 impl Inner {
-    fn cached(&self, kid: &str, now: DateTime<Utc>) -> (Option<Arc<VerifyingKey>>, bool) {
+    /// The cached key for `kid`, whether the set is fresh, and whether it was invalidated.
+    fn cached(&self, kid: &str, now: DateTime<Utc>) -> (Option<Arc<VerifyingKey>>, bool, bool) {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         let key = cache.set.as_ref().and_then(|s| s.get(kid));
-        let fresh = cache.fresh_until.is_some_and(|t| now < t);
-        (key, fresh)
+        let fresh = !cache.forced && cache.fresh_until.is_some_and(|t| now < t);
+        (key, fresh, cache.forced)
     }
 
     /// Fetches unless a fetch was attempted within the cooldown. Call with the fetch lock held.
     async fn refresh_if_allowed(&self) {
         let now = self.clock.now();
-        {
+        let (generation, forced) = {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             if cache
                 .last_attempt
@@ -279,16 +347,33 @@ impl Inner {
                 return;
             }
             cache.last_attempt = Some(now);
-        }
-        match self.fetch().await {
+            (cache.generation, cache.forced)
+        };
+        let fetched = self.fetch().await;
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        // A notice that arrived during the fetch may postdate what it brought.
+        let current = cache.generation == generation;
+        match fetched {
             Ok((set, ttl)) => {
                 tracing::debug!(keys = set.len(), ttl_secs = ttl, "JWKS fetched");
-                let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-                cache.set = Some(Arc::new(set));
-                cache.fresh_until = Some(now + Duration::seconds(ttl));
+                cache.set = Some(Arc::new(set.without(&cache.revoked)));
+                if current {
+                    cache.fresh_until = Some(now + Duration::seconds(ttl));
+                    cache.forced = false;
+                }
+                // A fetch a notice asked for may have beaten the auth processes' own reload
+                // (they hear the notice at the same time): it does not hold back the fetch an
+                // unknown `kid` (a key that signs at once) asks for next.
+                if forced {
+                    cache.last_attempt = None;
+                }
             }
-            // The last good set stays in use; the next attempt waits out the cooldown.
+            // The last good set stays in use (availability over a revocation we could not
+            // confirm); the next attempt waits out the cooldown.
             Err(why) => {
+                if current {
+                    cache.forced = false;
+                }
                 tracing::warn!(url = %self.url, %why, "JWKS fetch failed; keeping the last good key set")
             }
         }
@@ -732,6 +817,67 @@ mod tests {
         );
         assert_eq!(jwks.key("a").await.unwrap(), "a");
         assert_eq!(jwks.fetches().await, 1);
+    }
+
+    /// A key notice (another process rotated or revoked a key): the next lookup refetches at
+    /// once, although the set is fresh and the cooldown running, and waits for that fetch
+    /// rather than using a cached key.
+    #[tokio::test]
+    async fn an_invalidated_set_is_refetched_at_once_and_not_used_meanwhile() {
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.serve(200, jwks_of(&["b"]), "max-age=300").await;
+        jwks.at(1);
+        jwks.source.invalidate(None);
+        assert!(matches!(
+            jwks.key("a").await,
+            Err(TrustError::Invalid("unknown key"))
+        ));
+        assert_eq!(jwks.fetches().await, 1);
+        assert_eq!(jwks.key("b").await.unwrap(), "b");
+        assert_eq!(jwks.fetches().await, 1, "fresh again: no second fetch");
+    }
+
+    /// The auth processes hear a notice when we do: the fetch it starts may still get the old
+    /// set. A key the notice names as revoked stays out regardless, and a key the fetch missed
+    /// (one that signs at once) is fetched on first sight, not after the cooldown.
+    #[tokio::test]
+    async fn a_revocation_notice_wins_over_a_fetch_that_raced_it() {
+        let jwks = Jwks::serving(200, jwks_of(&["a", "b"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.serve(200, jwks_of(&["a", "b"]), "max-age=300").await;
+        jwks.at(1);
+        jwks.source.invalidate_revoking(Some("a"), None);
+        assert!(matches!(
+            jwks.key("a").await,
+            Err(TrustError::Invalid("unknown key"))
+        ));
+        assert_eq!(jwks.key("b").await.unwrap(), "b");
+        assert!(jwks.fetches().await >= 1);
+        jwks.serve(200, jwks_of(&["a", "b", "n"]), "max-age=300")
+            .await;
+        assert_eq!(
+            jwks.key("n").await.unwrap(),
+            "n",
+            "no cooldown after a forced fetch"
+        );
+        assert!(
+            matches!(jwks.key("a").await, Err(TrustError::Invalid("unknown key"))),
+            "a revoked key stays out of later sets"
+        );
+    }
+
+    /// A notice while the auth role is unreachable: the last good set stays in use.
+    #[tokio::test]
+    async fn an_invalidation_whose_fetch_fails_keeps_the_last_good_set() {
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.serve(503, jwks_of(&[]), "max-age=300").await;
+        jwks.source.invalidate(None);
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        assert_eq!(jwks.fetches().await, 1);
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        assert_eq!(jwks.fetches().await, 1, "cooldown after the failed attempt");
     }
 
     #[tokio::test]

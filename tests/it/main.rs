@@ -34,6 +34,8 @@ mod rate_limit;
 mod reset;
 #[cfg(feature = "auth")]
 mod scale;
+#[cfg(all(feature = "auth", feature = "connectors"))]
+mod scale_out;
 mod screening;
 #[cfg(feature = "auth")]
 mod session_cache;

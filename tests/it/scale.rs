@@ -147,43 +147,6 @@ async fn memory_limits_count_per_instance() {
     assert_eq!(seen.iter().filter(|s| s.status == 200).count(), 40);
 }
 
-/// The cost of a checked request with database limits (`cargo test --test it scale::cost --
-/// --ignored --nocapture`): the store's decision, through the pool and the blocking pool, as the
-/// middleware runs it, one client after another and then 8 at a time.
-#[actix_web::test]
-#[ignore = "a measurement, not a test"]
-async fn cost_of_a_database_limit_check() {
-    use switchboard::auth::rate_limit::{MemoryStore, RateLimitStore};
-    let app = TestApp::with_env(&DATABASE_LIMITS);
-    let database = DatabaseStore::new(app.platform.pool.clone(), 60_000);
-    let memory = MemoryStore::new(100_000);
-    let rule = Rule::new(10, 1_000_000);
-    for (name, store) in [
-        ("memory", &memory as &dyn RateLimitStore),
-        ("database", &database),
-    ] {
-        for parallel in [1usize, 8] {
-            let n = 4_000;
-            let started = std::time::Instant::now();
-            let rounds = (0..n / parallel).map(|round| async move {
-                let keys: Vec<String> = (0..parallel)
-                    .map(|i| format!("10.0.{i}.{}|/ok", round % 50))
-                    .collect();
-                futures_util::future::join_all(keys.iter().map(|k| store.hit(k, rule, 0))).await
-            });
-            for round in rounds {
-                round.await;
-            }
-            let took = started.elapsed();
-            println!(
-                "{name:>8}, {parallel} at a time: {:>7.1} µs per check, {:>6.0} checks/s",
-                took.as_secs_f64() * 1e6 / n as f64,
-                n as f64 / took.as_secs_f64()
-            );
-        }
-    }
-}
-
 /// An auth app of its own over `platform`, kept for the whole test (its memory is the point).
 struct Instance {
     platform: Platform,
@@ -214,7 +177,7 @@ impl Instance {
 }
 
 /// Waits until `n` listener connections on the test database are listening (bounded: 10 s).
-async fn listeners_ready(app: &TestApp, n: i64) {
+pub(crate) async fn listeners_ready(app: &TestApp, n: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let sql = "pg_stat_activity WHERE datname = current_database() \
                AND application_name = 'switchboard-listen' AND state = 'idle' \

@@ -41,6 +41,31 @@ impl Pair {
         }
     }
 
+    /// As [`new`](Self::new), but both roles on one database, as in a deployment: the auth
+    /// role's key notices (`LISTEN/NOTIFY`) reach the connectors role.
+    async fn on_one_database() -> Self {
+        use crate::common::{TestDb, app::test_config};
+        let db = TestDb::new();
+        let clock = Arc::new(ManualClock::starting_now());
+        let config = test_config(&[("DATABASE_URL", db.url())]);
+        let pool = switchboard::db::build_pool(&config.database);
+        let platform = Platform::new(Arc::new(config), pool, clock.clone());
+        let auth = LiveServer::serve(Role::Auth, platform, clock.clone(), None).await;
+        let jwks_url = auth.url("/api/auth/jwks");
+        let config = test_config(&[
+            ("DATABASE_URL", db.url()),
+            ("AUTH_JWKS_URL", jwks_url.as_str()),
+        ]);
+        let mut connectors = TestApp::from_parts(db, config);
+        share_clock(&mut connectors, clock);
+        let minter = KeyStore::new(&auth.platform).unwrap();
+        Self {
+            auth,
+            connectors,
+            minter,
+        }
+    }
+
     fn now(&self) -> DateTime<chrono::Utc> {
         self.auth.clock.now()
     }
@@ -271,6 +296,55 @@ async fn a_revoked_key_stops_verifying_at_the_verifiers_next_fetch() {
     assert_eq!(decode_part(&new, 0)["kid"], new_kid.as_str());
     assert_eq!(pair.me(&new).await.status, 200);
     assert_invalid(&pair.me(&old).await, "still refused afterwards");
+}
+
+/// On one database the connectors role hears `keys revoke` and `keys rotate --now` at once
+/// (`LISTEN/NOTIFY`): the clock does not move, so neither the JWKS cache TTL (300 s) nor the
+/// refetch cooldown (30 s) runs out, and only the notice can explain what the verifier does.
+#[actix_web::test]
+async fn key_notices_reach_the_connectors_role_without_waiting_for_the_cache() {
+    let mut pair = Pair::on_one_database().await;
+    let old = pair.token().await;
+    let old_kid = decode_part(&old, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(pair.me(&old).await.status, 200);
+    // The auth listener's and the connectors listener's.
+    crate::scale::listeners_ready(&pair.connectors, 2).await;
+
+    let revoked = pair.minter.revoke(&old_kid, true).await.unwrap();
+    let replacement = revoked.replacement.unwrap();
+    let deadline = within_seconds();
+    while pair.me(&old).await.status != 401 {
+        deadline.check("the revoked key is refused");
+    }
+    let new = pair.token().await;
+    assert_eq!(decode_part(&new, 0)["kid"], replacement.as_str());
+    assert_eq!(pair.me(&new).await.status, 200);
+
+    // A key that signs at once: its tokens verify at once, though an unknown kid within the
+    // cooldown would not be fetched for.
+    let rotated = pair.minter.rotate(true).await.unwrap();
+    let newest = pair.token().await;
+    assert_eq!(decode_part(&newest, 0)["kid"], rotated.kid.as_str());
+    let deadline = within_seconds();
+    while pair.me(&newest).await.status != 200 {
+        deadline.check("the new key verifies");
+    }
+    assert_invalid(&pair.me(&old).await, "still refused afterwards");
+}
+
+/// A bound of 5 s on a condition polled in a loop (notices travel on real time, not the test's
+/// clock); each request is the pause between polls.
+struct Deadline(std::time::Instant);
+
+fn within_seconds() -> Deadline {
+    Deadline(std::time::Instant::now() + std::time::Duration::from_secs(5))
+}
+
+impl Deadline {
+    #[track_caller]
+    fn check(&self, what: &str) {
+        assert!(std::time::Instant::now() < self.0, "{what}: not after 5 s");
+    }
 }
 
 #[actix_web::test]

@@ -273,10 +273,19 @@ fn insert_new(
     Ok(kid)
 }
 
-/// Tells every auth process to reload the key set when this transaction commits.
+/// Tells every auth process to reload the key set when this transaction commits (and every
+/// connectors process to refetch the JWKS).
 fn announce(conn: &mut PgConnection) -> diesel::QueryResult<()> {
     use crate::platform::notify;
     notify::send(conn, notify::KEYS_CHANNEL, "")
+}
+
+/// As [`announce`], naming the revoked key (`{"revoked":"<kid>"}`): a verifier drops it from its
+/// cached set at once, whatever a JWKS fetch racing the auth processes' reload still returns.
+fn announce_revoked(conn: &mut PgConnection, kid: &str) -> diesel::QueryResult<()> {
+    use crate::platform::notify;
+    let payload = serde_json::json!({ "revoked": kid }).to_string();
+    notify::send(conn, notify::KEYS_CHANNEL, &payload)
 }
 
 type NotExpired = diesel::dsl::Or<
@@ -536,7 +545,7 @@ pub fn revoke(
                 jwks::expires_at.eq(Some(row.expires_at.map_or(now, |e| e.min(now)))),
             ))
             .execute(conn)?;
-        announce(conn)?;
+        announce_revoked(conn, kid)?;
         Ok(Revoked {
             kid: kid.to_owned(),
             replacement,

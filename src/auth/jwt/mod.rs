@@ -207,6 +207,15 @@ impl KeyStore {
         sign::sign(key.signer.as_ref(), &key.kid, &key.alg, &claims)
     }
 
+    /// The `kid` [`sign_for_user`](Self::sign_for_user) would sign with at `now` (after a key
+    /// notice, once the key set is re-read).
+    pub async fn signing_kid(&self, now: DateTime<Utc>) -> Result<String, JwtError> {
+        let snapshot = self.current(now).await?;
+        keys::choose_signing(&snapshot.keys, &self.policy, now)
+            .map(|key| key.kid.clone())
+            .ok_or(JwtError::NoSigningKey)
+    }
+
     /// The JWKS document (`{"keys":[…]}`), rendered at the last refresh.
     pub async fn jwks_document(&self) -> Result<web::Bytes, JwtError> {
         Ok(self.current(self.clock.now()).await?.jwks.clone())
