@@ -78,7 +78,8 @@ function slow(res) {
     }
     res.write(frame({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "tick " } }));
   }, SLOW_DELTA_MS);
-  res.on("close", finish);
+  // The socket, not the response: node may emit the response's "close" before its end.
+  res.socket.once("close", finish);
 }
 
 const server = http.createServer((req, res) => {
