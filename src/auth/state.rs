@@ -53,6 +53,8 @@ pub struct AuthState {
     pub(crate) mailer: Mailer,
     /// When expired `verification` rows were last purged (Unix seconds, injected clock).
     last_purge: AtomicI64,
+    /// The LISTEN thread, stopped and joined when the state drops.
+    _listener: Option<crate::platform::notify::Listener>,
 }
 
 impl AuthState {
@@ -80,8 +82,9 @@ impl AuthState {
         start_job_runner(platform, &mailer);
         let sessions = Arc::new(SessionCache::new(auth.session.cache_ttl_ms));
         let jwt = crate::auth::jwt::KeyStore::start(platform)?;
-        listen_for_other_processes(platform, &sessions, &jwt);
+        let listener = listen_for_other_processes(platform, &sessions, &jwt);
         Ok(Self {
+            _listener: listener,
             pool: platform.pool.clone(),
             clock: platform.clock.clone(),
             cookies: Cookies::new(auth.secret.expose(), config.secure_cookies()),
@@ -382,7 +385,7 @@ fn listen_for_other_processes(
     platform: &Platform,
     sessions: &Arc<SessionCache>,
     jwt: &Arc<crate::auth::jwt::KeyStore>,
-) {
+) -> Option<notify::Listener> {
     let (sessions, jwt) = (Arc::downgrade(sessions), Arc::downgrade(jwt));
     let handler = move |event: notify::Event| {
         let (Some(sessions), Some(jwt)) = (sessions.upgrade(), jwt.upgrade()) else {
@@ -406,9 +409,11 @@ fn listen_for_other_processes(
     };
     let url = platform.config.database.url.expose().to_owned();
     let channels = [notify::SESSION_CHANNEL, notify::KEYS_CHANNEL];
-    if let Err(e) = notify::Listener::spawn(url, &channels, handler) {
-        tracing::warn!(error = %e, "could not start the LISTEN thread; other processes' changes show after the cache TTL");
-    }
+    notify::Listener::spawn(url, &channels, handler)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "could not start the LISTEN thread; other processes' changes show after the cache TTL");
+        })
+        .ok()
 }
 
 impl AuthState {

@@ -71,7 +71,10 @@ pub(crate) struct Ctx {
 /// verifying everywhere together. A (re)connect invalidates too, since a notice may have been
 /// missed meanwhile; while the connection is down the TTL is the fallback. The thread ends once
 /// the key source is gone.
-fn listen_for_key_changes(platform: &Platform, keys: &Arc<HttpJwksSource>) {
+fn listen_for_key_changes(
+    platform: &Platform,
+    keys: &Arc<HttpJwksSource>,
+) -> Option<crate::platform::notify::Listener> {
     use crate::platform::notify;
     let runtime = tokio::runtime::Handle::try_current().ok();
     let keys = Arc::downgrade(keys);
@@ -100,9 +103,11 @@ fn listen_for_key_changes(platform: &Platform, keys: &Arc<HttpJwksSource>) {
         notify::Flow::Continue
     };
     let url = platform.config.database.url.expose().to_owned();
-    if let Err(e) = notify::Listener::spawn(url, &[notify::KEYS_CHANNEL], handler) {
-        tracing::warn!(error = %e, "could not start the LISTEN thread; key changes show after the JWKS cache TTL");
-    }
+    notify::Listener::spawn(url, &[notify::KEYS_CHANNEL], handler)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "could not start the LISTEN thread; key changes show after the JWKS cache TTL");
+        })
+        .ok()
 }
 
 /// What the connectors role's handlers share.
@@ -114,6 +119,8 @@ pub struct ConnectorsState {
     /// Fans new events out to this process's SSE streams.
     hub: events::Hub,
     jobs: crate::jobs::Registry,
+    /// The LISTEN thread for key notices, stopped and joined when the state drops.
+    _listener: Option<crate::platform::notify::Listener>,
 }
 
 impl ConnectorsState {
@@ -125,7 +132,7 @@ impl ConnectorsState {
             HttpJwksSource::new(config.connectors.jwks_url.clone(), platform.clock.clone())
                 .context("building the JWKS client")?,
         );
-        listen_for_key_changes(platform, &keys);
+        let listener = listen_for_key_changes(platform, &keys);
         let verifier = Verifier::new(
             keys,
             config.connectors_jwt_issuer(),
@@ -205,6 +212,7 @@ impl ConnectorsState {
             ),
             ctx,
             jobs,
+            _listener: listener,
         })
     }
 

@@ -12,10 +12,12 @@
 //! The receiver's contract: on [`Event::Connected`] (first connect and every reconnect) it must
 //! assume it missed notifications and drop what it remembers; while the connection is down it
 //! falls back to its own expiry (the session cache's TTL, the key store's reload interval). The
-//! thread ends by itself once its handler says the owner is gone.
+//! thread ends once its handler says the owner is gone, or when its [`Listener`] handle drops.
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Session and user changes: the payload is `session_cache::Notice` JSON.
@@ -60,23 +62,40 @@ pub enum Flow {
     Stop,
 }
 
-/// A running listener thread.
+/// A running listener thread, stopped and joined when this handle drops (with its owner), so no
+/// listener is left inside libpq while the process exits: a connection dropped after the exit
+/// handlers ran (OpenSSL's among them) crashed the process with a double free now and then.
 pub struct Listener {
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long dropping a [`Listener`] waits for its thread (one poll, or a connect in progress);
+/// past it the thread is left to end by itself.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
+
 impl Listener {
-    /// Listens on `channels` at `url` until `handler` answers [`Flow::Stop`].
+    /// Listens on `channels` at `url` until `handler` answers [`Flow::Stop`] or the handle drops.
     pub fn spawn(
         url: String,
         channels: &[&'static str],
         mut handler: impl FnMut(Event) -> Flow + Send + 'static,
     ) -> std::io::Result<Self> {
         let channels = channels.to_vec();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let mut handler = move |event: Event| {
+            if stopped.load(Ordering::Acquire) {
+                Flow::Stop
+            } else {
+                handler(event)
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("pg-listen".into())
             .spawn(move || run(&url, &channels, &mut handler))?;
         Ok(Self {
+            stop,
             thread: Some(thread),
         })
     }
@@ -84,6 +103,25 @@ impl Listener {
     /// Whether the thread has ended.
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        if thread.thread().id() == std::thread::current().id() {
+            return;
+        }
+        let until = Instant::now() + JOIN_WAIT;
+        while !thread.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
     }
 }
 
