@@ -72,7 +72,16 @@ fn timestamps_are_timestamptz() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let schema = schema_of(&mut conn);
-    let stamps: Vec<_> = schema.iter().filter(|c| c.contains("_at ")).collect();
+    // Column lines only ("table.column type …"): an index or constraint line may name a
+    // timestamp column too.
+    let stamps: Vec<_> = schema
+        .iter()
+        .filter(|c| {
+            c.split_whitespace()
+                .next()
+                .is_some_and(|name| name.contains('.') && name.ends_with("_at"))
+        })
+        .collect();
     assert!(!stamps.is_empty());
     for column in stamps {
         assert!(column.contains("timestamp with time zone"), "{column}");
