@@ -56,9 +56,9 @@ pub(crate) struct Ctx {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// The Anthropic Messages API client agent runs call.
     pub anthropic: anthropic::Client,
-    /// Group commit for webhook intake (`webhooks.intake_writers` > 0): verified deliveries are
-    /// stored in batches by writer threads with their own connections.
-    pub intake: Option<Arc<webhooks::writer::IntakeWriter>>,
+    /// Group commit for webhook intake: verified deliveries are stored in batches by
+    /// `webhooks.intake_writers` threads with their own connections.
+    pub intake: Arc<webhooks::writer::IntakeWriter>,
     /// Agent run events for this process's SSE streams (one poller for all).
     pub agent_events: agents::hub::EventHub,
     /// Cancel requests for the runs this process runs (one poller for all).
@@ -244,17 +244,13 @@ impl ConnectorsState {
     }
 }
 
-/// The intake writer threads, on their own connections, drained at graceful shutdown; `None`
-/// when `webhooks.intake_writers` is 0 (each request then writes its own statement).
+/// The intake writer threads, on their own connections, drained at graceful shutdown.
 fn start_intake_writer(
     platform: &Platform,
     wake: &Arc<tokio::sync::Notify>,
-) -> anyhow::Result<Option<Arc<webhooks::writer::IntakeWriter>>> {
+) -> anyhow::Result<Arc<webhooks::writer::IntakeWriter>> {
     let config = &platform.config;
-    let writers = config.webhooks.intake_writers;
-    if writers == 0 {
-        return Ok(None);
-    }
+    let writers = config.webhooks.intake_writers.max(1);
     let pool = crate::db::build_pool(&crate::platform::config::DatabaseConfig {
         pool_max_size: u32::try_from(writers).unwrap_or(1),
         ..config.database.clone()
@@ -277,7 +273,7 @@ fn start_intake_writer(
     platform
         .on_shutdown
         .add(move || Box::pin(async move { draining.shutdown().await }));
-    Ok(Some(writer))
+    Ok(writer)
 }
 
 /// `webhook_route` (a stored delivery → its connections), `events_prune` (retention) and

@@ -1,19 +1,14 @@
-//! The two intake handlers and what they share: read the capped raw body, verify, parse, store
-//! the delivery and enqueue its routing job in one transaction, answer 200.
+//! The two intake handlers and what they share: read the capped raw body, verify, parse, hand
+//! the delivery to the group-commit writer (which stores it with its batch's routing job in one
+//! statement), answer 200 after that commit.
 
 use super::WebhookError;
-use super::route::ROUTE_KIND;
 use super::verify;
-use super::writer::{Delivery, RawJson};
+use super::writer::Delivery;
 use crate::connectors::{ConnectorsState, Ctx};
-use crate::db::{self, DbError};
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
-use diesel::pg::Pg;
-use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -113,6 +108,7 @@ pub(crate) async fn github(
     accept(ctx, "github", delivery, event_type, action, body).await
 }
 
+/// Hands the delivery to the group-commit writer and answers after its batch's commit.
 async fn accept(
     ctx: &Ctx,
     provider: &'static str,
@@ -121,110 +117,21 @@ async fn accept(
     action: Option<String>,
     payload: BytesMut,
 ) -> Result<HttpResponse, WebhookError> {
-    if let Some(writer) = &ctx.intake {
-        // Group commit: stored with whatever else is queued, answered after that commit.
-        let stored = writer
-            .submit(Delivery {
-                provider,
-                delivery,
-                event_type,
-                action,
-                payload,
-            })
-            .await
-            .map_err(|err| WebhookError::NotStored(err.to_string()))?;
-        return Ok(accepted(stored));
-    }
-    let now = ctx.clock.now();
-    let max_attempts = ctx.config.jobs.max_attempts;
-    let stored = db::run(&ctx.pool, move |conn| {
-        // One statement (the delivery and its routing job): atomic on its own, so no
-        // BEGIN/COMMIT round trips; a repeated delivery inserts neither.
-        let id = IntakeInsert {
+    let stored = ctx
+        .intake
+        .submit(Delivery {
             provider,
-            delivery: &delivery,
-            event_type: &event_type,
-            action: action.as_deref(),
-            payload: RawJson(&payload),
-            now,
-            job_kind: ROUTE_KIND,
-            max_attempts: max_attempts.max(1),
-        }
-        .get_result::<i64>(conn)
-        .optional()?;
-        Ok::<_, DbError>(id.is_some())
-    })
-    .await?;
-    if stored {
-        ctx.jobs_wake.notify_one();
-    }
-    Ok(accepted(stored))
-}
-
-fn accepted(stored: bool) -> HttpResponse {
-    HttpResponse::Ok().json(AcceptedBody {
+            delivery,
+            event_type,
+            action,
+            payload,
+        })
+        .await
+        .map_err(|err| WebhookError::NotStored(err.to_string()))?;
+    Ok(HttpResponse::Ok().json(AcceptedBody {
         ok: true,
         duplicate: !stored,
-    })
-}
-
-/// The delivery's row and its routing job in one statement (a data-modifying CTE: the job is
-/// inserted only when the delivery was new). Returns the event id, or no row for a repeat.
-/// Same rows as `jobs::enqueue` with `EnqueueOpts { max_attempts, ..Default::default() }`:
-/// priority 0, run now, no dedupe key, payload `{"event_id": id}`. A hand-written query with a
-/// static query id, so diesel keeps it as a cached prepared statement (a `sql_query` is not).
-struct IntakeInsert<'a> {
-    provider: &'a str,
-    delivery: &'a str,
-    event_type: &'a str,
-    action: Option<&'a str>,
-    payload: RawJson<'a>,
-    now: chrono::DateTime<chrono::Utc>,
-    job_kind: &'a str,
-    max_attempts: i32,
-}
-
-const INTAKE_SQL_HEAD: &str = "WITH e AS (INSERT INTO webhook_events \
-     (provider, delivery_id, event_type, action, payload, received_at) VALUES (";
-// The binds are numbered in order ($1 … $6 above, $7 the job kind, $8 its attempts); `$6`
-// (now) is reused for the job's times.
-const INTAKE_SQL_JOB: &str = ") ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id), \
-     j AS (INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, created_at, updated_at) \
-     SELECT ";
-const INTAKE_SQL_END: &str = ", $6, $6, $6 FROM e) SELECT id FROM e";
-
-impl QueryId for IntakeInsert<'_> {
-    type QueryId = IntakeInsert<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for IntakeInsert<'_> {
-    type SqlType = BigInt;
-}
-
-impl RunQueryDsl<PgConnection> for IntakeInsert<'_> {}
-
-impl QueryFragment<Pg> for IntakeInsert<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(INTAKE_SQL_HEAD);
-        out.push_bind_param::<Text, _>(self.provider)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.delivery)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.event_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.action)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Jsonb, _>(&self.payload)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamptz, _>(&self.now)?;
-        out.push_sql(INTAKE_SQL_JOB);
-        out.push_bind_param::<Text, _>(self.job_kind)?;
-        out.push_sql(", jsonb_build_object('event_id', e.id), 0, ");
-        out.push_bind_param::<Integer, _>(&self.max_attempts)?;
-        out.push_sql(INTAKE_SQL_END);
-        Ok(())
-    }
+    }))
 }
 
 /// The raw body, refused as soon as it passes `cap` (by its Content-Length or while reading).

@@ -251,9 +251,10 @@ fn write_batch(shared: &Shared, deliveries: &[Delivery]) -> Vec<Result<bool, Wri
     }
 }
 
-/// Stores a batch of deliveries and one routing job per new one, in one statement (so one
-/// commit): per delivery, in order, `true` when it was stored and `false` when its id was
-/// already stored or came earlier in the same batch.
+/// Stores a batch of deliveries and, when any of them is new, one routing job for the batch
+/// (`{"deliveries": n}`; it routes every pending delivery, see [`super::route`]), in one
+/// statement (so one commit): per delivery, in order, `true` when it was stored and `false`
+/// when its id was already stored or came earlier in the same batch.
 pub fn store_batch(
     conn: &mut PgConnection,
     deliveries: &[Delivery],
@@ -284,8 +285,9 @@ pub fn store_batch(
 /// The batch as arrays (a fixed number of binds, so one cached prepared statement for any
 /// batch size). Rows go in ordered by (provider, delivery id): two writers (or processes)
 /// inserting overlapping ids then wait for each other in one order and cannot deadlock; the
-/// first of two copies in a batch (by arrival) is the one kept. The same rows as the
-/// one-delivery statement: a `webhook_route` job, priority 0, due now, no dedupe key.
+/// first of two copies in a batch (by arrival) is the one kept. The batch's `webhook_route` job:
+/// priority 0, due now, no dedupe key (a dedupe while queued would need the writers to lock
+/// the waiting job; one small row per batch is cheaper than that serialisation).
 struct BatchInsert<'a> {
     providers: Vec<&'a str>,
     ids: Vec<&'a str>,
@@ -305,7 +307,8 @@ const BATCH_SQL_JOBS: &str = " FROM input ORDER BY provider, delivery_id, ord \
      ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id, provider, delivery_id), \
      j AS (INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, created_at, updated_at) \
      SELECT ";
-const BATCH_SQL_END: &str = ", $6, $6, $6 FROM e) SELECT provider, delivery_id FROM e";
+const BATCH_SQL_END: &str =
+    ", $6, $6, $6 WHERE EXISTS (SELECT 1 FROM e)) SELECT provider, delivery_id FROM e";
 
 impl QueryId for BatchInsert<'_> {
     type QueryId = BatchInsert<'static>;
@@ -334,7 +337,7 @@ impl QueryFragment<Pg> for BatchInsert<'_> {
         out.push_bind_param::<Timestamptz, _>(&self.now)?;
         out.push_sql(BATCH_SQL_JOBS);
         out.push_bind_param::<Text, _>(self.job_kind)?;
-        out.push_sql(", jsonb_build_object('event_id', e.id), 0, ");
+        out.push_sql(", jsonb_build_object('deliveries', (SELECT count(*) FROM e)), 0, ");
         out.push_bind_param::<Integer, _>(&self.max_attempts)?;
         out.push_sql(BATCH_SQL_END);
         Ok(())
@@ -344,7 +347,7 @@ impl QueryFragment<Pg> for BatchInsert<'_> {
 /// A verified body as `jsonb`, bound as received (jsonb's binary input: version 1, then the
 /// JSON text).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct RawJson<'a>(pub(super) &'a [u8]);
+struct RawJson<'a>(&'a [u8]);
 
 impl ToSql<Jsonb, Pg> for RawJson<'_> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {

@@ -79,7 +79,7 @@ pub struct WebhooksConfig {
     /// A comment line on idle SSE streams, so proxies keep them open.
     pub stream_keepalive_secs: u64,
     /// Intake writer threads (each with its own connection) that store verified deliveries in
-    /// batches, one statement and one commit per batch; 0 = each request writes its own.
+    /// batches, one statement and one commit per batch (1-64).
     pub intake_writers: usize,
     /// Most deliveries one intake batch holds.
     pub intake_batch_max: usize,
@@ -124,10 +124,12 @@ impl WebhooksConfig {
                     .to_owned(),
             );
         }
-        if self.intake_writers > 64 || self.intake_batch_max == 0 || self.intake_batch_max > 10_000
+        if !(1..=64).contains(&self.intake_writers)
+            || self.intake_batch_max == 0
+            || self.intake_batch_max > 10_000
         {
             problems.push(
-                "webhooks.intake_writers must be 0-64 and webhooks.intake_batch_max 1-10000"
+                "webhooks.intake_writers must be 1-64 and webhooks.intake_batch_max 1-10000"
                     .to_owned(),
             );
         }
