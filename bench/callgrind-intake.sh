@@ -5,7 +5,7 @@
 #   bench/callgrind-intake.sh [N1=500] [N2=2500]
 # CONCURRENCY=32 sends from that many connections at once (so the intake writers batch, as
 # under load); SWITCHBOARD_BIN picks the binary (default target/release/switchboard); any
-# SWITCHBOARD__* setting passes through (e.g. SWITCHBOARD__WEBHOOKS__INTAKE_WRITERS=0).
+# SWITCHBOARD__* setting passes through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n1=${1:-500}; n2=${2:-2500}

@@ -8,8 +8,9 @@
 #             Linear-Delivery per request, job workers off; then rows == 2xx is checked.
 #   drain1    100,000 trivial jobs drained by one process (examples/jobs_drain)
 #   drain2    the same with two processes on one database
-#   draining  intake latency while the server's own workers drain the webhook_route jobs the
-#             intake run left (>= 100,000 when intake ran first)
+#   draining  intake latency while the server's own workers route the deliveries the intake
+#             run left pending (>= 100,000 when intake ran first; one webhook_route job per
+#             intake batch, each run routing every pending delivery in chunks)
 #
 # Needs wrk (apt-get install wrk), python3, PostgreSQL on 127.0.0.1:5432. Own database
 # (switchboard_bench_wh), dropped and recreated; own port (BENCH_PORT, default 5302).
@@ -17,8 +18,6 @@
 # (default target/release/examples/jobs_drain; only drain1/drain2) are run as they are.
 # intake also prints CPU per delivery of the server and of its PostgreSQL backends
 # (/proc/<pid>/stat, measured while the server still runs), a load-independent cost measure.
-# SWITCHBOARD__WEBHOOKS__INTAKE_WRITERS=0 runs the intake without group commit (one statement
-# and one commit per request), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenarios=("$@")
@@ -114,7 +113,7 @@ rows, jobs = int(sys.argv[2]), int(sys.argv[3])
 srv, pg, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 ok = r["requests"] - r["non2xx"]
 print(f"intake: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-      f"2xx {ok}, non-2xx {r['non2xx']}, rows stored {rows}, route jobs queued {jobs}, "
+      f"2xx {ok}, non-2xx {r['non2xx']}, rows stored {rows}, route jobs queued {jobs} (one per batch), "
       f"lost {max(ok - rows, 0)} (rows - 2xx = {rows - ok}: requests in flight when wrk stopped)")
 if rows:
     print(f"intake CPU per delivery: server {srv / hz / rows * 1e6:.0f} us, "
@@ -136,11 +135,13 @@ PY
       ;;
     draining)
       queued=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route' AND state = 'queued'")
+      pending=$(sql "SELECT count(*) FROM webhook_events WHERE status = 'pending'")
       start_server true
       run_wrk draining "draining-$(date +%s)"
       left=$(sql "SELECT count(*) FROM jobs WHERE kind = 'webhook_route' AND state = 'queued'")
+      left_pending=$(sql "SELECT count(*) FROM webhook_events WHERE status = 'pending'")
       stop_server
-      echo "draining: queue had $queued webhook_route jobs at start, $left after the run (the run's own deliveries included)"
+      echo "draining: at start $pending deliveries pending routing ($queued webhook_route jobs, one per intake batch); after the run $left_pending pending ($left jobs), the run's own deliveries included"
       ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac

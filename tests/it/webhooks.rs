@@ -493,7 +493,8 @@ async fn linear_events_route_to_zero_one_or_two_connections_by_organization() {
         let body = linear_body(&w, "Issue", "create", org);
         assert_eq!(post_linear(&mut w, &body, delivery).await.status, 200);
     }
-    assert_eq!(drain(&w).await, 3);
+    // Three batches of one: the first run routes all three and absorbs the other two jobs.
+    assert_eq!(drain(&w).await, 1);
     assert_eq!(event_status(&w, "two"), "routed:2");
     assert_eq!(fed(&w, "two"), vec!["conn_a1@alice", "conn_b1@bob"]);
     assert_eq!(event_status(&w, "one"), "routed:1");
@@ -1065,4 +1066,29 @@ async fn a_batch_that_lands_while_a_route_run_works_is_routed() {
         vec!["early>conn_a", "late>conn_a"]
     );
     assert_eq!(stored(&w), (2, 0));
+}
+
+/// A backlog of batches is one run: the first run takes the waiting jobs' work (and the jobs).
+#[actix_web::test]
+async fn one_run_routes_a_backlog_of_batches_and_absorbs_their_jobs() {
+    let w = world(&[]).await;
+    let alice = w.user("alice");
+    connection(&w, "conn_a", &alice, "linear", "va", Some("org-1"));
+    for b in 0..4 {
+        let batch: Vec<Delivery> = (0..3)
+            .map(|i| linear_delivery(&format!("b{b}-{i}"), "Issue", "update", "org-1"))
+            .collect();
+        store(&w, &batch);
+    }
+    assert_eq!(stored(&w), (12, 4));
+    assert_eq!(drain(&w).await, 1, "one run did it all");
+    assert_eq!(stored(&w), (12, 0));
+    assert_eq!(
+        count(&w.app.db, "SELECT count(*) AS n FROM connection_events"),
+        12
+    );
+    assert_eq!(
+        w.sql_texts("SELECT DISTINCT status || ':' || matched AS t FROM webhook_events"),
+        vec!["routed:1"]
+    );
 }

@@ -12,7 +12,9 @@
 //! it runs after the batch is visible; a pending delivery it skips is locked by another run,
 //! whose job is not finished until that chunk commits (or, if that run dies, is claimed again
 //! after its lease and routes what is pending). A run ends when a chunk comes back short; after
-//! [`MAX_CHUNKS`] full chunks it queues a follow-up job in its last transaction instead.
+//! [`MAX_CHUNKS`] full chunks it queues a follow-up job in its last transaction instead. A run
+//! first deletes the routing jobs waiting behind it (see [`absorb_waiting_jobs`]): a backlog
+//! is one run, not one per batch.
 
 use crate::connectors::Ctx;
 use crate::db::{self, DbError};
@@ -284,6 +286,22 @@ struct Marks {
     matched: Vec<i32>,
 }
 
+/// Deletes the other routing jobs waiting in the queue, first thing in a run's first
+/// transaction: every one of them committed with its batch, so that batch is visible to this
+/// run's claims (taken after this statement) and routed by this run, which does not end before
+/// a chunk comes back short (or hands over to a follow-up). Jobs being claimed right now are
+/// skipped (they run and find little). Without this, a backlog of N batches was N runs, all but
+/// one finding nothing.
+fn absorb_waiting_jobs(conn: &mut PgConnection, own: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE kind = $1 AND state = 'queued' \
+         AND id <> $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<Text, _>(ROUTE_KIND)
+    .bind::<BigInt, _>(own)
+    .execute(conn)
+}
+
 /// Routes pending deliveries chunk by chunk; the last chunk's transaction also ends the job
 /// (or, after [`MAX_CHUNKS`] full ones, queues the follow-up that carries on).
 pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
@@ -293,6 +311,9 @@ pub(crate) async fn run_route(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
         let job = job.clone();
         let (done, follow_up) = db::run(&ctx.jobs_pool, move |conn| {
             conn.transaction::<_, JobError, _>(|conn| {
+                if chunk == 1 {
+                    absorb_waiting_jobs(conn, job.id)?;
+                }
                 let routed = route_chunk(conn, now, ROUTE_CHUNK)?;
                 let short = routed < usize::try_from(ROUTE_CHUNK).unwrap_or(usize::MAX);
                 if !short && chunk < MAX_CHUNKS {
