@@ -1,7 +1,8 @@
 //! Provider webhooks: `POST /webhooks/linear` and `POST /webhooks/github`. A delivery is read as
-//! raw bytes (never through a JSON extractor), verified, and stored together with its routing
-//! job in one transaction before the 200; a redelivery answers 200 and stores nothing. Routing
-//! to connections runs later as the `webhook_route` job (see [`route`]).
+//! raw bytes (never through a JSON extractor), verified, and stored by the group-commit writer
+//! together with its batch's routing job in one statement before the 200; a redelivery answers
+//! 200 and stores nothing. Routing to connections runs later as the `webhook_route` job, one
+//! per batch, each run routing every pending delivery (see [`route`]).
 
 pub mod admin;
 pub(crate) mod intake;
