@@ -214,6 +214,7 @@ pub(crate) async fn call(
     path: web::Path<(String, String)>,
     body: web::Json<CallBody>,
 ) -> Result<HttpResponse, McpError> {
+    let started = std::time::Instant::now();
     let (id, name) = path.into_inner();
     let (out, upstream) = super::transport::upstream_timed(service::call(
         &state.ctx,
@@ -225,8 +226,15 @@ pub(crate) async fn call(
     .await;
     let out = out?;
     let r = out.result;
-    // The MCP server's share of this call, so a client can tell it from switchboard's own.
-    let timing = format!("upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    // The MCP server's share of this call, so a client can tell it from switchboard's own; `own`
+    // is the handler's time minus that share (measured from the handler's start, so the bearer
+    // check and body parsing before it are not in it; the client's total minus `upstream` is).
+    let own = started.elapsed().saturating_sub(upstream);
+    let timing = format!(
+        "upstream;dur={:.3}, own;dur={:.3}",
+        upstream.as_secs_f64() * 1000.0,
+        own.as_secs_f64() * 1000.0
+    );
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", timing))
         .json(CallResult {
