@@ -94,6 +94,7 @@ fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Op
     })
 }
 
+/// The row a client secret is sealed to (`admin::row_key` builds the same in SQL).
 fn secret_row(issuer: &str, redirect_uri: &str) -> String {
     format!("{issuer} {redirect_uri}")
 }
@@ -573,9 +574,10 @@ async fn refresh(ctx: &Arc<Ctx>, cred: CredentialRow) -> Result<Plain, McpError>
             let access = ctx
                 .vault
                 .seal(Field::McpAccessToken, &sid, &tokens.access_token)?;
+            // No new refresh token: the stored one stays (see `store::finish_refresh`).
             let refresh = match &tokens.refresh_token {
                 Some(r) => Some(ctx.vault.seal(Field::McpRefreshToken, &sid, r)?),
-                None => cred.refresh_token.clone(),
+                None => None,
             };
             let expires_at = tokens.expires_in.map(|s| expires_after(now, s));
             let (s, c2) = (sid.clone(), claim.clone());
