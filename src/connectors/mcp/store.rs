@@ -159,6 +159,13 @@ pub fn claim_flow(
     .optional()
 }
 
+/// Authorization flows whose state expired before `before` (used or not): kept until then so a
+/// replayed callback gets a clear answer, then deleted by the refresh sweep.
+pub fn delete_stale_flows(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(mcp_auth_flows::table.filter(mcp_auth_flows::expires_at.lt(before)))
+        .execute(conn)
+}
+
 pub fn find_flow(conn: &mut PgConnection, state_hash: &str) -> QueryResult<Option<AuthFlowRow>> {
     mcp_auth_flows::table
         .find(state_hash)

@@ -611,3 +611,57 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
     assert!(!rows.contains("\"v1:"), "the refresh wrote under key 2");
     assert!(!rows.contains("mcpat_") && !rows.contains("mcprt_"));
 }
+
+/// Runs every ready connectors job, as a worker of another process would.
+async fn drain_jobs(w: &World) -> usize {
+    let platform = &w.app.platform;
+    switchboard::jobs::Runner::new(
+        platform.pool.clone(),
+        platform.clock.clone(),
+        platform.config.jobs.clone(),
+        w.another_process().job_registry(),
+    )
+    .run_until_idle()
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn the_refresh_sweep_job_deletes_expired_mcp_authorization_flows() {
+    let standin = OAuthStandIn::start(Behaviour::default()).await;
+    let mut w = World::new().await;
+    let ada = w.user("ada");
+    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flows = |w: &World| w.sql_texts("SELECT state_hash AS t FROM mcp_auth_flows ORDER BY t");
+    // One flow finished, one abandoned.
+    let code = grant_code(&mut w, &ada, &id).await;
+    assert_eq!(complete(&mut w, &ada, &code).await.status, 200);
+    let abandoned = authorize_url(&mut w, &ada, &id).await;
+    assert_eq!(flows(&w).len(), 2);
+
+    // Expired, but kept for a day so a late or replayed callback gets a clear answer.
+    let ttl = i64::try_from(w.app.platform.config.connectors.oauth_flow_ttl_secs).unwrap();
+    w.app.clock.advance(chrono::Duration::seconds(ttl + 60));
+    assert!(w.another_process().schedule_sweep().await.unwrap());
+    assert_eq!(drain_jobs(&w).await, 1);
+    assert_eq!(flows(&w).len(), 2);
+    let state = query(&abandoned, "state").unwrap();
+    let late = callback(
+        &mut w,
+        &Url::parse(&format!("{CALLBACK}?code=x&state={state}")).unwrap(),
+    )
+    .await;
+    let location = Url::parse(late.header("location").unwrap()).unwrap();
+    assert_eq!(query(&location, "error").as_deref(), Some("state_expired"));
+
+    // A day later the queued sweep deletes both; a flow started since stays.
+    w.app.clock.advance(chrono::Duration::days(1));
+    let _fresh = authorize_url(&mut w, &ada, &id).await;
+    assert_eq!(flows(&w).len(), 3);
+    assert_eq!(drain_jobs(&w).await, 1, "the sweep chain ran again");
+    let left = flows(&w);
+    assert_eq!(left.len(), 1, "only the fresh flow is left");
+}
