@@ -205,7 +205,7 @@ pub(crate) async fn all_tools(
         (status = 400, description = "Arguments do not match the input schema (nothing was sent)", body = crate::platform::error::ErrorBody),
         (status = 401, description = "No valid bearer token", body = crate::platform::error::ErrorBody),
         (status = 404, description = "No such server of the caller's, or no such tool", body = crate::platform::error::ErrorBody),
-        (status = 502, description = "The server failed or answered too much", body = crate::platform::error::ErrorBody),
+        (status = 502, description = "The server failed or answered too much; MCP_CALL_OUTCOME_UNKNOWN: the connection closed after the call was sent and the tool is not idempotent, so it was not sent again", body = crate::platform::error::ErrorBody),
         (status = 504, description = "The server did not answer in time", body = crate::platform::error::ErrorBody),
     ))]
 pub(crate) async fn call(
