@@ -66,7 +66,10 @@ pub(crate) fn net(ctx: &Ctx) -> Net<'_> {
     }
 }
 
-fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Option<ClientAuth> {
+/// The client configured for this issuer. Its method is the configured one (default: HTTP
+/// Basic with a secret), never guessed from metadata: the code exchange and every refresh,
+/// which have no metadata at hand, must authenticate the same way the flow started.
+fn preregistered(ctx: &Ctx, issuer: &str) -> Option<ClientAuth> {
     let c = ctx
         .config
         .connectors
@@ -79,13 +82,10 @@ fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Op
         .as_ref()
         .filter(|s| !s.is_empty())
         .map(|s| Plain::new(s.expose()));
-    let post = server
-        .and_then(|s| s.auth_methods.as_ref())
-        .is_some_and(|m| m.iter().any(|x| x == "client_secret_post"));
-    let method = match (&secret, post) {
+    let method = match (&secret, c.token_endpoint_auth_method.as_deref()) {
         (None, _) => "none",
-        (Some(_), true) => "client_secret_post",
-        (Some(_), false) => "client_secret_basic",
+        (Some(_), Some("client_secret_post")) => "client_secret_post",
+        (Some(_), _) => "client_secret_basic",
     };
     Some(ClientAuth {
         client_id: c.client_id.clone(),
@@ -120,7 +120,7 @@ fn open_client(ctx: &Ctx, row: &OAuthClientRow) -> Result<ClientAuth, McpError> 
 /// The spec's order: pre-registered, then CIMD (advertised, and our URL is https), then the
 /// dynamic registration we hold for this issuer, then a new one.
 async fn client_for(ctx: &Arc<Ctx>, server: &ServerMetadata) -> Result<ClientAuth, McpError> {
-    if let Some(c) = preregistered(ctx, &server.issuer, Some(server)) {
+    if let Some(c) = preregistered(ctx, &server.issuer) {
         return Ok(c);
     }
     if server.cimd_supported && cimd_usable(ctx) {
@@ -172,7 +172,7 @@ async fn client_by_id(
     issuer: &str,
     client_id: &str,
 ) -> Result<ClientAuth, McpError> {
-    if let Some(c) = preregistered(ctx, issuer, None).filter(|c| c.client_id == client_id) {
+    if let Some(c) = preregistered(ctx, issuer).filter(|c| c.client_id == client_id) {
         return Ok(c);
     }
     if client_id == metadata_url(ctx) {
