@@ -225,7 +225,7 @@ pub(crate) async fn call(
     ))
     .await;
     let out = out?;
-    let r = out.result;
+    let mut r = out.result;
     // The MCP server's share of this call, so a client can tell it from switchboard's own; `own`
     // is the handler's time minus that share (measured from the handler's start, so the bearer
     // check and body parsing before it are not in it; the client's total minus `upstream` is).
@@ -238,12 +238,13 @@ pub(crate) async fn call(
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", timing))
         .json(CallResult {
-            content: r
-                .get("content")
-                .cloned()
-                .unwrap_or_else(|| Value::Array(vec![])),
-            structured_content: r.get("structuredContent").cloned(),
+            // Moved out of the result, not copied.
             is_error: r.get("isError").and_then(Value::as_bool).unwrap_or(false),
+            content: r
+                .get_mut("content")
+                .map(Value::take)
+                .unwrap_or_else(|| Value::Array(vec![])),
+            structured_content: r.get_mut("structuredContent").map(Value::take),
             duration_ms: out.duration_ms,
         }))
 }

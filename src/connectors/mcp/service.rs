@@ -500,15 +500,15 @@ async fn call_listed(
     tool: &str,
     arguments: Value,
 ) -> Result<CallOutcome, McpError> {
+    // Borrowed from the cached list: a call copies no tool definition (schemas can be large).
     let definition = list
         .find(tool)
-        .cloned()
         .ok_or_else(|| McpError::ToolNotFound(tool.to_owned()))?;
     let started_at = ctx.clock.now();
     let started = Instant::now();
     let record_payloads = ctx.config.connectors.mcp.record_payloads;
     let args_copy = record_payloads.then(|| arguments.clone());
-    let outcome = ctx.mcp.call_tool(target, &definition, arguments).await;
+    let outcome = ctx.mcp.call_tool(target, definition, arguments).await;
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let outcome = if stored {
         step_up(ctx, server_id, outcome).await
