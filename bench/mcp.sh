@@ -14,6 +14,13 @@
 #   2. bench/mcp-load.js, 16 callers, per call: total (client clock) minus the upstream time
 #      from `Server-Timing: upstream;dur=` = switchboard's own part.
 # Needs wrk, node, PostgreSQL on 127.0.0.1:5432.
+#
+# PIN=1 confines server-everything and the load generators (wrk, mcp-load.js) to CPU 1 and
+# switchboard to CPU 0 (taskset), so on a 2-core machine the node processes cannot preempt the
+# system under test; PostgreSQL is left where it is (the call path does not wait on it). The
+# own part is reported two ways: the client's total minus upstream (includes the client's and
+# the kernel's queueing: an upper bound), and Server-Timing own;dur= (the handler's time minus
+# upstream, on switchboard's clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-15s}"
@@ -44,14 +51,22 @@ export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
 
 pids=()
+pin_load=() pin_sut=()
+if [ "${PIN:-0}" = 1 ]; then
+  command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
+  pin_load=(taskset -c 1) pin_sut=(taskset -c 0)
+  echo "pinned: switchboard on CPU 0; server-everything, wrk and mcp-load.js on CPU 1"
+else
+  echo "not pinned (PIN=1 pins)"
+fi
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.2; done; echo "nothing listens on $1" >&2; exit 1; }
 
-(cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
+(cd tests/mcp && exec "${pin_load[@]}" env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
   node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/mcp-everything.log" 2>&1 &
 pids+=($!)
-"$bin" serve --role all >"$out/mcp-server.log" 2>&1 &
+"${pin_sut[@]}" "$bin" serve --role all >"$out/mcp-server.log" 2>&1 &
 pids+=($!)
 sb=$!
 wait_port "$MCP_PORT"
@@ -81,11 +96,11 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $jwt"
 LUA
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$out/mcp-call.lua" "$call_url" >"$out/mcp-wrk.txt"
+"${pin_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$out/mcp-call.lua" "$call_url" >"$out/mcp-wrk.txt"
 awk '/Requests\/sec/ {r=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /Non-2xx/ {n=$NF}
   END {printf "wrk -c'"$CONNECTIONS"': %s req/s, p50 %s, p99 %s, non-2xx %s\n", r, p50, p99, (n == "" ? 0 : n)}' "$out/mcp-wrk.txt"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-URL="$call_url" TOKEN="$jwt" CONCURRENCY="$CONNECTIONS" RUN_SECONDS="${RUN_SECONDS:-10}" node bench/mcp-load.js | tee "$out/mcp-own.json"
+URL="$call_url" TOKEN="$jwt" CONCURRENCY="$CONNECTIONS" RUN_SECONDS="${RUN_SECONDS:-10}" "${pin_load[@]}" node bench/mcp-load.js | tee "$out/mcp-own.json"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$out/mcp-own.json" <<'PY'
 import json, sys
@@ -94,6 +109,8 @@ print(f"own part (total - Server-Timing upstream), {r['calls']} calls, {r['rps']
       f"p50 {r['own_p50_ms']} ms, p99 {r['own_p99_ms']} ms; "
       f"total p50 {r['total_p50_ms']} ms, p99 {r['total_p99_ms']} ms; "
       f"upstream p50 {r['upstream_p50_ms']} ms, p99 {r['upstream_p99_ms']} ms; non-2xx {r['non2xx']}")
+print(f"own part on switchboard's clock (Server-Timing own;dur=): "
+      f"p50 {r['server_own_p50_ms']} ms, p99 {r['server_own_p99_ms']} ms")
 PY
 echo "switchboard RSS: $(awk '$1 == "VmRSS:" {printf "%.1f MB", $2 / 1024}' /proc/$sb/status)"
 # Stop switchboard (SIGTERM) so its batch writer flushes, then count the recorded calls.

@@ -147,27 +147,6 @@ pub fn delete_expired(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryRe
         .execute(conn)
 }
 
-/// Sealed payloads of a page of grants, by code hash after `after` (key rotation).
-pub fn sealed_page(
-    conn: &mut PgConnection,
-    after: &str,
-    limit: i64,
-) -> QueryResult<Vec<(String, String)>> {
-    pending_grants::table
-        .filter(pending_grants::code_hash.gt(after))
-        .order(pending_grants::code_hash.asc())
-        .limit(limit)
-        .select((pending_grants::code_hash, pending_grants::payload))
-        .for_update()
-        .load(conn)
-}
-
-pub fn set_sealed(conn: &mut PgConnection, hash: &str, sealed: &str) -> QueryResult<usize> {
-    diesel::update(pending_grants::table.find(hash))
-        .set(pending_grants::payload.eq(sealed))
-        .execute(conn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -398,29 +398,35 @@ pub struct SweepReport {
     pub failed: usize,
     pub flows_deleted: usize,
     pub grants_deleted: usize,
+    /// MCP authorization flows (`mcp_auth_flows`) that expired more than a day ago.
+    pub mcp_flows_deleted: usize,
 }
 
 /// Refreshes up to `sweep_batch` connections expiring within the margin, deletes OAuth flows
 /// that expired more than a day ago (kept that long so a replay gets a clear answer) and
-/// pending grants nobody redeemed in time.
+/// pending grants nobody redeemed in time; MCP authorization flows likewise.
 pub async fn sweep_once(ctx: &Arc<Ctx>) -> Result<SweepReport, ConnectorsError> {
     let now = ctx.clock.now();
     let before = now + margin(ctx);
     let limit = i64::from(ctx.config.connectors.refresh.sweep_batch);
-    let (due, flows_deleted, grants_deleted) = db::run(&ctx.pool, move |c| -> Result<_, DbError> {
-        let flows = store::delete_stale_flows(c, now - Duration::days(1))?;
-        let grants = pending::delete_expired(c, now)?;
-        Ok((
-            store::due_for_refresh(c, before, now, limit)?,
-            flows,
-            grants,
-        ))
-    })
-    .await?;
+    let (due, flows_deleted, grants_deleted, mcp_flows_deleted) =
+        db::run(&ctx.pool, move |c| -> Result<_, DbError> {
+            let flows = store::delete_stale_flows(c, now - Duration::days(1))?;
+            let grants = pending::delete_expired(c, now)?;
+            let mcp_flows = super::mcp::delete_stale_auth_flows(c, now - Duration::days(1))?;
+            Ok((
+                store::due_for_refresh(c, before, now, limit)?,
+                flows,
+                grants,
+                mcp_flows,
+            ))
+        })
+        .await?;
     let mut report = SweepReport {
         due: due.len(),
         flows_deleted,
         grants_deleted,
+        mcp_flows_deleted,
         ..SweepReport::default()
     };
     for id in due {
@@ -471,13 +477,18 @@ pub async fn run_sweep_job(
     let report = sweep_once(&ctx)
         .await
         .map_err(|e| crate::jobs::JobError::retry(e.to_string()))?;
-    if report.due > 0 || report.flows_deleted > 0 || report.grants_deleted > 0 {
+    if report.due > 0
+        || report.flows_deleted > 0
+        || report.grants_deleted > 0
+        || report.mcp_flows_deleted > 0
+    {
         tracing::info!(
             due = report.due,
             refreshed = report.refreshed,
             failed = report.failed,
             flows_deleted = report.flows_deleted,
             grants_deleted = report.grants_deleted,
+            mcp_flows_deleted = report.mcp_flows_deleted,
             "refresh sweep"
         );
     }

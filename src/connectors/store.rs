@@ -239,39 +239,6 @@ pub fn due_for_refresh(
         .load(conn)
 }
 
-/// Sealed columns of a page of connections, by id after `after` (key-set pagination).
-pub fn sealed_page(
-    conn: &mut PgConnection,
-    after: &str,
-    limit: i64,
-) -> QueryResult<Vec<(String, String, Option<String>)>> {
-    connections::table
-        .filter(connections::id.gt(after))
-        .order(connections::id.asc())
-        .limit(limit)
-        .select((
-            connections::id,
-            connections::access_token,
-            connections::refresh_token,
-        ))
-        .for_update()
-        .load(conn)
-}
-
-pub fn set_sealed(
-    conn: &mut PgConnection,
-    id: &str,
-    access: &str,
-    refresh: Option<&str>,
-) -> QueryResult<usize> {
-    diesel::update(connections::table.find(id))
-        .set((
-            connections::access_token.eq(access),
-            connections::refresh_token.eq(refresh),
-        ))
-        .execute(conn)
-}
-
 pub fn insert_flow(conn: &mut PgConnection, flow: &FlowRow) -> QueryResult<usize> {
     diesel::insert_into(oauth_flows::table)
         .values(flow)
@@ -309,25 +276,4 @@ pub fn find_flow(conn: &mut PgConnection, hash: &str) -> QueryResult<Option<Flow
 /// Flows whose state expired before `before`: neither usable nor worth a "replayed" answer.
 pub fn delete_stale_flows(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     diesel::delete(oauth_flows::table.filter(oauth_flows::expires_at.lt(before))).execute(conn)
-}
-
-/// Sealed verifiers of a page of unconsumed flows, by state hash after `after`.
-pub fn flow_page(
-    conn: &mut PgConnection,
-    after: &str,
-    limit: i64,
-) -> QueryResult<Vec<(String, String)>> {
-    oauth_flows::table
-        .filter(oauth_flows::state_hash.gt(after))
-        .order(oauth_flows::state_hash.asc())
-        .limit(limit)
-        .select((oauth_flows::state_hash, oauth_flows::code_verifier))
-        .for_update()
-        .load(conn)
-}
-
-pub fn set_flow_verifier(conn: &mut PgConnection, hash: &str, sealed: &str) -> QueryResult<usize> {
-    diesel::update(oauth_flows::table.find(hash))
-        .set(oauth_flows::code_verifier.eq(sealed))
-        .execute(conn)
 }

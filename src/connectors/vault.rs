@@ -46,8 +46,22 @@ pub enum Field {
 }
 
 impl Field {
-    fn aad(self, row: &str) -> Vec<u8> {
-        let (table, column) = match self {
+    /// Every sealed column. `switchboard keys rotate-encryption` re-seals each of them; a test
+    /// there fails when a variant is missing here.
+    pub const ALL: [Self; 8] = [
+        Self::AccessToken,
+        Self::RefreshToken,
+        Self::CodeVerifier,
+        Self::PendingGrant,
+        Self::McpAccessToken,
+        Self::McpRefreshToken,
+        Self::McpCodeVerifier,
+        Self::McpClientSecret,
+    ];
+
+    /// The table and column the value lives in.
+    pub fn location(self) -> (&'static str, &'static str) {
+        match self {
             Self::AccessToken => ("connections", "access_token"),
             Self::RefreshToken => ("connections", "refresh_token"),
             Self::CodeVerifier => ("oauth_flows", "code_verifier"),
@@ -56,7 +70,11 @@ impl Field {
             Self::McpRefreshToken => ("mcp_credentials", "refresh_token"),
             Self::McpCodeVerifier => ("mcp_auth_flows", "code_verifier"),
             Self::McpClientSecret => ("mcp_oauth_clients", "client_secret"),
-        };
+        }
+    }
+
+    fn aad(self, row: &str) -> Vec<u8> {
+        let (table, column) = self.location();
         format!("switchboard/{table}/{row}/{column}").into_bytes()
     }
 }

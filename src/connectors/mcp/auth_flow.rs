@@ -16,7 +16,7 @@ use crate::connectors::pending::{self, Kind, Taken};
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models, oauth};
 use crate::crypto::hmac::constant_time_eq;
-use crate::db::{self, DbError};
+use crate::db;
 use crate::platform::clock::expires_after;
 use crate::platform::config::valid_scope;
 use chrono::{DateTime, Duration, Utc};
@@ -66,7 +66,10 @@ pub(crate) fn net(ctx: &Ctx) -> Net<'_> {
     }
 }
 
-fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Option<ClientAuth> {
+/// The client configured for this issuer. Its method is the configured one (default: HTTP
+/// Basic with a secret), never guessed from metadata: the code exchange and every refresh,
+/// which have no metadata at hand, must authenticate the same way the flow started.
+fn preregistered(ctx: &Ctx, issuer: &str) -> Option<ClientAuth> {
     let c = ctx
         .config
         .connectors
@@ -79,13 +82,10 @@ fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Op
         .as_ref()
         .filter(|s| !s.is_empty())
         .map(|s| Plain::new(s.expose()));
-    let post = server
-        .and_then(|s| s.auth_methods.as_ref())
-        .is_some_and(|m| m.iter().any(|x| x == "client_secret_post"));
-    let method = match (&secret, post) {
+    let method = match (&secret, c.token_endpoint_auth_method.as_deref()) {
         (None, _) => "none",
-        (Some(_), true) => "client_secret_post",
-        (Some(_), false) => "client_secret_basic",
+        (Some(_), Some("client_secret_post")) => "client_secret_post",
+        (Some(_), _) => "client_secret_basic",
     };
     Some(ClientAuth {
         client_id: c.client_id.clone(),
@@ -94,6 +94,7 @@ fn preregistered(ctx: &Ctx, issuer: &str, server: Option<&ServerMetadata>) -> Op
     })
 }
 
+/// The row a client secret is sealed to (`admin::row_key` builds the same in SQL).
 fn secret_row(issuer: &str, redirect_uri: &str) -> String {
     format!("{issuer} {redirect_uri}")
 }
@@ -119,7 +120,7 @@ fn open_client(ctx: &Ctx, row: &OAuthClientRow) -> Result<ClientAuth, McpError> 
 /// The spec's order: pre-registered, then CIMD (advertised, and our URL is https), then the
 /// dynamic registration we hold for this issuer, then a new one.
 async fn client_for(ctx: &Arc<Ctx>, server: &ServerMetadata) -> Result<ClientAuth, McpError> {
-    if let Some(c) = preregistered(ctx, &server.issuer, Some(server)) {
+    if let Some(c) = preregistered(ctx, &server.issuer) {
         return Ok(c);
     }
     if server.cimd_supported && cimd_usable(ctx) {
@@ -130,8 +131,8 @@ async fn client_for(ctx: &Arc<Ctx>, server: &ServerMetadata) -> Result<ClientAut
         });
     }
     let (issuer, redirect) = (server.issuer.clone(), redirect_uri(ctx));
-    let held = db::run(&ctx.pool, move |c| {
-        store::oauth_client(c, &issuer, &redirect).map_err(DbError::from)
+    let held = db::query(&ctx.pool, move |c| {
+        store::oauth_client(c, &issuer, &redirect)
     })
     .await?;
     if let Some(row) = held {
@@ -157,10 +158,7 @@ async fn client_for(ctx: &Arc<Ctx>, server: &ServerMetadata) -> Result<ClientAut
         token_endpoint_auth_method: reg.method.clone(),
         created_at: ctx.clock.now(),
     };
-    let kept = db::run(&ctx.pool, move |c| {
-        store::save_oauth_client(c, &row).map_err(DbError::from)
-    })
-    .await?;
+    let kept = db::query(&ctx.pool, move |c| store::save_oauth_client(c, &row)).await?;
     tracing::info!(issuer = %server.issuer, "registered a client at an MCP authorization server");
     open_client(ctx, &kept)
 }
@@ -171,7 +169,7 @@ async fn client_by_id(
     issuer: &str,
     client_id: &str,
 ) -> Result<ClientAuth, McpError> {
-    if let Some(c) = preregistered(ctx, issuer, None).filter(|c| c.client_id == client_id) {
+    if let Some(c) = preregistered(ctx, issuer).filter(|c| c.client_id == client_id) {
         return Ok(c);
     }
     if client_id == metadata_url(ctx) {
@@ -182,10 +180,7 @@ async fn client_by_id(
         });
     }
     let (i, redirect) = (issuer.to_owned(), redirect_uri(ctx));
-    let held = db::run(&ctx.pool, move |c| {
-        store::oauth_client(c, &i, &redirect).map_err(DbError::from)
-    })
-    .await?;
+    let held = db::query(&ctx.pool, move |c| store::oauth_client(c, &i, &redirect)).await?;
     match held {
         Some(row) if row.client_id == client_id => open_client(ctx, &row),
         _ => Err(McpError::Authorization(
@@ -220,13 +215,13 @@ async fn load(
     id: &str,
 ) -> Result<(ServerRow, Option<CredentialRow>), McpError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
-    let (row, cred) = db::run(&ctx.pool, move |c| {
+    let (row, cred) = db::query(&ctx.pool, move |c| {
         let row = store::find_for_owner(c, &id, &owner)?;
         let cred = match &row {
             Some(_) => store::credential(c, &id)?,
             None => None,
         };
-        Ok::<_, diesel::result::Error>((row, cred)).map_err(DbError::from)
+        Ok((row, cred))
     })
     .await
     .map_err(McpError::from)?;
@@ -285,10 +280,7 @@ pub async fn start(
         expires_at: now + Duration::seconds(ttl),
         consumed_at: None,
     };
-    db::run(&ctx.pool, move |c| {
-        store::insert_flow(c, &flow).map_err(DbError::from)
-    })
-    .await?;
+    db::query(&ctx.pool, move |c| store::insert_flow(c, &flow)).await?;
     tracing::info!(server_id = %row.id, issuer = %found.server.issuer, "MCP authorization started");
     Ok(auth::authorize_url(
         &found.server,
@@ -339,7 +331,7 @@ pub async fn finish(ctx: &Arc<Ctx>, callback: McpCallback) -> Result<Authorized,
     let hash = oauth::state_hash(&state);
     let now = ctx.clock.now();
     let claim_hash = hash.clone();
-    let claimed = db::run(&ctx.pool, move |c| -> Result<_, DbError> {
+    let claimed = db::query(&ctx.pool, move |c| -> diesel::QueryResult<_> {
         match store::claim_flow(c, &claim_hash, now)? {
             Some(flow) => Ok(Ok(flow)),
             None => Ok(Err(store::find_flow(c, &claim_hash)?)),
@@ -559,8 +551,8 @@ async fn refresh(ctx: &Arc<Ctx>, cred: CredentialRow) -> Result<Plain, McpError>
     let lease = ctx.mcp.limits().timeout * 2 + std::time::Duration::from_secs(10);
     let until = now + Duration::from_std(lease).unwrap_or_else(|_| Duration::seconds(70));
     let (s, k, c2) = (sid.clone(), seen.clone(), claim.clone());
-    let claimed = db::run(&ctx.pool, move |c| {
-        store::claim_refresh(c, &s, &k, &c2, now, until).map_err(DbError::from)
+    let claimed = db::query(&ctx.pool, move |c| {
+        store::claim_refresh(c, &s, &k, &c2, now, until)
     })
     .await?;
     if !claimed {
@@ -573,15 +565,15 @@ async fn refresh(ctx: &Arc<Ctx>, cred: CredentialRow) -> Result<Plain, McpError>
             let access = ctx
                 .vault
                 .seal(Field::McpAccessToken, &sid, &tokens.access_token)?;
+            // No new refresh token: the stored one stays (see `store::finish_refresh`).
             let refresh = match &tokens.refresh_token {
                 Some(r) => Some(ctx.vault.seal(Field::McpRefreshToken, &sid, r)?),
-                None => cred.refresh_token.clone(),
+                None => None,
             };
             let expires_at = tokens.expires_in.map(|s| expires_after(now, s));
             let (s, c2) = (sid.clone(), claim.clone());
-            let written = db::run(&ctx.pool, move |c| {
+            let written = db::query(&ctx.pool, move |c| {
                 store::finish_refresh(c, &s, &c2, &access, refresh.as_deref(), expires_at, now)
-                    .map_err(DbError::from)
             })
             .await?;
             if !written {
@@ -592,20 +584,14 @@ async fn refresh(ctx: &Arc<Ctx>, cred: CredentialRow) -> Result<Plain, McpError>
         }
         Err(TokenFailure::InvalidGrant) => {
             let s = sid.clone();
-            db::run(&ctx.pool, move |c| {
-                store::drop_credential(c, &s, now).map_err(DbError::from)
-            })
-            .await?;
+            db::query(&ctx.pool, move |c| store::drop_credential(c, &s, now)).await?;
             ctx.mcp.forget(&sid);
             tracing::info!(server_id = %sid, "MCP refresh token refused; authorization needed");
             Err(McpError::NeedsAuthorization)
         }
         Err(TokenFailure::Other(e)) => {
             let (s, c2) = (sid.clone(), claim.clone());
-            let _ = db::run(&ctx.pool, move |c| {
-                store::release_refresh(c, &s, &c2).map_err(DbError::from)
-            })
-            .await;
+            let _ = db::query(&ctx.pool, move |c| store::release_refresh(c, &s, &c2)).await;
             // Still valid for a while: use it; the next call tries again.
             if cred.expires_at.is_some_and(|at| at > now) {
                 return Ok(ctx
@@ -648,10 +634,7 @@ async fn wait_for_other(ctx: &Arc<Ctx>, sid: &str, seen: &str) -> Result<Plain, 
     for _ in 0..WAIT_ROUNDS {
         tokio::time::sleep(WAIT_POLL).await;
         let s = sid.to_owned();
-        let row = db::run(&ctx.pool, move |c| {
-            store::credential(c, &s).map_err(DbError::from)
-        })
-        .await?;
+        let row = db::query(&ctx.pool, move |c| store::credential(c, &s)).await?;
         let Some(row) = row else {
             return Err(McpError::NeedsAuthorization);
         };
@@ -679,11 +662,7 @@ pub async fn note_step_up(ctx: &Arc<Ctx>, server_id: &str, scope: &str) {
         return;
     }
     let sid = server_id.to_owned();
-    if let Err(e) = db::run(&ctx.pool, move |c| {
-        store::want_scopes(c, &sid, &scopes).map_err(DbError::from)
-    })
-    .await
-    {
+    if let Err(e) = db::query(&ctx.pool, move |c| store::want_scopes(c, &sid, &scopes)).await {
         tracing::warn!(error = %e, server_id, "recording step-up scopes failed");
     }
 }

@@ -30,6 +30,13 @@ pub enum McpError {
     Authorization(String),
     #[error("The MCP server could not be reached")]
     Unreachable,
+    /// The connection closed after the request went out and before any answer, and the message
+    /// may not be sent again (a tool call not marked read-only or idempotent).
+    #[error(
+        "The MCP server closed the connection before answering; the tool may or may not have run, \
+         and it was not called again because it is not marked read-only or idempotent"
+    )]
+    OutcomeUnknown,
     #[error("The MCP server did not answer in time")]
     Timeout,
     #[error("The MCP server's response is larger than allowed")]
@@ -69,6 +76,7 @@ impl McpError {
             Self::InsufficientScope(_) => "MCP_INSUFFICIENT_SCOPE",
             Self::Authorization(_) => "MCP_AUTHORIZATION_FAILED",
             Self::Unreachable => "MCP_UNREACHABLE",
+            Self::OutcomeUnknown => "MCP_CALL_OUTCOME_UNKNOWN",
             Self::Timeout => "MCP_TIMEOUT",
             Self::TooLarge => "MCP_RESULT_TOO_LARGE",
             Self::UnsupportedServer => "MCP_UNSUPPORTED_SERVER",
@@ -124,6 +132,7 @@ impl ResponseError for McpError {
             Self::NeedsAuthorization | Self::Duplicate | Self::TooMany => StatusCode::CONFLICT,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unreachable
+            | Self::OutcomeUnknown
             | Self::Authorization(_)
             | Self::TooLarge
             | Self::UnsupportedServer

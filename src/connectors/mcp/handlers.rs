@@ -205,7 +205,7 @@ pub(crate) async fn all_tools(
         (status = 400, description = "Arguments do not match the input schema (nothing was sent)", body = crate::platform::error::ErrorBody),
         (status = 401, description = "No valid bearer token", body = crate::platform::error::ErrorBody),
         (status = 404, description = "No such server of the caller's, or no such tool", body = crate::platform::error::ErrorBody),
-        (status = 502, description = "The server failed or answered too much", body = crate::platform::error::ErrorBody),
+        (status = 502, description = "The server failed or answered too much; MCP_CALL_OUTCOME_UNKNOWN: the connection closed after the call was sent and the tool is not idempotent, so it was not sent again", body = crate::platform::error::ErrorBody),
         (status = 504, description = "The server did not answer in time", body = crate::platform::error::ErrorBody),
     ))]
 pub(crate) async fn call(
@@ -214,6 +214,7 @@ pub(crate) async fn call(
     path: web::Path<(String, String)>,
     body: web::Json<CallBody>,
 ) -> Result<HttpResponse, McpError> {
+    let started = std::time::Instant::now();
     let (id, name) = path.into_inner();
     let (out, upstream) = super::transport::upstream_timed(service::call(
         &state.ctx,
@@ -224,18 +225,26 @@ pub(crate) async fn call(
     ))
     .await;
     let out = out?;
-    let r = out.result;
-    // The MCP server's share of this call, so a client can tell it from switchboard's own.
-    let timing = format!("upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    let mut r = out.result;
+    // The MCP server's share of this call, so a client can tell it from switchboard's own; `own`
+    // is the handler's time minus that share (measured from the handler's start, so the bearer
+    // check and body parsing before it are not in it; the client's total minus `upstream` is).
+    let own = started.elapsed().saturating_sub(upstream);
+    let timing = format!(
+        "upstream;dur={:.3}, own;dur={:.3}",
+        upstream.as_secs_f64() * 1000.0,
+        own.as_secs_f64() * 1000.0
+    );
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", timing))
         .json(CallResult {
-            content: r
-                .get("content")
-                .cloned()
-                .unwrap_or_else(|| Value::Array(vec![])),
-            structured_content: r.get("structuredContent").cloned(),
+            // Moved out of the result, not copied.
             is_error: r.get("isError").and_then(Value::as_bool).unwrap_or(false),
+            content: r
+                .get_mut("content")
+                .map(Value::take)
+                .unwrap_or_else(|| Value::Array(vec![])),
+            structured_content: r.get_mut("structuredContent").map(Value::take),
             duration_ms: out.duration_ms,
         }))
 }

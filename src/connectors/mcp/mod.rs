@@ -22,6 +22,7 @@ pub use client::{Era, McpClient};
 pub use error::McpError;
 pub(crate) use recorder::Recorder;
 pub(crate) use service::ServerFailure;
+pub(crate) use store::delete_stale_flows as delete_stale_auth_flows;
 
 use actix_web::web;
 

@@ -7,7 +7,7 @@
 
 use super::models::CallRecord;
 use super::store;
-use crate::db::{self, DbError, DbPool};
+use crate::db::{self, DbPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -68,8 +68,8 @@ impl Recorder {
             None => record,
         };
         let server_id = record.server_id.clone();
-        if let Err(e) = db::run(&self.pool, move |c| {
-            store::record_calls(c, std::slice::from_ref(&record)).map_err(DbError::from)
+        if let Err(e) = db::query(&self.pool, move |c| {
+            store::record_calls(c, std::slice::from_ref(&record))
         })
         .await
         {
@@ -105,11 +105,7 @@ async fn write_batches(pool: DbPool, mut rx: mpsc::Receiver<Msg>) {
         if !batch.is_empty() {
             let rows = std::mem::take(&mut batch);
             let n = rows.len();
-            if let Err(e) = db::run(&pool, move |c| {
-                store::record_calls(c, &rows).map_err(DbError::from)
-            })
-            .await
-            {
+            if let Err(e) = db::query(&pool, move |c| store::record_calls(c, &rows)).await {
                 tracing::error!(error = %e, records = n, "recording MCP tool calls failed");
             }
         }

@@ -8,7 +8,7 @@ use super::{names, store};
 use crate::connectors::models::ConnectionId;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, refresh};
-use crate::db::{self, DbError};
+use crate::db;
 use crate::platform::config::AppEnv;
 use crate::platform::ssrf;
 use serde::Serialize;
@@ -91,14 +91,14 @@ pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerVi
     };
     let limit = i64::from(ctx.config.connectors.mcp.max_servers_per_user);
     let (o, p, u) = (owner.to_owned(), provider.clone(), url.to_string());
-    let (count, taken, connection_id) = db::run(&ctx.pool, move |c| {
+    let (count, taken, connection_id) = db::query(&ctx.pool, move |c| {
         let count = store::count_for_owner(c, &o)?;
         let taken = store::url_taken(c, &o, &u)?;
         let conn_id = match &p {
             Some(p) => store::active_connection(c, &o, p)?,
             None => None,
         };
-        Ok::<_, diesel::result::Error>((count, taken, conn_id)).map_err(DbError::from)
+        Ok((count, taken, conn_id))
     })
     .await
     .map_err(McpError::from)?;
@@ -149,8 +149,8 @@ pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerVi
     };
     let has_credentials = credential.is_some();
     let stored = row.clone();
-    let result = db::run(&ctx.pool, move |c| {
-        store::insert(c, &stored, credential.as_ref()).map_err(DbError::from)
+    let result = db::query(&ctx.pool, move |c| {
+        store::insert(c, &stored, credential.as_ref())
     })
     .await
     .map_err(McpError::from);
@@ -164,11 +164,11 @@ pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerVi
 
 pub async fn list(ctx: &Arc<Ctx>, owner: &str) -> Result<Vec<ServerView>, McpError> {
     let owner = owner.to_owned();
-    let (rows, with_creds) = db::run(&ctx.pool, move |c| {
+    let (rows, with_creds) = db::query(&ctx.pool, move |c| {
         let rows = store::list_for_owner(c, &owner)?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let creds = store::with_credentials(c, &ids)?;
-        Ok::<_, diesel::result::Error>((rows, creds)).map_err(DbError::from)
+        Ok((rows, creds))
     })
     .await
     .map_err(McpError::from)?;
@@ -188,13 +188,13 @@ pub async fn get(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<ServerView, Mc
 
 async fn find(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(ServerRow, bool), McpError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
-    db::run(&ctx.pool, move |c| {
+    db::query(&ctx.pool, move |c| {
         let row = store::find_for_owner(c, &id, &owner)?;
         let has = match &row {
             Some(_) => store::credential(c, &id)?.is_some(),
             None => false,
         };
-        Ok::<_, diesel::result::Error>(row.map(|r| (r, has))).map_err(DbError::from)
+        Ok(row.map(|r| (r, has)))
     })
     .await
     .map_err(McpError::from)?
@@ -203,11 +203,9 @@ async fn find(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(ServerRow, bool)
 
 pub async fn delete(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(), McpError> {
     let (o, i) = (owner.to_owned(), id.to_owned());
-    let deleted = db::run(&ctx.pool, move |c| {
-        store::delete_for_owner(c, &i, &o).map_err(DbError::from)
-    })
-    .await
-    .map_err(McpError::from)?;
+    let deleted = db::query(&ctx.pool, move |c| store::delete_for_owner(c, &i, &o))
+        .await
+        .map_err(McpError::from)?;
     if deleted == 0 {
         return Err(McpError::ServerNotFound);
     }
@@ -231,13 +229,13 @@ async fn reach(
     }
     let generation = cache.generation();
     let (owner, sid) = (owner.to_owned(), id.to_owned());
-    let (row, cred) = db::run(&ctx.pool, move |c| {
+    let (row, cred) = db::query(&ctx.pool, move |c| {
         let row = store::find_for_owner(c, &sid, &owner)?;
         let cred = match &row {
             Some(_) => store::credential(c, &sid)?,
             None => None,
         };
-        Ok::<_, diesel::result::Error>((row, cred)).map_err(DbError::from)
+        Ok((row, cred))
     })
     .await
     .map_err(McpError::from)?;
@@ -297,8 +295,8 @@ async fn step_up<T>(ctx: &Arc<Ctx>, id: &str, r: Result<T, McpError>) -> Result<
         }
         Err(McpError::NeedsAuthorization) => {
             let (sid, now) = (id.to_owned(), ctx.clock.now());
-            if let Err(e) = db::run(&ctx.pool, move |c| {
-                store::mark_needs_authorization(c, &sid, now).map_err(DbError::from)
+            if let Err(e) = db::query(&ctx.pool, move |c| {
+                store::mark_needs_authorization(c, &sid, now)
             })
             .await
             {
@@ -324,8 +322,8 @@ async fn sync_era(ctx: &Arc<Ctx>, row: &ServerRow) {
         return;
     }
     let (id, version, now) = (row.id.clone(), known.version.clone(), ctx.clock.now());
-    if let Err(e) = db::run(&ctx.pool, move |c| {
-        store::set_era(c, &id, era, &version, now).map_err(DbError::from)
+    if let Err(e) = db::query(&ctx.pool, move |c| {
+        store::set_era(c, &id, era, &version, now)
     })
     .await
     {
@@ -358,11 +356,9 @@ pub async fn all_tools(
     owner: &str,
 ) -> Result<(Vec<ToolView>, Vec<ServerFailure>), McpError> {
     let o = owner.to_owned();
-    let rows = db::run(&ctx.pool, move |c| {
-        store::list_for_owner(c, &o).map_err(DbError::from)
-    })
-    .await
-    .map_err(McpError::from)?;
+    let rows = db::query(&ctx.pool, move |c| store::list_for_owner(c, &o))
+        .await
+        .map_err(McpError::from)?;
     let lists = futures_util::future::join_all(
         rows.iter()
             .map(|row| async move { (row.id.clone(), tools(ctx, owner, &row.id).await) }),
@@ -504,15 +500,15 @@ async fn call_listed(
     tool: &str,
     arguments: Value,
 ) -> Result<CallOutcome, McpError> {
+    // Borrowed from the cached list: a call copies no tool definition (schemas can be large).
     let definition = list
         .find(tool)
-        .cloned()
         .ok_or_else(|| McpError::ToolNotFound(tool.to_owned()))?;
     let started_at = ctx.clock.now();
     let started = Instant::now();
     let record_payloads = ctx.config.connectors.mcp.record_payloads;
     let args_copy = record_payloads.then(|| arguments.clone());
-    let outcome = ctx.mcp.call_tool(target, &definition, arguments).await;
+    let outcome = ctx.mcp.call_tool(target, definition, arguments).await;
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let outcome = if stored {
         step_up(ctx, server_id, outcome).await

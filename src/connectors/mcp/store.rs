@@ -7,6 +7,7 @@ use crate::db::schema::{
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 
 pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<ServerRow>> {
     mcp_servers::table
@@ -158,6 +159,13 @@ pub fn claim_flow(
     .optional()
 }
 
+/// Authorization flows whose state expired before `before` (used or not): kept until then so a
+/// replayed callback gets a clear answer, then deleted by the refresh sweep.
+pub fn delete_stale_flows(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(mcp_auth_flows::table.filter(mcp_auth_flows::expires_at.lt(before)))
+        .execute(conn)
+}
+
 pub fn find_flow(conn: &mut PgConnection, state_hash: &str) -> QueryResult<Option<AuthFlowRow>> {
     mcp_auth_flows::table
         .find(state_hash)
@@ -259,7 +267,11 @@ pub fn claim_refresh(
     .map(|n| n == 1)
 }
 
-/// Writes a refresh's result, only while our lease is still the row's.
+diesel::define_sql_function!(fn coalesce(x: Nullable<Text>, y: Nullable<Text>) -> Nullable<Text>);
+
+/// Writes a refresh's result, only while our lease is still the row's. `refresh: None` (the
+/// server sent no new refresh token) keeps the stored one as it is now, not as this refresh
+/// read it: a key rotation may have re-sealed it meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub fn finish_refresh(
     conn: &mut PgConnection,
@@ -277,7 +289,7 @@ pub fn finish_refresh(
     )
     .set((
         mcp_credentials::access_token.eq(access),
-        mcp_credentials::refresh_token.eq(refresh),
+        mcp_credentials::refresh_token.eq(coalesce(refresh, mcp_credentials::refresh_token)),
         mcp_credentials::expires_at.eq(expires_at),
         mcp_credentials::refresh_claim.eq(None::<String>),
         mcp_credentials::refresh_claim_expires_at.eq(None::<DateTime<Utc>>),

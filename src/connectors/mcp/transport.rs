@@ -82,7 +82,8 @@ pub fn header_safe(value: &str) -> String {
 /// before message completed", or a request it cancelled before sending), a `replayable`
 /// message is sent once more on a fresh connection. That race is common right after a server
 /// restart. A message that is not replayable (a tool call the tool does not mark read-only or
-/// idempotent) is not resent: the server may have read it before it went away.
+/// idempotent) is not resent: the server may have read it before it went away, and the caller
+/// gets [`McpError::OutcomeUnknown`].
 pub async fn post(
     http: &reqwest::Client,
     url: &Url,
@@ -111,8 +112,18 @@ pub async fn post(
             let result = attempt(http, url, bearer, &extra, bytes.clone()).await;
             let reply = match result {
                 Ok(resp) => read(resp, want_id.as_ref(), limits.max_bytes).await,
-                Err(err) if replayable && !resent && closed_before_answer(&err) => {
+                Err(err) if !resent && closed_before_answer(&err) => {
                     let _ = UPSTREAM.try_with(|t| t.set(t.get() + sent.elapsed()));
+                    if !replayable {
+                        // Written and unanswered: the server may have acted on it. Not sent
+                        // again, and the caller is told it cannot know (not "unreachable").
+                        tracing::warn!(error = %err, "MCP connection closed before an answer; a call that is not idempotent is not sent again");
+                        return Err(if sent_unanswered(&err) {
+                            McpError::OutcomeUnknown
+                        } else {
+                            McpError::Unreachable
+                        });
+                    }
                     tracing::debug!(error = %err, "MCP connection closed before an answer; sending again");
                     resent = true;
                     continue;
@@ -138,6 +149,18 @@ fn closed_before_answer(err: &reqwest::Error) -> bool {
     while let Some(e) = source {
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             return h.is_incomplete_message() || h.is_canceled();
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The request went out and the connection ended before any byte of a response.
+fn sent_unanswered(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
         }
         source = e.source();
     }

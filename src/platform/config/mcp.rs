@@ -48,6 +48,11 @@ pub struct McpClientRegistration {
     /// Absent for a public client.
     #[serde(default)]
     pub client_secret: Option<Secret>,
+    /// How the secret goes to the token endpoint: `client_secret_basic` (the default with a
+    /// secret: every authorization server must take it, RFC 6749 §2.3.1) or
+    /// `client_secret_post`; `none` without a secret. The same for every request of the client.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 impl Config {
@@ -92,6 +97,19 @@ impl Config {
                 problems.push(format!(
                     "connectors.mcp.clients[{i}].client_id must not be empty"
                 ));
+            }
+            let secret = c
+                .client_secret
+                .as_ref()
+                .is_some_and(|s| !s.expose().is_empty());
+            match (c.token_endpoint_auth_method.as_deref(), secret) {
+                (None, _)
+                | (Some("client_secret_basic" | "client_secret_post"), true)
+                | (Some("none"), false) => {}
+                (Some(other), _) => problems.push(format!(
+                    "connectors.mcp.clients[{i}].token_endpoint_auth_method {other:?} does not fit: \
+                     client_secret_basic or client_secret_post with a client_secret, none without"
+                )),
             }
         }
         let p = &self.connectors.providers;

@@ -98,6 +98,17 @@ impl TestApp {
         }
     }
 
+    /// The same database and clock under another configuration, as a restarted process would
+    /// run: the roles mount anew (no state, no caches carried over).
+    pub fn restart_with(&mut self, config: Config) {
+        self.platform = Platform::new(
+            Arc::new(config),
+            self.platform.pool.clone(),
+            self.clock.clone(),
+        );
+        self.mounts.clear();
+    }
+
     fn mount_for(&mut self, role: Role) -> Mount {
         let platform = self.platform.clone();
         self.mounts

@@ -107,6 +107,9 @@ pub struct Behaviour {
     pub send_iss: bool,
     /// Advertise Client ID Metadata Documents (and accept this client id, public, at /token).
     pub cimd_client: Option<String>,
+    /// A client registered out of band: (client_id, client_secret), accepted at /token with
+    /// `client_secret_post`.
+    pub preregistered: Option<(String, String)>,
 }
 
 impl Default for Behaviour {
@@ -116,6 +119,7 @@ impl Default for Behaviour {
             metadata_issuer: None,
             send_iss: true,
             cimd_client: None,
+            preregistered: None,
         }
     }
 }
@@ -199,8 +203,13 @@ impl Responder {
         let mut seen = self.seen.lock().unwrap();
         seen.token_grants.push(f.clone());
         let client_id = f.get("client_id").cloned().unwrap_or_default();
-        let registered = client_id == "client-1"
-            && f.get("client_secret").map(String::as_str) == Some("mcpsecret_1");
+        let secret = f.get("client_secret").map(String::as_str);
+        let registered = (client_id == "client-1" && secret == Some("mcpsecret_1"))
+            || self
+                .behaviour
+                .preregistered
+                .as_ref()
+                .is_some_and(|(id, s)| *id == client_id && secret == Some(s.as_str()));
         let cimd = self.behaviour.cimd_client.as_ref() == Some(&client_id)
             && !f.contains_key("client_secret");
         if !registered && !cimd {

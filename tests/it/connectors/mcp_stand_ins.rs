@@ -296,3 +296,113 @@ impl Respond for LegacyResponder {
         }
     }
 }
+
+/// A modern-era MCP server on a raw socket (wiremock cannot drop a connection) that, the first
+/// time each tool is called, reads the whole request and closes the connection without an
+/// answer: what the client sees when a kept-alive connection dies with the call on it, or the
+/// server dies mid-call. It counts every call it read, per tool. `write` has no annotations;
+/// `lookup` is `readOnlyHint`.
+pub struct Dropping {
+    port: u16,
+    pub calls: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Dropping {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let seen = calls.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || Self::serve(stream, &seen));
+            }
+        });
+        Self { port, calls }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    pub fn calls_of(&self, tool: &str) -> usize {
+        self.calls.lock().unwrap().get(tool).copied().unwrap_or(0)
+    }
+
+    fn serve(
+        stream: std::net::TcpStream,
+        seen: &std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    ) {
+        use std::io::{BufRead, Read, Write};
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        // One keep-alive connection: requests until the client closes it.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = header.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let mut result = match msg["method"].as_str().unwrap_or("") {
+                "tools/list" => json!({"ttlMs": 60000, "tools": [
+                    {"name": "write", "inputSchema": {"type": "object"}},
+                    {"name": "lookup", "inputSchema": {"type": "object"},
+                     "annotations": {"readOnlyHint": true}},
+                ]}),
+                "server/discover" => json!({
+                    "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                    "ttlMs": 60000,
+                }),
+                "tools/call" => {
+                    let name = msg["params"]["name"].as_str().unwrap_or("").to_owned();
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        let n = seen.entry(name.clone()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if n == 1 {
+                        // Read, maybe acted on, never answered.
+                        let _ = writer.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    json!({"content": [{"type": "text", "text": format!("{name} ran")}]})
+                }
+                _ => json!({}),
+            };
+            result["resultType"] = json!("complete");
+            let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            if writer.write_all(head.as_bytes()).is_err()
+                || writer.write_all(answer.as_bytes()).is_err()
+            {
+                return;
+            }
+        }
+    }
+}
