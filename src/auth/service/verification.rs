@@ -55,7 +55,7 @@ pub async fn send_verification_email(
         let rid = request_id.clone();
         let queued = state
             .run(move |conn| {
-                let user = store::user_by_email(conn, &email).map_err(DbError::from)?;
+                let user = store::user_by_email(conn, &email)?;
                 let Some(user) = user.filter(|u| !u.email_verified) else {
                     return Ok(false);
                 };
