@@ -295,7 +295,7 @@ pub const JWT_KEY_RELOAD_SECS: u64 = 30;
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// Algorithm of newly generated keys.
-    pub alg: JwtAlgorithm,
+    pub alg: crate::crypto::Algorithm,
     /// `iss`; `None` = the `BETTER_AUTH_URL` origin (Better Auth's default).
     pub issuer: Option<String>,
     /// `aud`; `None` = the `BETTER_AUTH_URL` origin.
@@ -310,27 +310,6 @@ pub struct JwtConfig {
     /// every JWKS cache that honours `Cache-Control` (and every auth process) has it before the
     /// first token naming it arrives. At least [`JWKS_MAX_AGE_SECS`] + [`JWT_KEY_RELOAD_SECS`].
     pub activation_delay_secs: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JwtAlgorithm {
-    Eddsa,
-    Es256,
-    Rs256,
-    Ps256,
-}
-
-impl JwtAlgorithm {
-    /// The JOSE `alg` name.
-    pub fn jose_name(self) -> &'static str {
-        match self {
-            Self::Eddsa => "EdDSA",
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::Ps256 => "PS256",
-        }
-    }
 }
 
 impl Config {
