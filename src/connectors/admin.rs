@@ -4,7 +4,7 @@
 //! running meanwhile waits for the batch and then sees the re-sealed values).
 
 use crate::connectors::vault::{Field, Vault};
-use crate::connectors::{pending, store};
+use crate::connectors::{ConnectionId, pending, store};
 use crate::db::DbError;
 use crate::platform::config::Config;
 use anyhow::Context;
@@ -78,7 +78,7 @@ pub(crate) fn rotate(
                         (Some(Some(new)), _) => Some(new),
                         (_, old) => old.clone(),
                     };
-                    store::set_sealed(c, id, &access, refresh.as_deref())?;
+                    store::set_sealed(c, &ConnectionId(id.clone()), &access, refresh.as_deref())?;
                 }
             }
             let done = page.len() < usize::try_from(limit).unwrap_or(usize::MAX);

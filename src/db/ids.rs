@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 macro_rules! text_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident($field:vis String)) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
@@ -20,16 +20,11 @@ macro_rules! text_id {
         )]
         #[diesel(sql_type = Text)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name($field String);
 
         impl $name {
             pub fn new(id: impl Into<String>) -> Self {
                 Self(id.into())
-            }
-
-            /// A fresh random identifier (`crypto::random::id`).
-            pub fn generate() -> Self {
-                Self(crate::crypto::random::id())
             }
 
             pub fn as_str(&self) -> &str {
@@ -106,16 +101,38 @@ macro_rules! text_id {
 
 text_id!(
     /// `user.id` (and every `user_id` column that points at it).
-    UserId
+    UserId(String)
 );
 text_id!(
     /// `session.id`: the row, not the bearer token.
-    SessionId
+    SessionId(String)
 );
 text_id!(
-    /// `connections.id`.
-    ConnectionId
+    /// `connections.id`. Its field is public: the connector modules and their tests build one
+    /// from a path segment or a stored column.
+    ConnectionId(pub String)
 );
+
+impl UserId {
+    /// A fresh random id, as Better Auth makes them.
+    pub fn generate() -> Self {
+        Self(crate::crypto::random::id())
+    }
+}
+
+impl SessionId {
+    /// A fresh random id, as Better Auth makes them.
+    pub fn generate() -> Self {
+        Self(crate::crypto::random::id())
+    }
+}
+
+impl ConnectionId {
+    /// A fresh `conn_…` id.
+    pub fn generate() -> Self {
+        Self(format!("conn_{}", crate::crypto::random::id()))
+    }
+}
 
 #[cfg(test)]
 mod tests {
