@@ -31,4 +31,11 @@ mod state;
 mod store;
 
 pub use handlers::configure;
+
+/// The role's response headers a browser client may read cross-origin (the platform's CORS
+/// exposes them): the JWT plugin's token and the rate limit's retry delay.
+pub const EXPOSED_HEADERS: &[&str] = &[SET_AUTH_JWT, rate_limit::RETRY_AFTER_HEADER];
+
+/// The JWT plugin's header on every get-session that returns a session.
+const SET_AUTH_JWT: &str = "set-auth-jwt";
 pub use state::AuthState;
