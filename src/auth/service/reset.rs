@@ -168,7 +168,8 @@ pub async fn reset_password(
                 else {
                     return Ok(Err(Code::InvalidToken));
                 };
-                let Some(user) = store::user_by_id(w.conn(), &UserId::from(row.value.as_str()))? else {
+                let Some(user) = store::user_by_id(w.conn(), &UserId::from(row.value.as_str()))?
+                else {
                     return Ok(Err(Code::UserNotFound));
                 };
                 match store::credential_account(w.conn(), &user.id)? {
