@@ -19,11 +19,14 @@ use tracing_actix_web::TracingLogger;
 /// Response headers a browser client may read cross-origin: each role's own, and the request
 /// id every response carries.
 fn exposed_headers() -> Vec<&'static str> {
-    let mut headers = Vec::new();
     #[cfg(feature = "auth")]
-    headers.extend_from_slice(crate::auth::EXPOSED_HEADERS);
-    headers.push(telemetry::REQUEST_ID_HEADER);
-    headers
+    let role: &[&str] = crate::auth::EXPOSED_HEADERS;
+    #[cfg(not(feature = "auth"))]
+    let role: &[&str] = &[];
+    role.iter()
+        .copied()
+        .chain([telemetry::REQUEST_ID_HEADER])
+        .collect()
 }
 
 pub fn build_app<F>(
