@@ -9,6 +9,10 @@
 //! structs per table (`models`): `store/mod.rs` the `user` and `session` tables (their writes
 //! only through `store::Writer`, which keeps the session cache right), `store/accounts.rs`
 //! and `store/verifications.rs` the other two.
+//! Ids are `db::ids::{UserId, SessionId}`, never bare strings, in rows and store signatures.
+//! `rate_limit` is the middleware (`mod.rs`), the rule and bucket choice (`limiter.rs`) and its
+//! two stores (`memory.rs`, `database.rs`); `jwt` the signing keys (`keys.rs`, with the one
+//! `crypto::Algorithm`), their sealing, the JWKS routes and the `keys` commands' domain side.
 //! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
 
 mod body;
@@ -31,4 +35,11 @@ mod state;
 mod store;
 
 pub use handlers::configure;
+
+/// The role's response headers a browser client may read cross-origin (the platform's CORS
+/// exposes them): the JWT plugin's token and the rate limit's retry delay.
+pub const EXPOSED_HEADERS: &[&str] = &[SET_AUTH_JWT, rate_limit::RETRY_AFTER_HEADER];
+
+/// The JWT plugin's header on every get-session that returns a session.
+const SET_AUTH_JWT: &str = "set-auth-jwt";
 pub use state::AuthState;

@@ -2,6 +2,7 @@
 //! `null` kept), as its client expects them.
 
 use crate::db::schema::{account, session, user, verification};
+use crate::db::{SessionId, UserId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
 use serde::{Serialize, Serializer};
@@ -30,13 +31,14 @@ pub struct User {
     #[serde(serialize_with = "ser_date")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: UserId,
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = user)]
 pub struct NewUser<'a> {
-    pub id: &'a str,
+    pub id: &'a UserId,
     pub name: &'a str,
     pub email: &'a str,
     pub email_verified: bool,
@@ -61,21 +63,23 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    pub user_id: String,
-    pub id: String,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
+    #[schema(value_type = String)]
+    pub id: SessionId,
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = session)]
 pub struct NewSession<'a> {
-    pub id: &'a str,
+    pub id: &'a SessionId,
     pub token: &'a str,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ip_address: Option<&'a str>,
     pub user_agent: Option<&'a str>,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -84,7 +88,7 @@ pub struct Account {
     pub id: String,
     pub account_id: String,
     pub provider_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub password: Option<String>,
     pub scope: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -99,7 +103,7 @@ pub struct NewAccount<'a> {
     pub id: &'a str,
     pub account_id: &'a str,
     pub provider_id: &'a str,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub password: Option<&'a str>,
     pub access_token: Option<&'a str>,
     pub refresh_token: Option<&'a str>,
@@ -110,14 +114,14 @@ pub struct NewAccount<'a> {
     pub updated_at: DateTime<Utc>,
 }
 
-impl NewAccount<'_> {
-    /// The columns every account has, empty, written at `now`; fill the rest with `..`.
-    pub fn new(now: DateTime<Utc>) -> Self {
+impl<'a> NewAccount<'a> {
+    /// The columns every account has, for `user_id`, written at `now`; fill the rest with `..`.
+    pub fn new(user_id: &'a UserId, now: DateTime<Utc>) -> Self {
         Self {
             id: "",
             account_id: "",
             provider_id: "",
-            user_id: "",
+            user_id,
             password: None,
             access_token: None,
             refresh_token: None,
@@ -150,7 +154,8 @@ pub struct AccountView {
     pub id: String,
     pub account_id: String,
     pub provider_id: String,
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
     #[schema(value_type = String, format = DateTime)]

@@ -260,7 +260,7 @@ mod tests {
 
     fn row(user_id: &str, token: &str) -> (Session, User) {
         let user = User {
-            id: user_id.to_owned(),
+            id: user_id.into(),
             name: "Ada".to_owned(),
             email: format!("{user_id}@example.com"),
             email_verified: false,
@@ -269,14 +269,14 @@ mod tests {
             updated_at: at(0),
         };
         let session = Session {
-            id: format!("s-{token}"),
+            id: format!("s-{token}").into(),
             expires_at: at(3_600_000),
             token: token.to_owned(),
             created_at: at(0),
             updated_at: at(0),
             ip_address: None,
             user_agent: None,
-            user_id: user_id.to_owned(),
+            user_id: user_id.into(),
         };
         (session, user)
     }

@@ -11,7 +11,7 @@ use crate::auth::rate_limit::{RateLimiter, store_for};
 use crate::auth::session_cache::SessionCache;
 use crate::auth::store;
 use crate::crypto::random;
-use crate::db::{self, DbError, DbPool};
+use crate::db::{self, DbError, DbPool, SessionId, UserId};
 use crate::platform::clock::SharedClock;
 use crate::platform::config::{AppEnv, AuthConfig, Config};
 use crate::platform::notify;
@@ -194,7 +194,7 @@ impl AuthState {
     /// Creates a session row: 7 days (config), or 1 day when the user did not ask to be remembered.
     pub async fn create_session(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         remember: bool,
         client: &Client,
     ) -> AuthResult<Session> {
@@ -204,9 +204,9 @@ impl AuthState {
         } else {
             Duration::days(1)
         };
-        let id = random::id();
+        let id = SessionId::generate();
         let token = random::id();
-        let user_id = user_id.to_owned();
+        let user_id = user_id.clone();
         let (ip, user_agent) = (client.ip.clone(), client.user_agent.clone());
         self.write(move |w| {
             w.insert_session(&NewSession {

@@ -390,7 +390,7 @@ fn save_in(
             let existing = store::lock_by_account(c, owner, provider.id, &grant.account_id)?;
             let id = existing
                 .as_ref()
-                .map(|r| ConnectionId(r.id.clone()))
+                .map(|r| r.id.clone())
                 .unwrap_or_else(ConnectionId::generate);
             let form = ConnectionForm {
                 access_token: ctx.vault.seal(Field::AccessToken, id.as_str(), &access)?,
@@ -398,7 +398,7 @@ fn save_in(
                     .as_ref()
                     .map(|r| ctx.vault.seal(Field::RefreshToken, id.as_str(), r))
                     .transpose()?,
-                id: id.0.clone(),
+                id: id.clone(),
                 owner_id: owner.to_owned(),
                 provider: provider.id.to_owned(),
                 external_account_id: grant.account_id.clone(),
@@ -406,7 +406,7 @@ fn save_in(
                 display_name: grant.display_name.clone(),
                 account: grant.details.clone(),
                 scopes: models::scope_column(&grant.scopes),
-                status: Status::Active.as_str().to_owned(),
+                status: Status::Active,
                 expires_at: grant.expires_at,
                 refresh_failures: 0,
                 next_refresh_at: None,

@@ -3,34 +3,20 @@
 
 use crate::db::schema::{connections, oauth_flows};
 use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
 use serde::Serialize;
-use std::fmt;
 use utoipa::ToSchema;
 
-/// A connection's id, so it cannot be swapped with an owner or provider id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct ConnectionId(pub String);
+pub use crate::db::ConnectionId;
 
-impl ConnectionId {
-    pub fn generate() -> Self {
-        Self(format!("conn_{}", crate::crypto::random::id()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where a connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+/// Where a connection stands: the `status` text column, read and written as this enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Tokens work and are kept fresh.
@@ -50,6 +36,7 @@ impl Status {
         }
     }
 
+    /// An unknown value reads as `Revoked`: such a connection is never used.
     pub fn parse(value: &str) -> Self {
         match value {
             "active" => Self::Active,
@@ -59,10 +46,22 @@ impl Status {
     }
 }
 
+impl FromSql<Text, Pg> for Status {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <String as FromSql<Text, Pg>>::from_sql(bytes).map(|s| Self::parse(&s))
+    }
+}
+
+impl ToSql<Text, Pg> for Status {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = connections, check_for_backend(diesel::pg::Pg))]
 pub struct ConnectionRow {
-    pub id: String,
+    pub id: ConnectionId,
     #[expect(dead_code, reason = "selected with the row; queries filter on it")]
     pub owner_id: String,
     pub provider: String,
@@ -71,7 +70,7 @@ pub struct ConnectionRow {
     pub display_name: String,
     pub account: serde_json::Value,
     pub scopes: Vec<Option<String>>,
-    pub status: String,
+    pub status: Status,
     /// Sealed.
     pub access_token: String,
     /// Sealed.
@@ -85,14 +84,14 @@ pub struct ConnectionRow {
 
 impl ConnectionRow {
     pub fn status(&self) -> Status {
-        Status::parse(&self.status)
+        self.status
     }
 }
 
 #[derive(Debug, Insertable, AsChangeset)]
 #[diesel(table_name = connections)]
 pub struct ConnectionForm {
-    pub id: String,
+    pub id: ConnectionId,
     pub owner_id: String,
     pub provider: String,
     pub external_account_id: String,
@@ -100,7 +99,7 @@ pub struct ConnectionForm {
     pub display_name: String,
     pub account: serde_json::Value,
     pub scopes: Vec<Option<String>>,
-    pub status: String,
+    pub status: Status,
     pub access_token: String,
     #[diesel(treat_none_as_null = true)]
     pub refresh_token: Option<String>,
@@ -155,7 +154,7 @@ impl From<ConnectionRow> for ConnectionView {
     fn from(row: ConnectionRow) -> Self {
         Self {
             status: row.status(),
-            id: row.id,
+            id: row.id.into(),
             provider: row.provider,
             display_name: row.display_name,
             account_id: row.external_account_id,

@@ -49,7 +49,7 @@ enum Mode {
 /// `connectors.refresh.margin_secs` remain. Never returns an expired token: a connection that
 /// cannot be refreshed is an error (`NeedsReauth`, `Backoff`, provider errors).
 pub async fn access_token(ctx: &Arc<Ctx>, id: &ConnectionId) -> Result<Plain, ConnectorsError> {
-    let wanted = id.0.clone();
+    let wanted = id.clone();
     let row = db::query(&ctx.pool, move |c| store::find(c, &wanted))
         .await?
         .ok_or(ConnectorsError::ConnectionNotFound)?;
@@ -73,7 +73,7 @@ pub async fn refresh_now(
     owner: &str,
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
-    let (wanted, who) = (id.0.clone(), owner.to_owned());
+    let (wanted, who) = (id.clone(), owner.to_owned());
     let row = db::query(&ctx.pool, move |c| store::find_for_owner(c, &wanted, &who))
         .await?
         .ok_or(ConnectorsError::ConnectionNotFound)?;
@@ -193,7 +193,7 @@ fn claim_step(
     id: &ConnectionId,
     mode: &Mode,
 ) -> Result<Step, ConnectorsError> {
-    let row = store::lock(c, id.as_str())?.ok_or(ConnectorsError::ConnectionNotFound)?;
+    let row = store::lock(c, id)?.ok_or(ConnectorsError::ConnectionNotFound)?;
     let now = ctx.clock.now();
     let done = |outcome: Result<Outcome, ConnectorsError>| outcome.map(Step::Done);
     if row.status() != Status::Active {
@@ -371,8 +371,8 @@ async fn call_and_write_back(
 }
 
 /// Gives a claim back without a result.
-async fn release(ctx: &Arc<Ctx>, id: &str, claim: &str) {
-    let (id, claim) = (id.to_owned(), claim.to_owned());
+async fn release(ctx: &Arc<Ctx>, id: &ConnectionId, claim: &str) {
+    let (id, claim) = (id.clone(), claim.to_owned());
     if let Err(err) = db::query(&ctx.pool, move |c| store::release_claim(c, &id, &claim))
         .await
         .map(drop)

@@ -20,7 +20,7 @@ pub async fn get(
     owner: &str,
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
-    let (owner, id) = (owner.to_owned(), id.0.clone());
+    let (owner, id) = (owner.to_owned(), id.clone());
     db::query(&ctx.pool, move |c| store::find_for_owner(c, &id, &owner))
         .await?
         .ok_or(ConnectorsError::ConnectionNotFound)
@@ -49,7 +49,7 @@ pub async fn disconnect(
             return Err(err);
         }
     };
-    let (owner, id) = (owner.to_owned(), id.0.clone());
+    let (owner, id) = (owner.to_owned(), id.clone());
     let deleted = db::query(&ctx.pool, move |c| store::delete_for_owner(c, &id, &owner)).await?;
     if deleted == 0 {
         return Err(ConnectorsError::ConnectionNotFound);

@@ -2,7 +2,7 @@
 //! inside one transaction. A user's rows are always looked up with the user's id: another
 //! user's connection is simply not found.
 
-use crate::connectors::models::{ConnectionForm, ConnectionRow, FlowRow};
+use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
 use crate::db::schema::{connections, oauth_flows, refresh_claims};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -17,7 +17,7 @@ pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<C
 
 pub fn find_for_owner(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
     owner: &str,
 ) -> QueryResult<Option<ConnectionRow>> {
     connections::table
@@ -28,7 +28,7 @@ pub fn find_for_owner(
         .optional()
 }
 
-pub fn find(conn: &mut PgConnection, id: &str) -> QueryResult<Option<ConnectionRow>> {
+pub fn find(conn: &mut PgConnection, id: &ConnectionId) -> QueryResult<Option<ConnectionRow>> {
     connections::table
         .find(id)
         .select(ConnectionRow::as_select())
@@ -37,7 +37,7 @@ pub fn find(conn: &mut PgConnection, id: &str) -> QueryResult<Option<ConnectionR
 }
 
 /// The row, locked until the transaction ends: the single-flight point of refresh.
-pub fn lock(conn: &mut PgConnection, id: &str) -> QueryResult<Option<ConnectionRow>> {
+pub fn lock(conn: &mut PgConnection, id: &ConnectionId) -> QueryResult<Option<ConnectionRow>> {
     connections::table
         .find(id)
         .select(ConnectionRow::as_select())
@@ -94,7 +94,7 @@ pub fn replace(conn: &mut PgConnection, form: &ConnectionForm) -> QueryResult<us
 /// The live claim on a connection's refresh, if any: `(claim, expires_at)`.
 pub fn refresh_claim(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
 ) -> QueryResult<Option<(String, DateTime<Utc>)>> {
     refresh_claims::table
         .find(id)
@@ -107,7 +107,7 @@ pub fn refresh_claim(
 /// connection row is locked by the caller).
 pub fn claim_refresh(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
     claim: &str,
     until: DateTime<Utc>,
 ) -> QueryResult<usize> {
@@ -126,7 +126,7 @@ pub fn claim_refresh(
 
 /// Drops `claim` if it is still the connection's; true if it was. Writing a refresh's result
 /// happens only in the same transaction as a `true` from this.
-pub fn release_claim(conn: &mut PgConnection, id: &str, claim: &str) -> QueryResult<bool> {
+pub fn release_claim(conn: &mut PgConnection, id: &ConnectionId, claim: &str) -> QueryResult<bool> {
     diesel::delete(
         refresh_claims::table
             .filter(refresh_claims::connection_id.eq(id))
@@ -146,7 +146,7 @@ pub struct Refreshed<'a> {
 
 pub fn save_refreshed(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
     r: &Refreshed<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
@@ -158,7 +158,7 @@ pub fn save_refreshed(
         col::expires_at.eq(r.expires_at),
         col::refresh_failures.eq(0),
         col::next_refresh_at.eq(None::<DateTime<Utc>>),
-        col::status.eq("active"),
+        col::status.eq(Status::Active),
         col::updated_at.eq(now),
     );
     match &r.scopes {
@@ -171,13 +171,13 @@ pub fn save_refreshed(
 
 pub fn mark_needs_reauth(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     use connections as col;
     diesel::update(connections::table.find(id))
         .set((
-            col::status.eq("needs_reauth"),
+            col::status.eq(Status::NeedsReauth),
             col::refresh_failures.eq(col::refresh_failures + 1),
             col::next_refresh_at.eq(None::<DateTime<Utc>>),
             col::updated_at.eq(now),
@@ -187,7 +187,7 @@ pub fn mark_needs_reauth(
 
 pub fn record_failure(
     conn: &mut PgConnection,
-    id: &str,
+    id: &ConnectionId,
     failures: i32,
     next_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -202,7 +202,11 @@ pub fn record_failure(
         .execute(conn)
 }
 
-pub fn delete_for_owner(conn: &mut PgConnection, id: &str, owner: &str) -> QueryResult<usize> {
+pub fn delete_for_owner(
+    conn: &mut PgConnection,
+    id: &ConnectionId,
+    owner: &str,
+) -> QueryResult<usize> {
     diesel::delete(
         connections::table
             .filter(connections::id.eq(id))
@@ -220,7 +224,7 @@ pub fn due_for_refresh(
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     connections::table
-        .filter(connections::status.eq("active"))
+        .filter(connections::status.eq(Status::Active))
         .filter(connections::refresh_token.is_not_null())
         .filter(connections::expires_at.lt(before))
         .filter(

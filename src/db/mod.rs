@@ -3,9 +3,11 @@
 
 pub mod adopt;
 pub mod error;
+pub mod ids;
 pub mod migrate;
 pub mod pool;
 pub mod schema;
 
 pub use error::DbError;
+pub use ids::{ConnectionId, SessionId, UserId};
 pub use pool::{DbPool, build_pool, query, run};

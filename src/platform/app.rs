@@ -16,12 +16,18 @@ use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
-/// Response headers a browser client may read cross-origin.
-pub const EXPOSED_HEADERS: &[&str] = &[
-    "set-auth-jwt",
-    "x-retry-after",
-    telemetry::REQUEST_ID_HEADER,
-];
+/// Response headers a browser client may read cross-origin: each role's own, and the request
+/// id every response carries.
+fn exposed_headers() -> Vec<&'static str> {
+    #[cfg(feature = "auth")]
+    let role: &[&str] = crate::auth::EXPOSED_HEADERS;
+    #[cfg(not(feature = "auth"))]
+    let role: &[&str] = &[];
+    role.iter()
+        .copied()
+        .chain([telemetry::REQUEST_ID_HEADER])
+        .collect()
+}
 
 pub fn build_app<F>(
     platform: web::Data<Platform>,
@@ -82,7 +88,7 @@ fn cors(config: &Config) -> Cors {
             Method::DELETE,
         ])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
-        .expose_headers(EXPOSED_HEADERS.iter().copied())
+        .expose_headers(exposed_headers())
         .supports_credentials()
         .block_on_origin_mismatch(false)
         .max_age(600);

@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (the database answers and the process is not
 //! shutting down), on every listener.
 
-use crate::db::{self, DbError};
+use crate::db;
 use crate::platform::error::{ErrorBody, render};
 use crate::platform::state::Platform;
 use actix_web::http::StatusCode;
@@ -44,10 +44,8 @@ pub async fn readyz(platform: web::Data<Platform>) -> HttpResponse {
             "The process is shutting down",
         );
     }
-    let ping = db::run(&platform.pool, |conn| {
-        diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .map_err(DbError::from)
+    let ping = db::query(&platform.pool, |conn| {
+        diesel::sql_query("SELECT 1").execute(conn)
     })
     .await;
     match ping {

@@ -5,47 +5,17 @@
 //! rotation or revocation announced by the auth role (`platform::notify::KEYS_CHANNEL`) takes
 //! effect at once: the cached set stops being trusted until a fetch made after the notice.
 
+use crate::crypto::Algorithm;
 use crate::platform::clock::SharedClock;
 use crate::trust::TrustError;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::BoxFuture;
 use josekit::jwk::Jwk;
-use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
+use josekit::jws::JwsVerifier;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
-
-/// The only algorithms a token may use. `none` and the HMAC family are absent on purpose: a
-/// public key must never be usable as a shared secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    EdDsa,
-    Es256,
-    Rs256,
-    Ps256,
-}
-
-impl Algorithm {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "EdDSA" => Some(Self::EdDsa),
-            "ES256" => Some(Self::Es256),
-            "RS256" => Some(Self::Rs256),
-            "PS256" => Some(Self::Ps256),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::EdDsa => "EdDSA",
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::Ps256 => "PS256",
-        }
-    }
-}
 
 /// One public key from a JWKS, bound to exactly one algorithm.
 pub struct VerifyingKey {
@@ -101,12 +71,7 @@ impl VerifyingKey {
             ));
         }
         let jwk = Jwk::from_map(map.clone()).map_err(|e| format!("key {kid}: {e}"))?;
-        let verifier: Box<dyn JwsVerifier> = match alg {
-            Algorithm::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?),
-            Algorithm::Es256 => Box::new(ES256.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?),
-            Algorithm::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?),
-            Algorithm::Ps256 => Box::new(PS256.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?),
-        };
+        let verifier = alg.verifier(&jwk).map_err(|e| e.to_string())?;
         Ok(Self { kid, alg, verifier })
     }
 
@@ -461,7 +426,7 @@ mod tests {
     use crate::platform::clock::ManualClock;
     use josekit::jwk::KeyPair;
     use josekit::jwk::alg::ed::EdCurve;
-    use josekit::jws::JwsSigner;
+    use josekit::jws::{ES256, EdDSA, JwsSigner, RS256};
     use serde_json::json;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -491,12 +456,7 @@ mod tests {
             Jwk::from_map(map).unwrap()
         };
         let (private, public) = (bare(private), bare(public));
-        let signer: Box<dyn JwsSigner> = match alg {
-            Algorithm::EdDsa => Box::new(EdDSA.signer_from_jwk(&private).unwrap()),
-            Algorithm::Es256 => Box::new(ES256.signer_from_jwk(&private).unwrap()),
-            Algorithm::Rs256 => Box::new(RS256.signer_from_jwk(&private).unwrap()),
-            Algorithm::Ps256 => Box::new(PS256.signer_from_jwk(&private).unwrap()),
-        };
+        let signer = alg.signer(&private).unwrap();
         let mut jwk = Value::Object(public.as_ref().clone());
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             jwk[k] = v;

@@ -9,5 +9,5 @@ pub mod verifier;
 
 pub use caller::Caller;
 pub use error::TrustError;
-pub use keys::{Algorithm, HttpJwksSource, KeySet, KeySource, StaticKeySource, VerifyingKey};
+pub use keys::{HttpJwksSource, KeySet, KeySource, StaticKeySource, VerifyingKey};
 pub use verifier::{Claims, Verifier};

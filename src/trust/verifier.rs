@@ -2,8 +2,9 @@
 //! match the header's), the signature, then `exp`, `nbf`, `iss`, `aud` and `sub` with a small
 //! leeway. Only after all of that is a claim believed.
 
+use crate::crypto::Algorithm;
 use crate::platform::clock::SharedClock;
-use crate::trust::keys::{Algorithm, KeySource};
+use crate::trust::keys::KeySource;
 use crate::trust::{TrustError, unverified};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

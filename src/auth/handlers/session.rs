@@ -1,6 +1,7 @@
 //! `GET /get-session`, `GET /list-sessions`, `POST /revoke-session(s)`,
 //! `POST /revoke-other-sessions` (spec §4, §6.4–6.8).
 
+use crate::auth::SET_AUTH_JWT;
 use crate::auth::body::{self, Accepts, Fields, FromFields};
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::models::{Session, SessionWithUser};
@@ -78,9 +79,6 @@ pub async fn get_session(
         }
     }
 }
-
-/// The JWT plugin's header on every get-session that returns a session.
-const SET_AUTH_JWT: &str = "set-auth-jwt";
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenBody {

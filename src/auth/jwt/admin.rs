@@ -53,7 +53,7 @@ pub fn run(config: &Config, action: &KeyAction) -> anyhow::Result<String> {
             Ok(format!(
                 "new signing key {} ({}); {when}\n",
                 rotated.kid,
-                policy.alg.jose_name(),
+                policy.alg.name(),
             ))
         }
         KeyAction::Revoke { kid, rotate } => {

@@ -10,15 +10,15 @@
 
 use super::JwtError;
 use super::sealed::KeySealer;
+use crate::crypto::Algorithm;
 use crate::db::DbError;
 use crate::db::schema::jwks;
-use crate::platform::config::JwtAlgorithm;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ed::EdCurve;
-use josekit::jws::{ES256, EdDSA, JwsSigner, PS256, RS256};
+use josekit::jws::{ES256, EdDSA, JwsSigner, RS256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
@@ -31,7 +31,7 @@ pub const MAX_CONFIG_SECS: i64 = 315_360_000;
 /// What key generation and selection need from configuration.
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {
-    pub alg: JwtAlgorithm,
+    pub alg: Algorithm,
     pub grace: Duration,
     pub activation_delay: Duration,
     pub rotation_interval: Option<Duration>,
@@ -72,7 +72,8 @@ struct NewJwkRow<'a> {
 /// The facts about a key that decide whether it signs.
 pub trait KeyFacts {
     fn kid(&self) -> &str;
-    fn alg(&self) -> &str;
+    /// `None` for a row naming an algorithm switchboard does not sign with.
+    fn alg(&self) -> Option<Algorithm>;
     fn created_at(&self) -> DateTime<Utc>;
     fn expires_at(&self) -> Option<DateTime<Utc>>;
     /// First served in a JWKS; `None` while no process has served it yet.
@@ -94,7 +95,7 @@ pub fn choose_signing<'a, K: KeyFacts>(
     now: DateTime<Utc>,
 ) -> Option<&'a K> {
     use std::cmp::Reverse;
-    let wanted = policy.alg.jose_name();
+    let wanted = Some(policy.alg);
     let live = || keys.iter().filter(move |k| k.is_live(now));
     live()
         .filter(|k| {
@@ -119,52 +120,25 @@ pub fn choose_signing<'a, K: KeyFacts>(
 pub fn effective_alg(
     row_alg: Option<&str>,
     public_jwk: &Map<String, Value>,
-    configured: JwtAlgorithm,
+    configured: Algorithm,
 ) -> String {
     if let Some(alg) = row_alg.filter(|a| !a.is_empty()) {
         return alg.to_owned();
     }
     let implied = match public_jwk.get("kty").and_then(Value::as_str) {
-        Some("OKP") => JwtAlgorithm::Eddsa,
-        Some("EC") => JwtAlgorithm::Es256,
-        Some("RSA") if configured == JwtAlgorithm::Ps256 => JwtAlgorithm::Ps256,
-        Some("RSA") => JwtAlgorithm::Rs256,
+        Some("OKP") => Algorithm::EdDsa,
+        Some("EC") => Algorithm::Es256,
+        Some("RSA") if configured == Algorithm::Ps256 => Algorithm::Ps256,
+        Some("RSA") => Algorithm::Rs256,
         _ => configured,
     };
-    implied.jose_name().to_owned()
+    implied.name().to_owned()
 }
 
 /// A signer for a decrypted private JWK.
-pub fn signer_for(alg: &str, private_jwk: &[u8]) -> Result<Box<dyn JwsSigner>, JwtError> {
+pub fn signer_for(alg: Algorithm, private_jwk: &[u8]) -> Result<Box<dyn JwsSigner>, JwtError> {
     let jwk = Jwk::from_bytes(private_jwk).map_err(|e| JwtError::Key(e.to_string()))?;
-    let signer: Box<dyn JwsSigner> = match alg {
-        "EdDSA" => Box::new(
-            EdDSA
-                .signer_from_jwk(&jwk)
-                .map_err(|e| JwtError::Key(e.to_string()))?,
-        ),
-        "ES256" => Box::new(
-            ES256
-                .signer_from_jwk(&jwk)
-                .map_err(|e| JwtError::Key(e.to_string()))?,
-        ),
-        "RS256" => Box::new(
-            RS256
-                .signer_from_jwk(&jwk)
-                .map_err(|e| JwtError::Key(e.to_string()))?,
-        ),
-        "PS256" => Box::new(
-            PS256
-                .signer_from_jwk(&jwk)
-                .map_err(|e| JwtError::Key(e.to_string()))?,
-        ),
-        other => {
-            return Err(JwtError::Key(format!(
-                "unsupported signing algorithm {other}"
-            )));
-        }
-    };
-    Ok(signer)
+    alg.signer(&jwk).map_err(|e| JwtError::Key(e.to_string()))
 }
 
 /// A freshly generated key pair, as the row stores it.
@@ -184,11 +158,11 @@ fn key_material(jwk: &Jwk) -> Map<String, Value> {
     map
 }
 
-fn generate(alg: JwtAlgorithm) -> Result<Generated, JwtError> {
+fn generate(alg: Algorithm) -> Result<Generated, JwtError> {
     use josekit::jwk::KeyPair;
     let err = |e: josekit::JoseError| JwtError::Key(e.to_string());
     let (private, public, crv): (Jwk, Jwk, Option<&'static str>) = match alg {
-        JwtAlgorithm::Eddsa => {
+        Algorithm::EdDsa => {
             let pair = EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(err)?;
             (
                 pair.to_jwk_private_key(),
@@ -196,7 +170,7 @@ fn generate(alg: JwtAlgorithm) -> Result<Generated, JwtError> {
                 Some("Ed25519"),
             )
         }
-        JwtAlgorithm::Es256 => {
+        Algorithm::Es256 => {
             let pair = ES256.generate_key_pair().map_err(err)?;
             (
                 pair.to_jwk_private_key(),
@@ -205,7 +179,7 @@ fn generate(alg: JwtAlgorithm) -> Result<Generated, JwtError> {
             )
         }
         // PS256 uses a plain RSA key, as jose (Better Auth) does.
-        JwtAlgorithm::Rs256 | JwtAlgorithm::Ps256 => {
+        Algorithm::Rs256 | Algorithm::Ps256 => {
             let pair = RS256.generate_key_pair(2048).map_err(err)?;
             (pair.to_jwk_private_key(), pair.to_jwk_public_key(), None)
         }
@@ -217,7 +191,7 @@ fn generate(alg: JwtAlgorithm) -> Result<Generated, JwtError> {
     Ok(Generated {
         public_jwk,
         private_jwk,
-        alg: alg.jose_name(),
+        alg: alg.name(),
         crv,
     })
 }
@@ -604,8 +578,8 @@ impl KeyFacts for Facts<'_> {
     fn kid(&self) -> &str {
         &self.0.id
     }
-    fn alg(&self) -> &str {
-        &self.1
+    fn alg(&self) -> Option<Algorithm> {
+        Algorithm::from_name(&self.1)
     }
     fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

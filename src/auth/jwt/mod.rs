@@ -8,6 +8,7 @@ pub mod keys;
 pub mod sealed;
 mod sign;
 
+use crate::crypto::Algorithm;
 use crate::db::{self, DbError, DbPool};
 use crate::platform::clock::SharedClock;
 use crate::platform::config::{JWT_KEY_RELOAD_SECS, JwtConfig};
@@ -105,7 +106,7 @@ pub struct JwtApi;
 /// A key that may sign, decrypted once per refresh.
 struct LoadedKey {
     kid: String,
-    alg: String,
+    alg: Algorithm,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     published_at: Option<DateTime<Utc>>,
@@ -116,8 +117,8 @@ impl KeyFacts for LoadedKey {
     fn kid(&self) -> &str {
         &self.kid
     }
-    fn alg(&self) -> &str {
-        &self.alg
+    fn alg(&self) -> Option<Algorithm> {
+        Some(self.alg)
     }
     fn created_at(&self) -> DateTime<Utc> {
         self.created_at
@@ -204,7 +205,7 @@ impl KeyStore {
         let snapshot = self.current(now).await?;
         let key = keys::choose_signing(&snapshot.keys, &self.policy, now)
             .ok_or(JwtError::NoSigningKey)?;
-        sign::sign(key.signer.as_ref(), &key.kid, &key.alg, &claims)
+        sign::sign(key.signer.as_ref(), &key.kid, key.alg.name(), &claims)
     }
 
     /// The `kid` [`sign_for_user`](Self::sign_for_user) would sign with at `now` (after a key
@@ -414,12 +415,14 @@ fn build_snapshot(
         if let Some(expires) = row.expires_at {
             reload_at = reload_at.min(expires);
         }
-        let signer = sealer
-            .open(&row.id, &row.private_key)
-            .map_err(JwtError::from)
-            .and_then(|jwk| keys::signer_for(&alg, &jwk));
+        let signer = Algorithm::from_name(&alg)
+            .ok_or_else(|| JwtError::Key(format!("unsupported signing algorithm {alg}")))
+            .and_then(|alg| {
+                let jwk = sealer.open(&row.id, &row.private_key)?;
+                Ok((alg, keys::signer_for(alg, &jwk)?))
+            });
         match signer {
-            Ok(signer) => loaded.push(LoadedKey {
+            Ok((alg, signer)) => loaded.push(LoadedKey {
                 kid: row.id,
                 alg,
                 created_at: row.created_at,

@@ -4,9 +4,10 @@ use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::models::Account;
 use crate::auth::state::AuthState;
 use crate::auth::store;
+use crate::db::UserId;
 
 /// The user's accounts (credential and GitHub).
-pub async fn list_accounts(state: &AuthState, user_id: &str) -> AuthResult<Vec<Account>> {
+pub async fn list_accounts(state: &AuthState, user_id: &UserId) -> AuthResult<Vec<Account>> {
     let user_id = user_id.to_owned();
     state
         .db(move |conn| store::accounts_of(conn, &user_id))
@@ -17,7 +18,7 @@ pub async fn list_accounts(state: &AuthState, user_id: &str) -> AuthResult<Vec<A
 /// provider (`provider_id`) and optionally the provider's account id.
 pub async fn unlink_account(
     state: &AuthState,
-    user_id: &str,
+    user_id: &UserId,
     provider_id: Option<String>,
     account_id: Option<String>,
 ) -> AuthResult<()> {

@@ -8,7 +8,7 @@ use crate::auth::service::sign::check_password_length;
 use crate::auth::state::{AuthState, Client};
 use crate::auth::store;
 use crate::crypto::random;
-use crate::db::DbError;
+use crate::db::{DbError, UserId};
 use chrono::Duration;
 use diesel::Connection;
 use std::sync::Arc;
@@ -168,7 +168,8 @@ pub async fn reset_password(
                 else {
                     return Ok(Err(Code::InvalidToken));
                 };
-                let Some(user) = store::user_by_id(w.conn(), &row.value)? else {
+                let Some(user) = store::user_by_id(w.conn(), &UserId::from(row.value.as_str()))?
+                else {
                     return Ok(Err(Code::UserNotFound));
                 };
                 match store::credential_account(w.conn(), &user.id)? {

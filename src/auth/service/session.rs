@@ -4,6 +4,7 @@ use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::models::{Session, User};
 use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::auth::store;
+use crate::db::UserId;
 use chrono::Duration;
 
 /// What get-session found.
@@ -136,7 +137,7 @@ pub async fn revoke_session(
 }
 
 /// Revokes every session of the user.
-pub async fn revoke_sessions(state: &AuthState, user_id: &str) -> AuthResult<()> {
+pub async fn revoke_sessions(state: &AuthState, user_id: &UserId) -> AuthResult<()> {
     let user_id = user_id.to_owned();
     state.write(move |w| w.delete_sessions_of(&user_id)).await?;
     Ok(())

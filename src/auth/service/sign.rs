@@ -7,8 +7,7 @@ use crate::auth::password::js_length;
 use crate::auth::service::mail::mail_verification;
 use crate::auth::state::{AuthState, Client};
 use crate::auth::store;
-use crate::crypto::random;
-use crate::db::DbError;
+use crate::db::{DbError, UserId};
 
 /// Enforces the configured password length (JavaScript string length).
 pub fn check_password_length(state: &AuthState, password: &str) -> AuthResult<()> {
@@ -68,7 +67,7 @@ pub async fn sign_up(state: &AuthState, client: &Client, input: SignUp) -> AuthR
     let created = state
         .write(move |w| {
             w.transaction(|w| {
-                let id = random::id();
+                let id = UserId::generate();
                 let user = w.insert_user(&NewUser {
                     id: &id,
                     name: &new_name,
@@ -95,7 +94,7 @@ pub async fn sign_up(state: &AuthState, client: &Client, input: SignUp) -> AuthR
                 image,
                 created_at: now,
                 updated_at: now,
-                id: random::id(),
+                id: UserId::generate(),
             };
             return Ok(SignedUp {
                 user,

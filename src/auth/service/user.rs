@@ -7,12 +7,12 @@ use crate::auth::service::mail::{mail_change_email, mail_email_changed, mail_ver
 use crate::auth::service::sign::check_password_length;
 use crate::auth::state::{AuthState, Client, SignedIn};
 use crate::auth::store;
-use crate::db::DbError;
+use crate::db::{DbError, UserId};
 
 /// Sets the name and/or the image (`Some(None)` clears it).
 pub async fn update_user(
     state: &AuthState,
-    user_id: &str,
+    user_id: &UserId,
     name: Option<String>,
     image: Option<Option<String>>,
 ) -> AuthResult<()> {
@@ -39,7 +39,7 @@ pub async fn update_user(
 /// Verifies `password` against the user's credential account (400s as Better Auth answers).
 async fn check_current_password(
     state: &AuthState,
-    user_id: &str,
+    user_id: &UserId,
     password: String,
 ) -> AuthResult<String> {
     let user_id = user_id.to_owned();

@@ -55,7 +55,7 @@ pub async fn send_verification_email(
         let rid = request_id.clone();
         let queued = state
             .run(move |conn| {
-                let user = store::user_by_email(conn, &email).map_err(DbError::from)?;
+                let user = store::user_by_email(conn, &email)?;
                 let Some(user) = user.filter(|u| !u.email_verified) else {
                     return Ok(false);
                 };
@@ -145,7 +145,7 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
         return fail(Code::UserNotFound);
     };
     // Tokens from older Better Auth versions carry no userId; those that do must match.
-    if claims.user_id.as_deref().is_some_and(|id| id != user.id) {
+    if claims.user_id.as_deref().is_some_and(|id| user.id != id) {
         return fail(Code::InvalidToken);
     }
 
@@ -169,7 +169,7 @@ pub async fn verify_email(state: &AuthState, client: &Client, token: &str) -> Au
                     let identifier = change_email_identifier(&jti);
                     let row =
                         store::take_verification(w.conn(), &identifier)?.filter(|r| r.is_live(now));
-                    if row.is_none_or(|r| r.value != user_id) {
+                    if row.is_none_or(|r| user_id != r.value.as_str()) {
                         return Ok(None);
                     }
                     w.update_email(&user_id, &new_email, verified, now)

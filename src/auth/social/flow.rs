@@ -7,6 +7,7 @@ use crate::auth::store::{self, Writer};
 use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::schema::user;
+use crate::db::{SessionId, UserId};
 use crate::platform::config::AccountLinkingConfig;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -51,10 +52,10 @@ pub struct StateData {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkData {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
 }
 
 /// Better Auth's callback error codes, sent as `?error=` to the error URL.
@@ -165,7 +166,7 @@ pub fn token_aad(account_row: &str, column: &str) -> String {
 fn insert_account(
     conn: &mut PgConnection,
     vault: &Keyring,
-    user_id: &str,
+    user_id: &UserId,
     p: &ProviderAccount,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
@@ -179,13 +180,12 @@ fn insert_account(
             id: &id,
             account_id: &p.account_id,
             provider_id: p.provider_id,
-            user_id,
             access_token: access.as_deref(),
             refresh_token: refresh.as_deref(),
             access_token_expires_at: p.access_token_expires_at,
             refresh_token_expires_at: p.refresh_token_expires_at,
             scope: (!scope.is_empty()).then_some(scope.as_str()),
-            ..NewAccount::new(now)
+            ..NewAccount::new(user_id, now)
         },
     )
     .map(|_| ())
@@ -297,7 +297,7 @@ pub fn sign_in(
         if !sign_up {
             return Ok(Decision::Rejected(CallbackError::SignupDisabled));
         }
-        let id = random::id();
+        let id = UserId::generate();
         let user = w.insert_user(&NewUser {
             id: &id,
             name: &p.name,

@@ -2,13 +2,17 @@
 //! accounts (GitHub), one row struct ([`Account`]) and one insert form ([`NewAccount`]).
 
 use crate::auth::models::{Account, CREDENTIAL, NewAccount, TokenUpdate};
+use crate::db::UserId;
 use crate::db::schema::account;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 /// The user's email-and-password account: `providerId = "credential"`, `accountId = user.id`.
-pub fn credential_account(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<Account>> {
+pub fn credential_account(
+    conn: &mut PgConnection,
+    user_id: &UserId,
+) -> QueryResult<Option<Account>> {
     account::table
         .filter(account::user_id.eq(user_id))
         .filter(account::provider_id.eq(CREDENTIAL))
@@ -27,7 +31,7 @@ pub fn insert_account(conn: &mut PgConnection, new: &NewAccount<'_>) -> QueryRes
 /// The email-and-password account of `user_id` (`accountId = user.id`), with a password hash.
 pub fn insert_credential_account(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     hash: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
@@ -37,9 +41,8 @@ pub fn insert_credential_account(
             id: &crate::crypto::random::id(),
             account_id: user_id,
             provider_id: CREDENTIAL,
-            user_id,
             password: Some(hash),
-            ..NewAccount::new(now)
+            ..NewAccount::new(user_id, now)
         },
     )
 }
@@ -83,7 +86,7 @@ pub fn provider_account(
         .optional()
 }
 
-pub fn accounts_of(conn: &mut PgConnection, user_id: &str) -> QueryResult<Vec<Account>> {
+pub fn accounts_of(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<Vec<Account>> {
     account::table
         .filter(account::user_id.eq(user_id))
         .order((account::created_at.asc(), account::id.asc()))
@@ -102,7 +105,7 @@ pub fn update_tokens(
 }
 
 /// Deletes the account only if it belongs to `user_id`.
-pub fn delete_account(conn: &mut PgConnection, user_id: &str, id: &str) -> QueryResult<usize> {
+pub fn delete_account(conn: &mut PgConnection, user_id: &UserId, id: &str) -> QueryResult<usize> {
     diesel::delete(
         account::table
             .filter(account::id.eq(id))

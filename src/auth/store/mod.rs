@@ -16,6 +16,7 @@ pub use verifications::*;
 use crate::auth::models::*;
 use crate::auth::session_cache::SessionCache;
 use crate::db::schema::{account, session, user};
+use crate::db::{SessionId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -56,7 +57,7 @@ pub fn session_with_user(
 
 fn extend_session(
     conn: &mut PgConnection,
-    id: &str,
+    id: &SessionId,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Session>> {
@@ -75,7 +76,11 @@ fn delete_session_by_token(conn: &mut PgConnection, token: &str) -> QueryResult<
 }
 
 /// Deletes the session with `token` only if it belongs to `user_id`.
-fn delete_own_session(conn: &mut PgConnection, user_id: &str, token: &str) -> QueryResult<usize> {
+fn delete_own_session(
+    conn: &mut PgConnection,
+    user_id: &UserId,
+    token: &str,
+) -> QueryResult<usize> {
     diesel::delete(
         session::table
             .filter(session::token.eq(token))
@@ -84,13 +89,13 @@ fn delete_own_session(conn: &mut PgConnection, user_id: &str, token: &str) -> Qu
     .execute(conn)
 }
 
-fn delete_sessions_of(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+fn delete_sessions_of(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<usize> {
     diesel::delete(session::table.filter(session::user_id.eq(user_id))).execute(conn)
 }
 
 fn delete_other_sessions(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     keep_token: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
@@ -105,7 +110,7 @@ fn delete_other_sessions(
 
 pub fn active_sessions(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Session>> {
     session::table
@@ -118,7 +123,7 @@ pub fn active_sessions(
 
 fn update_profile(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     changes: &ProfileUpdate<'_>,
 ) -> QueryResult<User> {
     diesel::update(user::table.find(user_id))
@@ -129,7 +134,7 @@ fn update_profile(
 
 fn update_email(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     verified: bool,
     now: DateTime<Utc>,
@@ -146,7 +151,7 @@ fn update_email(
 
 /// Deletes the user; sessions and accounts go with it (ON DELETE CASCADE, and explicitly first,
 /// as Better Auth does, so an adopted database without the cascade behaves the same).
-fn delete_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+fn delete_user(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<usize> {
     conn.transaction(|conn| {
         diesel::delete(session::table.filter(session::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(account::table.filter(account::user_id.eq(user_id))).execute(conn)?;
@@ -154,7 +159,7 @@ fn delete_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
     })
 }
 
-pub fn user_by_id(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<User>> {
+pub fn user_by_id(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<Option<User>> {
     user::table
         .find(user_id)
         .select(User::as_select())
@@ -168,7 +173,7 @@ pub fn user_by_id(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<
 /// Returns the user when this call verified them.
 fn verify_email(
     conn: &mut PgConnection,
-    user_id: &str,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<User>> {
     conn.transaction(|conn| {
@@ -198,7 +203,7 @@ fn drop_links_of_unverified(conn: &mut PgConnection, user: &User) -> QueryResult
     drop_social_links(conn, &user.id)
 }
 
-fn drop_social_links(conn: &mut PgConnection, user_id: &str) -> QueryResult<usize> {
+fn drop_social_links(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<usize> {
     let dropped = diesel::delete(
         account::table
             .filter(account::user_id.eq(user_id))
@@ -207,7 +212,7 @@ fn drop_social_links(conn: &mut PgConnection, user_id: &str) -> QueryResult<usiz
     .execute(conn)?;
     if dropped > 0 {
         tracing::warn!(
-            user_id,
+            user_id = %user_id,
             dropped,
             "social links made while the email was unverified dropped; sessions revoked"
         );
@@ -219,7 +224,7 @@ fn drop_social_links(conn: &mut PgConnection, user_id: &str) -> QueryResult<usiz
 /// Locks the user's row until the transaction ends: decisions that count a user's accounts
 /// (unlink never removes the last one) run one at a time per user, so two concurrent unlinks of
 /// a user's two accounts cannot both see "two left".
-pub fn lock_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<bool> {
+pub fn lock_user(conn: &mut PgConnection, user_id: &UserId) -> QueryResult<bool> {
     crate::db::schema::user::table
         .find(user_id)
         .select(crate::db::schema::user::id)
@@ -232,8 +237,8 @@ pub fn lock_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<bool> {
 /// Whether the session with this id still exists, is unexpired and belongs to `user_id`.
 pub fn session_alive(
     conn: &mut PgConnection,
-    session_id: &str,
-    user_id: &str,
+    session_id: &SessionId,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
@@ -315,8 +320,8 @@ impl<'c> Writer<'c> {
         })
     }
 
-    fn user_changes(&mut self, user_id: &str) {
-        self.forget.users.push(user_id.to_owned());
+    fn user_changes(&mut self, user_id: &UserId) {
+        self.forget.users.push(user_id.as_str().to_owned());
     }
 
     fn token_changes(&mut self, token: &str) {
@@ -338,7 +343,7 @@ impl<'c> Writer<'c> {
     /// entry with the earlier expiry left elsewhere only makes that entry end sooner.
     pub fn extend_session(
         &mut self,
-        id: &str,
+        id: &SessionId,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> QueryResult<Option<Session>> {
@@ -351,19 +356,19 @@ impl<'c> Writer<'c> {
     }
 
     /// Deletes the session with `token` only if it belongs to `user_id`.
-    pub fn delete_own_session(&mut self, user_id: &str, token: &str) -> QueryResult<usize> {
+    pub fn delete_own_session(&mut self, user_id: &UserId, token: &str) -> QueryResult<usize> {
         self.token_changes(token);
         delete_own_session(self.conn, user_id, token)
     }
 
-    pub fn delete_sessions_of(&mut self, user_id: &str) -> QueryResult<usize> {
+    pub fn delete_sessions_of(&mut self, user_id: &UserId) -> QueryResult<usize> {
         self.user_changes(user_id);
         delete_sessions_of(self.conn, user_id)
     }
 
     pub fn delete_other_sessions(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         keep_token: &str,
         now: DateTime<Utc>,
     ) -> QueryResult<usize> {
@@ -373,7 +378,7 @@ impl<'c> Writer<'c> {
 
     pub fn update_profile(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         changes: &ProfileUpdate<'_>,
     ) -> QueryResult<User> {
         self.user_changes(user_id);
@@ -382,7 +387,7 @@ impl<'c> Writer<'c> {
 
     pub fn update_email(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         email: &str,
         verified: bool,
         now: DateTime<Utc>,
@@ -392,7 +397,11 @@ impl<'c> Writer<'c> {
     }
 
     /// Marks the user verified (a provider vouched for the same address).
-    pub fn mark_email_verified(&mut self, user_id: &str, now: DateTime<Utc>) -> QueryResult<User> {
+    pub fn mark_email_verified(
+        &mut self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> QueryResult<User> {
         self.user_changes(user_id);
         diesel::update(user::table.find(user_id))
             .set((user::email_verified.eq(true), user::updated_at.eq(now)))
@@ -400,13 +409,17 @@ impl<'c> Writer<'c> {
             .get_result(self.conn)
     }
 
-    pub fn delete_user(&mut self, user_id: &str) -> QueryResult<usize> {
+    pub fn delete_user(&mut self, user_id: &UserId) -> QueryResult<usize> {
         self.user_changes(user_id);
         delete_user(self.conn, user_id)
     }
 
     /// See [`verify_email`].
-    pub fn verify_email(&mut self, user_id: &str, now: DateTime<Utc>) -> QueryResult<Option<User>> {
+    pub fn verify_email(
+        &mut self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Option<User>> {
         self.user_changes(user_id);
         verify_email(self.conn, user_id, now)
     }
