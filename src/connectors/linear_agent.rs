@@ -652,9 +652,11 @@ impl Session<'_> {
         let runs = db::query(&self.ctx.jobs_pool, move |c| {
             linear_agent_session_runs::table
                 .filter(linear_agent_session_runs::session_id.eq(&sid))
+                // The delivery's id breaks ties: run ids are random, and two runs may share a
+                // timestamp.
                 .order((
                     linear_agent_session_runs::created_at.desc(),
-                    linear_agent_session_runs::run_id.desc(),
+                    linear_agent_session_runs::event_id.desc(),
                 ))
                 .select(linear_agent_session_runs::run_id)
                 .limit(10)
