@@ -190,7 +190,7 @@ async function memory() {
   streaming = [...deltas.values()].filter((c) => c > 0).length;
   console.log(JSON.stringify({
     runs: n, created_in_s: created, all_streaming_after_s: reached,
-    model_streams_open: s.open_slow, sse_clients_receiving: streaming, sse_ended_early: ended.length,
+    model_streams_open: s.open_slow, model_streams_peak: s.peak_open_slow, sse_clients_receiving: streaming, sse_ended_early: ended.length,
     rss_idle_mb: +idle.toFixed(1), rss_mb: +rss.toFixed(1),
     per_run_kb: +(((rss - idle) * 1024) / n).toFixed(1),
   }));

@@ -7,7 +7,7 @@
 # missing; confined by tests/mcp/listen-loopback.js), the Anthropic stand-in
 # bench/anthropic-standin.js (answers at once: a tool call, then an answer), and
 # `switchboard serve --role all` on its own database (switchboard_bench_agents). One user, with
-# the per-user run limits raised and agent_run job concurrency at 1,100, so the limits measured
+# the per-user run limits raised and agent_run job concurrency at 1,400, so the limits measured
 # are the server's, not the configured quotas. Then:
 #   1. runs started per second: wrk -c$CONNECTIONS POST /api/agent-runs for $DURATION (every
 #      run then executes: a model turn calling `echo` through MCP, a model answer), and how
@@ -19,6 +19,8 @@
 #      minutes, each with an SSE client on GET /api/agent-runs/{id}/events; RSS from /proc once
 #      all are streaming, plus the database transactions and the server's CPU per second in
 #      that steady state.
+# PHASES="1 2 3" (default) picks the phases. The workers' pool is SWITCHBOARD__JOBS__POOL_MAX_SIZE
+# (default here 4: a turn's writes queue behind each other on the configured 2).
 # Needs node, wrk, psql, PostgreSQL on 127.0.0.1:5432. Ports: BENCH_AUTH_PORT 5321, BENCH_PORT
 # 5322, BENCH_ANTHROPIC_PORT 5323, BENCH_MCP_PORT 5324.
 set -euo pipefail
@@ -28,6 +30,8 @@ DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 RUNS="${RUNS:-300}"
 STREAMS="${STREAMS:-1000}"
+PHASES="${PHASES:-1 2 3}"
+phase() { case " $PHASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 AUTH_PORT="${BENCH_AUTH_PORT:-5321}"
 PORT="${BENCH_PORT:-5322}"
 ANTHROPIC_PORT="${BENCH_ANTHROPIC_PORT:-5323}"
@@ -52,9 +56,12 @@ export SWITCHBOARD__CONNECTORS__MCP__ALLOW_LOOPBACK=true
 export ANTHROPIC_API_KEY=bench-key SWITCHBOARD__CONNECTORS__ANTHROPIC__BASE_URL="http://127.0.0.1:$ANTHROPIC_PORT"
 export SWITCHBOARD__CONNECTORS__AGENTS__MAX_CONCURRENT_RUNS=100000
 export SWITCHBOARD__CONNECTORS__AGENTS__MAX_RUNS_PER_HOUR=100000000
-export SWITCHBOARD__JOBS__CONCURRENCY__AGENT_RUN=1100
+# 1,400, not 1,100: the workers claim only while a quarter of a kind's slots are free (jobs/worker.rs),
+# so with 1,100 slots the 1,000 long runs stalled at 826 in flight (174 never claimed).
+export SWITCHBOARD__JOBS__CONCURRENCY__AGENT_RUN="${SWITCHBOARD__JOBS__CONCURRENCY__AGENT_RUN:-1400}"
 export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
+export SWITCHBOARD__JOBS__POOL_MAX_SIZE="${SWITCHBOARD__JOBS__POOL_MAX_SIZE:-4}"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
@@ -66,7 +73,7 @@ active() { psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs WHERE statu
 (cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
   node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/agents-everything.log" 2>&1 &
 pids+=($!)
-PORT="$ANTHROPIC_PORT" node bench/anthropic-standin.js >"$out/agents-standin.log" 2>&1 &
+PORT="$ANTHROPIC_PORT" SLOW_SECONDS="${SLOW_SECONDS:-900}" node bench/anthropic-standin.js >"$out/agents-standin.log" 2>&1 &
 pids+=($!)
 "$bin" serve --role all >"$out/agents-server.log" 2>&1 &
 sb=$!
@@ -93,6 +100,7 @@ echo "== warm-up: one run"
 RUNS=1 CONCURRENCY=1 node bench/agents-load.js
 load
 
+if phase 1; then
 echo "== 1. runs started per second (wrk -t2 -c$CONNECTIONS -d$DURATION POST /api/agent-runs)"
 cat >"$out/agents-create.lua" <<LUA
 wrk.method = "POST"
@@ -114,10 +122,20 @@ total=$(psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs")
 echo "queue drained in $(echo "$t1 - $t0" | bc) s after the load ($left still active); runs by status: $(psql "$server/$db" -Atqc "SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM agent_runs GROUP BY 1) s") (of $total)"
 load
 
+fi
+
+if phase 2; then
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
+x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
 RUNS="$RUNS" CONCURRENCY=8 node bench/agents-load.js | tee "$out/agents-overhead.json"
+sleep 1 # the statistics collector lags
+x1=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+echo "database commits per run (2 turns, 1 tool call; every process's queries, SSE and metrics included): $(echo "scale=1; ($x1 - $x0) / $RUNS" | bc)"
 load
 
+fi
+
+phase 3 || exit 0
 echo "== 3. $STREAMS concurrent streaming runs, each with an SSE client"
 MODE=memory SB_PID="$sb" STANDIN="http://127.0.0.1:$ANTHROPIC_PORT" STREAMS="$STREAMS" HOLD_SECONDS=12 \
   node bench/agents-load.js >"$out/agents-memory.json" &

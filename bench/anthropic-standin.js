@@ -8,7 +8,9 @@
 //   - after a tool_result: a short text answer, end_turn;
 //   - a prompt containing "[slow]": one text answer streamed slowly, a text_delta every
 //     SLOW_DELTA_MS (default 1000) for SLOW_SECONDS (default 120), or until the client goes.
-// GET /stats: {"open_slow": streams in flight now, "served": answers begun}.
+// GET /stats: {"open_slow": streams in flight now, "peak_open_slow": the most at once,
+// "served": answers begun}. bench/agents.sh sets SLOW_SECONDS long enough that the first
+// streams are still open when the last ones start.
 // Listens on 127.0.0.1 only.
 "use strict";
 const http = require("http");
@@ -17,6 +19,7 @@ const PORT = Number(process.env.PORT || 5323);
 const SLOW_DELTA_MS = Number(process.env.SLOW_DELTA_MS || 1000);
 const SLOW_SECONDS = Number(process.env.SLOW_SECONDS || 120);
 let openSlow = 0;
+let peakOpenSlow = 0;
 let served = 0;
 
 const frame = (e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
@@ -65,6 +68,7 @@ function answer(body, res) {
 
 function slow(res) {
   openSlow++;
+  peakOpenSlow = Math.max(peakOpenSlow, openSlow);
   let done = false;
   const finish = () => { if (!done) { done = true; openSlow--; clearInterval(timer); } };
   res.writeHead(200, headers);
@@ -85,7 +89,7 @@ function slow(res) {
 const server = http.createServer((req, res) => {
   if (req.method === "GET" && req.url === "/stats") {
     res.writeHead(200, { "content-type": "application/json" });
-    return res.end(JSON.stringify({ open_slow: openSlow, served }));
+    return res.end(JSON.stringify({ open_slow: openSlow, peak_open_slow: peakOpenSlow, served }));
   }
   if (req.method !== "POST" || !req.url.startsWith("/v1/messages")) {
     res.writeHead(404);

@@ -9,11 +9,26 @@
 //! Every activity is sent with an id derived from what it answers (session and delivery, run
 //! and tool call), recorded once posted: a retried job skips what it already posted, and if it
 //! died between Linear's answer and the record, Linear sees the same id again.
+//!
+//! A session's run may ask its user: it is offered an [`ASK_USER`] tool; calling it ends the
+//! run (stop reason `awaiting_input`) and its reply is an `elicitation` activity (Linear shows
+//! the session awaiting input). The user's `prompted` answer starts a run that continues the
+//! same conversation: the earlier run's messages, then the answer as that call's
+//! `tool_result`. With `connectors.agents.run_page_url` set, each run started for a session is
+//! linked from it (`agentSessionUpdate` `externalUrls`), so the user can watch it stream.
+//!
+//! Signals on a user's `prompted` activity (SDK `AgentActivitySignal`): `stop` cancels the
+//! session's run at once and a final activity follows. `auth`, `select` and `continue` are
+//! signals an agent puts on its own activities (asking the user to link an account, to pick
+//! from options, keeping a response from ending the session); should one arrive on a user's
+//! prompt it carries no instruction for us, so the prompt is answered as an ordinary follow-up
+//! (logged). We send none of them: runs act with the workspace's app token (nothing for a user
+//! to link), questions are free text, and a `response` is meant to end the session.
 
 use super::ConnectionId;
 use super::Ctx;
 use super::agents::models::{RunRow, StepRow};
-use super::agents::{AgentsError, service, store as runs};
+use super::agents::{self, AgentsError, service, store as runs};
 use crate::db::schema::{
     linear_agent_activities, linear_agent_session_runs, linear_agent_sessions,
 };
@@ -31,6 +46,27 @@ pub(crate) const REPLY_KIND: &str = "linear_agent_reply";
 const ACTIVITY_MUTATION: &str = "mutation SwitchboardAgentActivity($input: AgentActivityCreateInput!) { agentActivityCreate(input: $input) { success agentActivity { id } } }";
 
 const ISSUE_QUERY: &str = "query SwitchboardDelegatedIssue($id: String!) { issue(id: $id) { id delegate { id } state { type } team { states { nodes { id type position } } } } }";
+
+const SESSION_UPDATE: &str = "mutation SwitchboardSessionUrls($id: String!, $input: AgentSessionUpdateInput!) { agentSessionUpdate(id: $id, input: $input) { success } }";
+
+/// The built-in tool a session's run may call to ask its user a question.
+pub(crate) const ASK_USER: &str = "ask_user";
+
+/// [`ASK_USER`] as the model is offered it. Its name has no `__`, so no MCP tool (named
+/// `<server>__<tool>`) can take it.
+pub(crate) fn ask_user_tool() -> Value {
+    json!({
+        "name": ASK_USER,
+        "description": "Ask the Linear user who started this session a question and wait for \
+            their answer. Use it only when you cannot go on without something only they know. \
+            Your turn ends with the question; their answer comes back as this tool's result.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"question": {"type": "string", "description": "The question, in Markdown."}},
+            "required": ["question"],
+        },
+    })
+}
 
 const ISSUE_UPDATE: &str = "mutation SwitchboardStartIssue($id: String!, $stateId: String!) { issueUpdate(id: $id, input: { stateId: $stateId }) { success } }";
 
@@ -216,12 +252,11 @@ async fn graphql(
 /// accepted it.
 async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
     let id = a.id.clone();
-    let seen: i64 = db::run(&ctx.jobs_pool, move |c| {
+    let seen: i64 = db::query(&ctx.jobs_pool, move |c| {
         linear_agent_activities::table
             .find(&id)
             .count()
             .get_result(c)
-            .map_err(DbError::from)
     })
     .await?;
     if seen > 0 {
@@ -246,7 +281,7 @@ async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
         return Err(retry("agentActivityCreate did not succeed"));
     }
     let (id, session, kind, now) = (a.id, a.session_id.to_owned(), a.kind, ctx.clock.now());
-    db::run(&ctx.jobs_pool, move |c| {
+    db::query(&ctx.jobs_pool, move |c| {
         diesel::insert_into(linear_agent_activities::table)
             .values((
                 linear_agent_activities::id.eq(&id),
@@ -257,7 +292,6 @@ async fn post(ctx: &Arc<Ctx>, a: Activity<'_>) -> Result<(), JobError> {
             .on_conflict_do_nothing()
             .execute(c)
             .map(drop)
-            .map_err(DbError::from)
     })
     .await?;
     tracing::info!(session_id = %a.session_id, kind, "Linear agent activity posted");
@@ -322,7 +356,7 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
         return Ok(());
     }
     let cid = connection_id.clone();
-    let found = db::run(&ctx.jobs_pool, move |c| {
+    let found = db::query(&ctx.jobs_pool, move |c| {
         let d: Option<Delivery> =
             diesel::sql_query("SELECT payload FROM webhook_events WHERE id = $1")
                 .bind::<BigInt, _>(event_id)
@@ -332,7 +366,7 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
             .bind::<Text, _>(&cid)
             .get_result(c)
             .optional()?;
-        Ok::<_, DbError>(d.zip(o))
+        Ok(d.zip(o))
     })
     .await?;
     let Some((Delivery { payload }, Owner { owner_id })) = found else {
@@ -352,7 +386,7 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
         .map(str::to_owned);
     let now = ctx.clock.now();
     let (sid, cid, oid) = (session_id.clone(), connection_id.clone(), owner_id.clone());
-    db::run(&ctx.jobs_pool, move |c| {
+    db::query(&ctx.jobs_pool, move |c| {
         diesel::insert_into(linear_agent_sessions::table)
             .values((
                 linear_agent_sessions::id.eq(&sid),
@@ -365,7 +399,6 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
             .on_conflict_do_nothing()
             .execute(c)
             .map(drop)
-            .map_err(DbError::from)
     })
     .await?;
     let s = Session {
@@ -408,12 +441,19 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
                 })
                 .unwrap_or_else(|| "(Linear sent no prompt context.)".to_owned());
             let system = system_prompt(guidance_text(payload.get("guidance")));
-            s.start_run(prompt, system).await
+            s.start_run(prompt, system, None).await
         }
         Some("prompted") => {
             let activity = payload.get("agentActivity").cloned().unwrap_or(Value::Null);
-            if activity.get("signal").and_then(Value::as_str) == Some("stop") {
-                return s.stop().await;
+            match activity.get("signal").and_then(Value::as_str) {
+                Some("stop") => return s.stop().await,
+                // Agent-side signals (see the module's notes): the prompt is a follow-up.
+                Some(other) => tracing::info!(
+                    session_id = %session_id,
+                    signal = other,
+                    "Linear agent session: signal on a prompt ignored; answered as a follow-up"
+                ),
+                None => {}
             }
             let body = activity
                 .get("body")
@@ -457,7 +497,7 @@ impl Session<'_> {
     /// The session's latest run.
     async fn current_run(&self) -> Result<Option<RunRow>, JobError> {
         let sid = self.session_id.to_owned();
-        Ok(db::run(&self.ctx.jobs_pool, move |c| {
+        Ok(db::query(&self.ctx.jobs_pool, move |c| {
             let run: Option<Option<String>> = linear_agent_sessions::table
                 .find(&sid)
                 .select(linear_agent_sessions::run_id)
@@ -467,7 +507,6 @@ impl Session<'_> {
                 Some(id) => runs::find(c, &id),
                 None => Ok(None),
             }
-            .map_err(DbError::from)
         })
         .await?)
     }
@@ -524,7 +563,13 @@ impl Session<'_> {
     }
 
     /// Starts the run this delivery asks for, once: a retried job finds the one it made.
-    async fn start_run(&self, prompt: String, system: String) -> Result<(), JobError> {
+    /// `conversation`: the messages it continues (an answer to an elicitation).
+    async fn start_run(
+        &self,
+        prompt: String,
+        system: String,
+        conversation: Option<Vec<Value>>,
+    ) -> Result<(), JobError> {
         let new = service::NewRun {
             prompt,
             system: Some(system),
@@ -537,6 +582,7 @@ impl Session<'_> {
                 provider: "linear".into(),
                 connection_id: self.connection_id.to_owned(),
             }),
+            conversation,
         };
         let row = match service::prepare(self.ctx, self.owner_id, new) {
             Ok(row) => row,
@@ -575,6 +621,7 @@ impl Session<'_> {
         match started {
             Ok(()) => {
                 self.ctx.jobs_wake.notify_one();
+                self.link_runs().await;
                 Ok(())
             }
             Err(AgentsError::Connectors(e)) => Err(retry(e)),
@@ -593,9 +640,121 @@ impl Session<'_> {
         .await
     }
 
-    /// A follow-up: a new run whose prompt carries the conversation so far.
+    /// Links the session to the pages of its runs in our web app (`externalUrls`, the latest
+    /// first), when `connectors.agents.run_page_url` is set. Setting the list again is
+    /// harmless, so a retried job just does it again; a failure is logged, not retried: the
+    /// link is a convenience, and the activities are what Linear needs.
+    async fn link_runs(&self) {
+        let Some(page) = self.ctx.config.connectors.agents.run_page_url.clone() else {
+            return;
+        };
+        let sid = self.session_id.to_owned();
+        let runs = db::query(&self.ctx.jobs_pool, move |c| {
+            linear_agent_session_runs::table
+                .filter(linear_agent_session_runs::session_id.eq(&sid))
+                // The delivery's id breaks ties: run ids are random, and two runs may share a
+                // timestamp.
+                .order((
+                    linear_agent_session_runs::created_at.desc(),
+                    linear_agent_session_runs::event_id.desc(),
+                ))
+                .select(linear_agent_session_runs::run_id)
+                .limit(10)
+                .load::<String>(c)
+        })
+        .await;
+        let runs = match runs {
+            Ok(r) if !r.is_empty() => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(session_id = %self.session_id, error = %e, "Linear agent session: reading its runs failed");
+                return;
+            }
+        };
+        let urls: Vec<Value> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let label = if i == 0 {
+                    "Agent run in Switchboard".to_owned()
+                } else {
+                    format!("Earlier run {}", runs.len() - i)
+                };
+                json!({ "label": label, "url": page.replace("{id}", id) })
+            })
+            .collect();
+        let updated = graphql(
+            self.ctx,
+            self.connection_id,
+            SESSION_UPDATE,
+            json!({ "id": self.session_id, "input": { "externalUrls": urls } }),
+        )
+        .await;
+        match updated {
+            Ok(data)
+                if data
+                    .pointer("/agentSessionUpdate/success")
+                    .and_then(Value::as_bool)
+                    == Some(true) => {}
+            Ok(_) => {
+                tracing::warn!(session_id = %self.session_id, "agentSessionUpdate did not succeed")
+            }
+            Err(e) => {
+                tracing::warn!(session_id = %self.session_id, error = %e.message, "agentSessionUpdate failed")
+            }
+        }
+    }
+
+    /// The answer to the previous run's question: a run continuing its conversation, the
+    /// answer as the `ask_user` call's result (any other call of that message was not run).
+    async fn answer(&self, previous: RunRow, body: String) -> Result<(), JobError> {
+        let id = previous.id.clone();
+        let steps = db::query(&self.ctx.jobs_pool, move |c| runs::steps(c, &id)).await?;
+        let mut messages = agents::conversation(&previous, &steps);
+        let calls = messages
+            .last()
+            .filter(|m| m["role"] == "assistant")
+            .and_then(|m| m["content"].as_array())
+            .map(|c| agents::calls_of(c))
+            .unwrap_or_default();
+        let results: Vec<Value> = calls
+            .iter()
+            .map(|(id, name, _)| {
+                if name == ASK_USER {
+                    agents::tool_result(id, false, json!([agents::text(body.clone())]))
+                } else {
+                    agents::tool_result(
+                        id,
+                        true,
+                        json!([agents::text(
+                            "Not run: you asked the user first. Call it again if you still need it."
+                        )]),
+                    )
+                }
+            })
+            .collect();
+        if results.is_empty() {
+            messages.push(json!({ "role": "user", "content": body }));
+        } else {
+            messages.push(json!({ "role": "user", "content": results }));
+        }
+        let system = previous
+            .options()
+            .system
+            .unwrap_or_else(|| system_prompt(None));
+        self.start_run(body, system, Some(messages)).await
+    }
+
+    /// A follow-up: the answer to the run's question continues its conversation; otherwise a
+    /// new run whose prompt carries the conversation so far.
     async fn follow_up(&self, body: String, guidance: Option<String>) -> Result<(), JobError> {
         let previous = self.current_run().await?;
+        if let Some(p) = previous
+            .clone()
+            .filter(|p| p.finished() && p.stop_reason.as_deref() == Some(agents::AWAITING_INPUT))
+        {
+            return self.answer(p, body).await;
+        }
         let prompt = match previous {
             Some(p) => format!(
                 "{}\n\n<your_previous_answer>\n{}\n</your_previous_answer>\n\n<follow_up>\n{body}\n</follow_up>",
@@ -604,7 +763,7 @@ impl Session<'_> {
             ),
             None => body,
         };
-        self.start_run(prompt, system_prompt(guidance)).await
+        self.start_run(prompt, system_prompt(guidance), None).await
     }
 
     /// The `stop` signal: the session's run is cancelled (its end posts the final activity);
@@ -613,8 +772,8 @@ impl Session<'_> {
         let current = self.current_run().await?;
         if let Some(run) = current.filter(|r| !r.finished()) {
             let (owner, now) = (self.owner_id.to_owned(), self.ctx.clock.now());
-            db::run(&self.ctx.jobs_pool, move |c| {
-                runs::request_cancel(c, &run.id, &owner, now).map_err(DbError::from)
+            db::query(&self.ctx.jobs_pool, move |c| {
+                runs::request_cancel(c, &run.id, &owner, now)
             })
             .await?;
             return Ok(());
@@ -683,6 +842,10 @@ fn action(step: &StepRow) -> Value {
 fn final_activity(run: &RunRow) -> (&'static str, Value) {
     let text = run.final_text.clone().filter(|t| !t.trim().is_empty());
     match run.status.as_str() {
+        "completed" if run.stop_reason.as_deref() == Some(agents::AWAITING_INPUT) => (
+            "elicitation",
+            json!({ "type": "elicitation", "body": text.unwrap_or_else(|| "Could you tell me more?".into()) }),
+        ),
         "completed" => (
             "response",
             json!({ "type": "response", "body": text.unwrap_or_else(|| "Done.".into()) }),
@@ -718,7 +881,7 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
         return Err(JobError::permanent("payload has no run_id"));
     };
     let id = run_id.clone();
-    let found = db::run(&ctx.jobs_pool, move |c| {
+    let found = db::query(&ctx.jobs_pool, move |c| {
         let link: Option<Link> = diesel::sql_query(
             "SELECT r.session_id, s.connection_id FROM linear_agent_session_runs r \
              JOIN linear_agent_sessions s ON s.id = r.session_id WHERE r.run_id = $1",
@@ -728,7 +891,7 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
         .optional()?;
         let run = runs::find(c, &id)?;
         let steps = runs::steps(c, &id)?;
-        Ok::<_, DbError>(link.zip(run).map(|(l, r)| (l, r, steps)))
+        Ok(link.zip(run).map(|(l, r)| (l, r, steps)))
     })
     .await?;
     let Some((link, run, steps)) = found else {

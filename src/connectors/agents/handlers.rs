@@ -6,7 +6,7 @@ use super::models::{EventRow, RunDetail, RunView};
 use super::service::{self, NewRun};
 use super::store;
 use crate::connectors::ConnectorsState;
-use crate::db::{self, DbError};
+use crate::db;
 use crate::trust::Caller;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -66,6 +66,7 @@ pub(crate) async fn create(
             max_turns: b.max_turns,
             max_tokens_budget: b.max_tokens_budget,
             connection: None,
+            conversation: None,
         },
     )
     .await?;
@@ -268,10 +269,8 @@ impl Stream {
             }
             if let Some(limit) = self.read_up_to {
                 let (run, seen) = (self.run.clone(), self.seen);
-                let rows = db::run(&self.pool, move |c| {
-                    store::events_after(c, &run, seen, 500).map_err(DbError::from)
-                })
-                .await;
+                let rows =
+                    db::query(&self.pool, move |c| store::events_after(c, &run, seen, 500)).await;
                 match rows {
                     Ok(rows) => {
                         let more = rows.len() == 500;

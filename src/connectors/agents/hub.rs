@@ -13,7 +13,7 @@
 
 use super::models::EventRow;
 use crate::db::schema::agent_runs;
-use crate::db::{self, DbError, DbPool};
+use crate::db::{self, DbPool};
 use diesel::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,10 +85,7 @@ impl EventHub {
                 if watched.is_empty() {
                     break;
                 }
-                let polled = db::run(&self.pool, move |c| {
-                    events_of(c, &watched, BATCH).map_err(DbError::from)
-                })
-                .await;
+                let polled = db::query(&self.pool, move |c| events_of(c, &watched, BATCH)).await;
                 let rows = match polled {
                     Ok(rows) => rows,
                     Err(err) => {
@@ -178,6 +175,11 @@ pub(crate) struct Watching {
 }
 
 impl Watching {
+    /// Whether the poller has seen a cancel request (without waiting).
+    pub fn is_cancelled(&self) -> bool {
+        *self.rx.borrow()
+    }
+
     pub async fn cancelled(&self) {
         let mut rx = self.rx.clone();
         if rx.wait_for(|c| *c).await.is_err() {
@@ -225,13 +227,12 @@ impl CancelWatch {
             if ids.is_empty() {
                 continue;
             }
-            let polled = db::run(&self.pool, move |c| {
+            let polled = db::query(&self.pool, move |c| {
                 agent_runs::table
                     .filter(agent_runs::id.eq_any(&ids))
                     .filter(agent_runs::cancel_requested)
                     .select(agent_runs::id)
                     .load::<String>(c)
-                    .map_err(DbError::from)
             })
             .await;
             match polled {

@@ -11,8 +11,9 @@ pub(crate) mod store;
 mod tools;
 
 pub use error::AgentsError;
-pub(crate) use run::run_job;
+pub(crate) use run::{AWAITING_INPUT, calls_of, conversation, run_job, tool_result};
 pub use run::{RUN_KIND, TURN_OVERHEAD};
+pub(crate) use tools::text;
 
 use actix_web::web;
 

@@ -44,6 +44,11 @@ pub struct Options {
     /// MCP servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ToolConnection>,
+    /// The messages a run continuing an earlier one starts from (that run's conversation and
+    /// the user's answer), instead of one user message with the prompt: a Linear session's
+    /// answer to an `elicitation` goes on with the same conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Vec<Value>>,
 }
 
 /// A provider connection whose catalog MCP server a run's tools come from.

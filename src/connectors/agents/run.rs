@@ -12,12 +12,17 @@ use crate::connectors::anthropic::sse::Delta;
 use crate::connectors::anthropic::{AnthropicError, Request, Usage};
 use crate::db::{self, DbError};
 use crate::jobs::{Job, JobError};
+use diesel::Connection;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub const RUN_KIND: &str = "agent_run";
+
+/// The stop reason of a run that ended asking its user a question (status `completed`; the
+/// question is its final text).
+pub const AWAITING_INPUT: &str = "awaiting_input";
 
 /// The loop's own time per turn: the turn's wall time minus the time spent awaiting the model's
 /// stream and the tools (the database writes, the conversation, the bookkeeping). A turn runs
@@ -108,11 +113,7 @@ pub(crate) async fn run_job(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     }
     let now = ctx.clock.now();
     let id = run_id.clone();
-    let Some(row) = db::run(&ctx.jobs_pool, move |c| {
-        store::start(c, &id, now).map_err(DbError::from)
-    })
-    .await?
-    else {
+    let Some(row) = db::query(&ctx.jobs_pool, move |c| store::start(c, &id, now)).await? else {
         return Ok(());
     };
     if row.finished() {
@@ -146,7 +147,7 @@ async fn end(
         stop_reason.to_owned(),
         error.map(str::to_owned),
     );
-    db::run(&ctx.jobs_pool, move |c| {
+    db::query(&ctx.jobs_pool, move |c| {
         store::finish_run(
             c,
             &run,
@@ -159,7 +160,6 @@ async fn end(
             now,
         )
         .map(drop)
-        .map_err(DbError::from)
     })
     .await
 }
@@ -194,12 +194,82 @@ fn tool_uses(content: &[Value]) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-fn tool_result(id: &str, is_error: bool, content: Value) -> Value {
+pub(crate) fn tool_result(id: &str, is_error: bool, content: Value) -> Value {
     let mut v = json!({ "type": "tool_result", "tool_use_id": id, "content": content });
     if is_error {
         v["is_error"] = json!(true);
     }
     v
+}
+
+/// The messages a run starts from: those it continues, or its prompt.
+fn first_messages(run: &RunRow, options: &super::models::Options) -> Vec<Value> {
+    options
+        .conversation
+        .clone()
+        .unwrap_or_else(|| vec![json!({ "role": "user", "content": run.prompt })])
+}
+
+/// A finished run's whole conversation (its first messages, then every model message with the
+/// results of its tool calls in between), for a run that continues it.
+pub(crate) fn conversation(run: &RunRow, steps: &[StepRow]) -> Vec<Value> {
+    let mut messages = first_messages(run, &run.options());
+    replay_steps(&mut messages, steps);
+    messages
+}
+
+/// The tool calls of a model message: id, name, input.
+pub(crate) fn calls_of(content: &[Value]) -> Vec<(String, String, Value)> {
+    tool_uses(content)
+}
+
+/// Appends the steps' model messages (and between two of them the results of the first's tool
+/// calls) to `messages`; returns the last turn and the last model message.
+#[allow(
+    clippy::type_complexity,
+    reason = "a turn and a message, as the loop takes them"
+)]
+fn replay_steps(
+    messages: &mut Vec<Value>,
+    steps: &[StepRow],
+) -> (Option<i32>, Option<(Vec<Value>, Option<String>)>) {
+    let mut models: Vec<&StepRow> = steps.iter().filter(|s| s.kind == "model").collect();
+    models.sort_by_key(|s| s.turn);
+    let mut last = None;
+    let mut turn = None;
+    for (i, m) in models.iter().enumerate() {
+        let content: Vec<Value> = m
+            .content
+            .as_ref()
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        messages.push(json!({ "role": "assistant", "content": content }));
+        turn = Some(m.turn);
+        if i + 1 < models.len() && m.stop_reason.as_deref() == Some("tool_use") {
+            let results: Vec<Value> = tool_uses(&content)
+                .iter()
+                .map(|(id, _, _)| {
+                    match steps
+                        .iter()
+                        .find(|s| s.kind == "tool" && s.tool_use_id.as_deref() == Some(id))
+                    {
+                        Some(s) => tool_result(
+                            id,
+                            s.status != "ok",
+                            s.content
+                                .clone()
+                                .unwrap_or_else(|| json!([tools::text(INTERRUPTED)])),
+                        ),
+                        None => tool_result(id, true, json!([tools::text(INTERRUPTED)])),
+                    }
+                })
+                .collect();
+            messages.push(json!({ "role": "user", "content": results }));
+        }
+        last = Some((content, m.stop_reason.clone()));
+    }
+    (turn, last)
 }
 
 struct Loop {
@@ -212,6 +282,10 @@ struct Loop {
     usage: Usage,
     turn: i32,
     cancel: super::hub::Watching,
+    /// Offers the model [`crate::connectors::linear_agent::ASK_USER`].
+    elicits: bool,
+    /// A cancel request read from the database (the claimed row, then each step write).
+    cancel_seen: bool,
     clock: TurnClock,
 }
 
@@ -230,27 +304,36 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
                 run.id.clone(),
                 serde_json::to_value(&table).unwrap_or(Value::Null),
             );
-            db::run(&ctx.jobs_pool, move |c| {
-                store::set_tool_table(c, &id, &value).map_err(DbError::from)
+            db::query(&ctx.jobs_pool, move |c| {
+                store::set_tool_table(c, &id, &value)
             })
             .await?;
             table
         }
     };
     let id = run.id.clone();
-    let steps = db::run(&ctx.jobs_pool, move |c| {
-        store::steps(c, &id).map_err(DbError::from)
-    })
-    .await?;
+    let steps = db::query(&ctx.jobs_pool, move |c| store::steps(c, &id)).await?;
+    let options = run.options();
+    // A run answering a Linear agent session may ask its user (an `elicitation`).
+    let elicits = options
+        .connection
+        .as_ref()
+        .is_some_and(|c| c.provider == "linear");
+    let mut model_tools = tools::for_model(&table);
+    if elicits {
+        model_tools.push(crate::connectors::linear_agent::ask_user_tool());
+    }
     let mut l = Loop {
         ctx: ctx.clone(),
-        model_tools: tools::for_model(&table),
+        model_tools,
         table,
-        messages: vec![json!({ "role": "user", "content": run.prompt })],
+        messages: first_messages(&run, &options),
         usage: run.usage(),
         turn: 0,
-        options: run.options(),
+        options,
+        elicits,
         cancel: ctx.agent_cancels.watch(&run.id),
+        cancel_seen: run.cancel_requested,
         clock: TurnClock::new(),
         run,
     };
@@ -264,44 +347,29 @@ impl Loop {
     /// Rebuilds the conversation from the steps; returns the last model message (content and
     /// stop reason), whose tool calls may still be outstanding.
     fn replay(&mut self, steps: &[StepRow]) -> Option<(Vec<Value>, Option<String>)> {
-        let mut models: Vec<&StepRow> = steps.iter().filter(|s| s.kind == "model").collect();
-        models.sort_by_key(|s| s.turn);
-        let mut last = None;
-        for (i, m) in models.iter().enumerate() {
-            let content: Vec<Value> = m
-                .content
-                .as_ref()
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            self.messages
-                .push(json!({ "role": "assistant", "content": content }));
-            self.turn = m.turn;
-            if i + 1 < models.len() && m.stop_reason.as_deref() == Some("tool_use") {
-                let results: Vec<Value> = tool_uses(&content)
-                    .iter()
-                    .map(|(id, _, _)| {
-                        match steps
-                            .iter()
-                            .find(|s| s.kind == "tool" && s.tool_use_id.as_deref() == Some(id))
-                        {
-                            Some(s) => tool_result(
-                                id,
-                                s.status != "ok",
-                                s.content
-                                    .clone()
-                                    .unwrap_or_else(|| json!([tools::text(INTERRUPTED)])),
-                            ),
-                            None => tool_result(id, true, json!([tools::text(INTERRUPTED)])),
-                        }
-                    })
-                    .collect();
-                self.messages
-                    .push(json!({ "role": "user", "content": results }));
-            }
-            last = Some((content, m.stop_reason.clone()));
+        let (turn, last) = replay_steps(&mut self.messages, steps);
+        if let Some(turn) = turn {
+            self.turn = turn;
         }
         last
+    }
+
+    /// The question of an `ask_user` call in a model message, for a run that may ask.
+    fn question(&self, content: &[Value]) -> Option<String> {
+        if !self.elicits {
+            return None;
+        }
+        tool_uses(content)
+            .into_iter()
+            .find(|(_, name, _)| name == crate::connectors::linear_agent::ASK_USER)
+            .map(|(_, _, input)| {
+                input
+                    .get("question")
+                    .and_then(Value::as_str)
+                    .filter(|q| !q.trim().is_empty())
+                    .unwrap_or("Could you tell me more?")
+                    .to_owned()
+            })
     }
 
     fn over_budget(&self) -> bool {
@@ -310,12 +378,11 @@ impl Loop {
             .is_some_and(|b| self.usage.total() >= u64::try_from(b).unwrap_or(0))
     }
 
-    async fn cancel_requested(&self) -> Result<bool, Failure> {
-        let id = self.run.id.clone();
-        Ok(db::run(&self.ctx.jobs_pool, move |c| {
-            store::cancel_requested(c, &id).map_err(DbError::from)
-        })
-        .await?)
+    /// A cancel request seen so far: on the run's row when claimed, on the last step write,
+    /// or by this process's cancel poller. No query of its own: the waits on the model and
+    /// the tools race [`Self::watch_cancel`], so a request is never missed for long.
+    fn cancel_requested(&self) -> bool {
+        self.cancel_seen || self.cancel.is_cancelled()
     }
 
     /// Resolves when a cancel request is seen (any process may have made it): this process's
@@ -346,13 +413,17 @@ impl Loop {
                 let final_text = || Some(text_of(&content)).filter(|t| !t.is_empty());
                 match reason.as_deref() {
                     Some("tool_use") => {
+                        if let Some(question) = self.question(&content) {
+                            // The run ends here; the user's answer starts one continuing it.
+                            return self.stop("completed", AWAITING_INPUT, Some(question)).await;
+                        }
                         if self.turn >= max_turns {
                             return self.stop("stopped", "max_turns", final_text()).await;
                         }
                         if self.over_budget() {
                             return self.stop("stopped", "token_budget", final_text()).await;
                         }
-                        if self.cancel_requested().await? {
+                        if self.cancel_requested() {
                             return self.stop("cancelled", "cancelled", final_text()).await;
                         }
                         let (results, tools_took) = tokio::select! {
@@ -360,8 +431,8 @@ impl Loop {
                             _ = self.watch_cancel() => {
                                 let id = self.run.id.clone();
                                 let now = self.ctx.clock.now();
-                                db::run(&self.ctx.jobs_pool, move |c| {
-                                    store::cancel_started_tools(c, &id, now).map_err(DbError::from)
+                                db::query(&self.ctx.jobs_pool, move |c| {
+                                    store::cancel_started_tools(c, &id, now)
                                 }).await?;
                                 return self.stop("cancelled", "cancelled", final_text()).await;
                             }
@@ -384,23 +455,28 @@ impl Loop {
             if self.over_budget() {
                 return self.stop("stopped", "token_budget", None).await;
             }
-            if self.cancel_requested().await? {
+            if self.cancel_requested() {
                 return self.stop("cancelled", "cancelled", None).await;
             }
             let turn = self.turn + 1;
             let called = tokio::select! {
                 r = self.call_model(turn) => match r {
-                    (Ok(r), took) => Ok((r, took)),
-                    (Err(e), _) => Err(e),
+                    (Ok(r), took, tail) => Ok((r, took, tail)),
+                    (Err(e), _, tail) => {
+                        if let Some(tail) = tail {
+                            record_event(&self.ctx, &self.run.id, "text_delta", tail).await;
+                        }
+                        Err(e)
+                    }
                 },
                 _ = self.watch_cancel() => {
                     return self.stop("cancelled", "cancelled", None).await;
                 }
             };
-            let response = match called {
-                Ok((r, took)) => {
+            let (response, tail) = match called {
+                Ok((r, took, tail)) => {
                     self.clock.waited += took;
-                    r
+                    (r, tail)
                 }
                 Err(e) if e.retryable() => return Err(Failure::Retry(e.to_string())),
                 Err(e) => return Err(Failure::Fatal(e.to_string())),
@@ -424,8 +500,9 @@ impl Loop {
             };
             let usage = message.usage;
             let now = self.ctx.clock.now();
-            db::run(&self.ctx.jobs_pool, move |c| {
-                store::record_model_step(c, &step, &usage, now).map_err(DbError::from)
+            // The stream's last delta, the step and the cancel check: one commit.
+            self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
+                store::record_model_step(c, &step, &usage, tail.as_ref(), now)
             })
             .await?;
             self.usage.input_tokens += usage.input_tokens;
@@ -447,6 +524,7 @@ impl Loop {
     ) -> (
         Result<crate::connectors::anthropic::Response, AnthropicError>,
         Duration,
+        Option<Value>,
     ) {
         let req = Request {
             model: self.run.model.clone(),
@@ -464,9 +542,9 @@ impl Loop {
             drop(tx);
             (r, took)
         };
-        let (result, ()) =
+        let ((result, took), tail) =
             tokio::join!(call, pump(self.ctx.clone(), self.run.id.clone(), turn, rx));
-        result
+        (result, took, tail)
     }
 
     /// Runs the message's tool calls (all at once), each recorded before it starts and after
@@ -507,8 +585,8 @@ impl Loop {
             }
         }
         let run_id = self.run.id.clone();
-        db::run(&self.ctx.jobs_pool, move |c| {
-            (|| {
+        db::query(&self.ctx.jobs_pool, move |c| {
+            c.transaction(|c| {
                 store::record_tools_started(c, &fresh, now)?;
                 for id in &interrupted {
                     store::finish_tool(
@@ -521,9 +599,8 @@ impl Loop {
                         now,
                     )?;
                 }
-                Ok::<_, diesel::result::Error>(())
-            })()
-            .map_err(DbError::from)
+                Ok(())
+            })
         })
         .await?;
         let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
@@ -560,8 +637,8 @@ impl Loop {
             );
             let status = if out.is_error { "error" } else { "ok" };
             let ms = out.duration_ms;
-            db::run(&self.ctx.jobs_pool, move |c| {
-                store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now).map_err(DbError::from)
+            db::query(&self.ctx.jobs_pool, move |c| {
+                store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now)
             })
             .await?;
             Ok::<_, Failure>((tool_result(id, out.is_error, content), took))
@@ -577,27 +654,33 @@ impl Loop {
     }
 }
 
+/// Records an event the run can lose in a crash (deltas, retries) without waiting for the WAL
+/// flush; a failure is logged, not the run's.
+async fn record_event(ctx: &Arc<Ctx>, run: &str, kind: &'static str, data: Value) {
+    let (run, now) = (run.to_owned(), ctx.clock.now());
+    if let Err(e) = db::query(&ctx.jobs_pool, move |c| {
+        store::add_event_async_commit(c, &run, kind, &data, now)
+    })
+    .await
+    {
+        tracing::warn!(error = %e, "recording an agent event failed");
+    }
+}
+
 /// Passes text deltas on as `text_delta` events, a few per second at most per block rather than
-/// one row per token.
-async fn pump(ctx: Arc<Ctx>, run: String, turn: i32, mut rx: mpsc::UnboundedReceiver<Delta>) {
+/// one row per token. Returns the last delta not yet written, for the model step's commit.
+async fn pump(
+    ctx: Arc<Ctx>,
+    run: String,
+    turn: i32,
+    mut rx: mpsc::UnboundedReceiver<Delta>,
+) -> Option<Value> {
     const MAX_BUF: usize = 512;
     const MAX_WAIT: Duration = Duration::from_millis(100);
     let mut buf = String::new();
     let mut index = 0usize;
     let mut since = Instant::now();
-    let flush = |kind: &'static str, data: Value| {
-        let (ctx, run) = (ctx.clone(), run.clone());
-        async move {
-            let now = ctx.clock.now();
-            if let Err(e) = db::run(&ctx.jobs_pool, move |c| {
-                store::add_event(c, &run, kind, &data, now).map_err(DbError::from)
-            })
-            .await
-            {
-                tracing::warn!(error = %e, "recording an agent event failed");
-            }
-        }
-    };
+    let flush = |kind: &'static str, data: Value| record_event(&ctx, &run, kind, data);
     loop {
         let next = if buf.is_empty() {
             rx.recv().await
@@ -617,14 +700,8 @@ async fn pump(ctx: Arc<Ctx>, run: String, turn: i32, mut rx: mpsc::UnboundedRece
         };
         match next {
             None => {
-                if !buf.is_empty() {
-                    flush(
-                        "text_delta",
-                        json!({"turn": turn, "index": index, "text": std::mem::take(&mut buf)}),
-                    )
-                    .await;
-                }
-                return;
+                return (!buf.is_empty())
+                    .then(|| json!({"turn": turn, "index": index, "text": buf}));
             }
             Some(Delta::Text { index: i, text }) => {
                 if i != index && !buf.is_empty() {

@@ -23,6 +23,8 @@ pub struct NewRun {
     pub max_tokens_budget: Option<u64>,
     /// Tools from this connection's provider MCP server only (Linear agent sessions).
     pub connection: Option<super::models::ToolConnection>,
+    /// Where a continuing run starts from (see [`Options::conversation`]).
+    pub conversation: Option<Vec<serde_json::Value>>,
 }
 
 fn check(ctx: &Ctx, new: &NewRun) -> Result<(), AgentsError> {
@@ -96,6 +98,7 @@ pub fn prepare(ctx: &Ctx, owner: &str, new: NewRun) -> Result<RunRow, AgentsErro
             max_turns: i32::try_from(new.max_turns.unwrap_or(a.default_max_turns)).unwrap_or(1),
             max_tokens_budget: new.max_tokens_budget.and_then(|b| i64::try_from(b).ok()),
             connection: new.connection,
+            conversation: new.conversation,
         }),
         tool_table: None,
         turns: 0,
@@ -170,10 +173,7 @@ pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, 
 
 pub async fn list(ctx: &Arc<Ctx>, owner: &str, limit: i64) -> Result<Vec<RunView>, AgentsError> {
     let owner = owner.to_owned();
-    let rows = db::run(&ctx.pool, move |c| {
-        store::list_for_owner(c, &owner, limit).map_err(DbError::from)
-    })
-    .await?;
+    let rows = db::query(&ctx.pool, move |c| store::list_for_owner(c, &owner, limit)).await?;
     Ok(rows.iter().map(RunView::from).collect())
 }
 
@@ -198,18 +198,16 @@ pub async fn get(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunDetail, Age
 /// Whether `owner` has run `id` (another user's is "not found").
 pub async fn owned(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunRow, AgentsError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
-    db::run(&ctx.pool, move |c| {
-        store::find_for_owner(c, &id, &owner).map_err(DbError::from)
-    })
-    .await?
-    .ok_or(AgentsError::RunNotFound)
+    db::query(&ctx.pool, move |c| store::find_for_owner(c, &id, &owner))
+        .await?
+        .ok_or(AgentsError::RunNotFound)
 }
 
 pub async fn cancel(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunView, AgentsError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
     let now = ctx.clock.now();
-    let row = db::run(&ctx.pool, move |c| {
-        store::request_cancel(c, &id, &owner, now).map_err(DbError::from)
+    let row = db::query(&ctx.pool, move |c| {
+        store::request_cancel(c, &id, &owner, now)
     })
     .await?
     .ok_or(AgentsError::RunNotFound)?;
@@ -226,8 +224,8 @@ pub async fn prune(ctx: &Arc<Ctx>) -> Result<usize, DbError> {
     let cutoff = ctx.clock.now() - chrono::Duration::days(days);
     let mut total = 0;
     loop {
-        let n = db::run(&ctx.jobs_pool, move |c| {
-            store::prune_finished(c, cutoff, 1000).map_err(DbError::from)
+        let n = db::query(&ctx.jobs_pool, move |c| {
+            store::prune_finished(c, cutoff, 1000)
         })
         .await?;
         total += n;

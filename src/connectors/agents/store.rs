@@ -147,33 +147,61 @@ pub fn set_tool_table(conn: &mut PgConnection, id: &str, table: &Value) -> Query
         .map(drop)
 }
 
-/// A completed model call: its step, the run's turn count and usage, and its event, together.
+#[derive(QueryableByName)]
+struct CancelFlag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cancel_requested: bool,
+}
+
+/// Event rows whose loss in a crash costs nothing the run needs (text deltas: the model step
+/// that follows carries the whole message): written without waiting for the WAL flush.
+pub fn add_event_async_commit(
+    conn: &mut PgConnection,
+    run: &str,
+    kind: &str,
+    data: &Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|c| {
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c)?;
+        add_event(c, run, kind, data, now)
+    })
+}
+
+/// A completed model call: the stream's last unsent text delta (`tail`), its step, the run's
+/// turn count and usage, and its event, in one durable commit. Returns whether a cancel was
+/// requested meanwhile (the loop's cancel check rides on this write instead of a query of
+/// its own).
 pub fn record_model_step(
     conn: &mut PgConnection,
     step: &NewStep,
     usage: &crate::connectors::anthropic::Usage,
+    tail: Option<&Value>,
     now: DateTime<Utc>,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     conn.transaction(|c| {
+        if let Some(data) = tail {
+            add_event(c, &step.run_id, "text_delta", data, now)?;
+        }
         diesel::insert_into(agent_steps::table)
             .values(step)
             .execute(c)?;
         use diesel::sql_types::{BigInt, Text};
-        diesel::sql_query(
+        let flag: CancelFlag = diesel::sql_query(
             "UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
                  'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
                  'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
                  'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
                  'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5) \
-             WHERE id = $1",
+             WHERE id = $1 RETURNING cancel_requested",
         )
         .bind::<Text, _>(&step.run_id)
         .bind::<BigInt, _>(n(usage.input_tokens))
         .bind::<BigInt, _>(n(usage.output_tokens))
         .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
         .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
-        .execute(c)?;
+        .get_result(c)?;
         add_event(
             c,
             &step.run_id,
@@ -185,7 +213,8 @@ pub fn record_model_step(
                 "content": step.content,
             }),
             now,
-        )
+        )?;
+        Ok(flag.cancel_requested)
     })
 }
 
@@ -331,15 +360,6 @@ pub fn request_cancel(
         }
         find(c, id)
     })
-}
-
-pub fn cancel_requested(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
-    agent_runs::table
-        .find(id)
-        .select(agent_runs::cancel_requested)
-        .first(conn)
-        .optional()
-        .map(|v| v.unwrap_or(true))
 }
 
 /// A cancel while tools ran: the calls still `started` are marked `cancelled`.

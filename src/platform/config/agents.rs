@@ -45,6 +45,10 @@ pub struct AgentsConfig {
     /// Finished runs (with their steps and events) older than this are deleted by the
     /// `events_prune` job.
     pub retention_days: i64,
+    /// The page of a run in our web app, `{id}` replaced by the run's id: a Linear agent
+    /// session links to its runs with it (`agentSessionUpdate` `externalUrls`). Unset: no link.
+    #[serde(default)]
+    pub run_page_url: Option<String>,
 }
 
 impl Config {
@@ -95,6 +99,13 @@ impl Config {
         }
         if !(10..=10_000).contains(&g.poll_ms) {
             problems.push("connectors.agents.poll_ms must be between 10 and 10000".into());
+        }
+        if let Some(page) = &g.run_page_url {
+            if !page.contains("{id}") {
+                problems.push("connectors.agents.run_page_url must contain {id}".into());
+            } else if let Err(why) = http_url(&page.replace("{id}", "run")) {
+                problems.push(format!("connectors.agents.run_page_url {why}"));
+            }
         }
         if !(1..=10 * 1024 * 1024).contains(&g.max_prompt_bytes) {
             problems.push("connectors.agents.max_prompt_bytes must be between 1 and 10 MiB".into());

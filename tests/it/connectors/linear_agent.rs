@@ -520,8 +520,10 @@ async fn a_session_run_offers_only_its_workspaces_linear_mcp_tools_with_the_sess
     offered.sort_unstable();
     assert!(offered.contains(&"linear__add"), "{offered:?}");
     assert!(
-        offered.iter().all(|n| n.starts_with("linear__")),
-        "only the Linear MCP server's tools: {offered:?}"
+        offered
+            .iter()
+            .all(|n| n.starts_with("linear__") || *n == "ask_user"),
+        "only the Linear MCP server's tools (and asking the user): {offered:?}"
     );
     assert_eq!(
         own.methods().await.len(),
@@ -620,5 +622,194 @@ async fn an_action_is_posted_while_the_run_is_still_going() {
     assert_eq!(
         *log.lock().unwrap(),
         vec!["thought", "model", "model", "action", "response"]
+    );
+}
+
+#[actix_web::test]
+async fn an_elicitation_waits_for_the_users_answer_which_continues_the_conversation() {
+    let ask = message(
+        &[
+            json!({"type": "text", "text": "One thing first."}),
+            json!({"type": "tool_use", "id": "toolu_ask", "name": "ask_user",
+                "input": {"question": "Which environment fails, staging or production?"}}),
+        ],
+        "tool_use",
+    );
+    let Setup {
+        mut w,
+        log,
+        posted,
+        _model: model,
+    } = setup(vec![ask, answer("Staging: its session secret rotated.")]).await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-ask").await;
+    drain(&w).await;
+
+    // The run ends asking; the question goes out as an elicitation, not a response.
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "elicitation"]
+    );
+    assert_eq!(
+        bodies(&posted).pop().unwrap()["input"]["content"],
+        json!({"type": "elicitation", "body": "Which environment fails, staging or production?"})
+    );
+    assert_eq!(
+        w.sql_texts("SELECT status || ' ' || stop_reason AS t FROM agent_runs"),
+        vec!["completed awaiting_input"]
+    );
+    let first: Value =
+        serde_json::from_slice(&model.received_requests().await.unwrap()[0].body).unwrap();
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "ask_user"),
+        "a session's run is offered ask_user"
+    );
+
+    // The user's answer continues the same conversation: the question's tool_result.
+    let body = session_event(
+        &w,
+        "prompted",
+        json!({"agentActivity": {"id": "act-user-9", "body": "Staging."}}),
+    );
+    deliver(&mut w, &body, "d-answer").await;
+    drain(&w).await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "elicitation", "model", "response"]
+    );
+    let second: Value =
+        serde_json::from_slice(&model.received_requests().await.unwrap()[1].body).unwrap();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("<issue identifier=\"ACME-1\">")
+    );
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"][1]["id"], "toolu_ask");
+    assert_eq!(
+        messages[2],
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_ask",
+            "content": [{"type": "text", "text": "Staging."}]}]})
+    );
+    assert_eq!(
+        bodies(&posted).pop().unwrap()["input"]["content"],
+        json!({"type": "response", "body": "Staging: its session secret rotated."})
+    );
+}
+
+#[actix_web::test]
+async fn each_run_of_a_session_is_linked_from_it_with_external_urls() {
+    let Setup {
+        mut w,
+        log,
+        _model: _model_server,
+        ..
+    } = setup_with(
+        "app",
+        vec![answer("First."), answer("Second.")],
+        &[(
+            "SWITCHBOARD__CONNECTORS__AGENTS__RUN_PAGE_URL",
+            "https://app.example.com/agents/{id}",
+        )],
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(body_string_contains("agentSessionUpdate"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"agentSessionUpdate": {"success": true}}})),
+        )
+        .with_priority(1)
+        .mount(&w.linear.server)
+        .await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-url-1").await;
+    drain(&w).await;
+    let runs = w.sql_texts("SELECT id AS t FROM agent_runs");
+    let updates = w.linear.received("/graphql", "agentSessionUpdate").await;
+    assert_eq!(updates.len(), 1);
+    let sent: Value = serde_json::from_slice(&updates[0].body).unwrap();
+    assert_eq!(
+        sent["variables"],
+        json!({"id": "ses-1", "input": {"externalUrls": [
+            {"label": "Agent run in Switchboard", "url": format!("https://app.example.com/agents/{}", runs[0])},
+        ]}})
+    );
+    assert!(
+        !sent.to_string().contains("lin-access"),
+        "the token goes in the header only"
+    );
+
+    // A follow-up's run is linked too, first; the earlier one stays.
+    let body = session_event(
+        &w,
+        "prompted",
+        json!({"agentActivity": {"id": "act-user-5", "body": "And then?"}}),
+    );
+    deliver(&mut w, &body, "d-url-2").await;
+    drain(&w).await;
+    let second = w.sql_texts("SELECT id AS t FROM agent_runs WHERE prompt LIKE '%<follow_up>%'");
+    let updates = w.linear.received("/graphql", "agentSessionUpdate").await;
+    assert_eq!(updates.len(), 2);
+    let sent: Value = serde_json::from_slice(&updates[1].body).unwrap();
+    let urls = sent["variables"]["input"]["externalUrls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    assert_eq!(
+        urls[0]["url"],
+        format!("https://app.example.com/agents/{}", second[0])
+    );
+    assert_eq!(
+        urls[1],
+        json!({"label": "Earlier run 1", "url": format!("https://app.example.com/agents/{}", runs[0])})
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["thought", "model", "response", "model", "response"]
+    );
+}
+
+#[actix_web::test]
+async fn agent_side_signals_on_a_prompt_are_answered_as_a_follow_up() {
+    let Setup {
+        mut w,
+        log,
+        posted,
+        _model: _model_server,
+    } = setup(vec![answer("A."), answer("B."), answer("C.")]).await;
+    let body = created(&w);
+    deliver(&mut w, &body, "d-sig-0").await;
+    drain(&w).await;
+    for (i, signal) in ["continue", "select"].iter().enumerate() {
+        let body = session_event(
+            &w,
+            "prompted",
+            json!({"agentActivity": {"id": format!("act-sig-{i}"), "body": "More, please.", "signal": signal}}),
+        );
+        deliver(&mut w, &body, &format!("d-sig-{}", i + 1)).await;
+        drain(&w).await;
+    }
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            "thought", "model", "response", "model", "response", "model", "response"
+        ]
+    );
+    assert_eq!(
+        bodies(&posted).pop().unwrap()["input"]["content"]["body"],
+        "C."
+    );
+    assert_eq!(
+        w.sql_texts("SELECT status AS t FROM agent_runs"),
+        vec!["completed", "completed", "completed"]
     );
 }
