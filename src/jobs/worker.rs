@@ -113,8 +113,10 @@ impl Runner {
                     let until = now + self.lease();
                     let held = job.clone();
                     let renewed = db::run(&self.pool, move |conn| store::extend(conn, now, &held, until)).await;
-                    if let Ok(false) = renewed {
-                        tracing::warn!(job = job.id, kind = %job.kind, "lost the claim while running");
+                    match renewed {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(job = job.id, kind = %job.kind, "lost the claim while running"),
+                        Err(err) => tracing::warn!(job = job.id, kind = %job.kind, error = %err, "renewing the job's lease failed; retrying at the next tick"),
                     }
                 }
             }
@@ -208,6 +210,9 @@ impl Runner {
         // One copy for every job task (a clone per job would copy the registry and config).
         let shared = Arc::new(self.clone());
         let mut last_reap = std::time::Instant::now() - Duration::from_secs(3600);
+        // When each kind last tried to claim: a small claim waits at most one poll interval.
+        let mut last_claim =
+            vec![std::time::Instant::now() - Duration::from_secs(3600); kinds.len()];
         loop {
             if *stop.borrow() {
                 break;
@@ -220,14 +225,18 @@ impl Runner {
             }
             let mut claimed = 0;
             let mut full = true;
-            for (kind, capacity, permits) in &kinds {
+            for ((kind, capacity, permits), last_claim) in kinds.iter().zip(&mut last_claim) {
                 let free = permits.available_permits();
-                // While busy, claim in batches of at least a quarter of the capacity: one claim
-                // per finished job would be one commit per job again.
-                if free == 0 || (free < *capacity && free < capacity.div_ceil(4)) {
+                // While busy, claim in batches of at least a quarter of the capacity (one claim
+                // per finished job would be one commit per job again), but never wait more than
+                // one poll interval for that: long jobs (agent runs) may hold the other slots
+                // for minutes, and a queued job must not wait for them.
+                let small = free < *capacity && free < capacity.div_ceil(4);
+                if free == 0 || (small && last_claim.elapsed() < poll) {
                     continue;
                 }
                 full = false;
+                *last_claim = std::time::Instant::now();
                 match self.claim(kind, free).await {
                     Ok(jobs) => {
                         for job in jobs {

@@ -362,6 +362,55 @@ async fn shutdown_releases_claims_it_could_not_finish() {
     );
 }
 
+/// Long jobs (agent runs) may hold most of a kind's slots for minutes: a job queued behind them
+/// takes a free slot within a poll interval, not once a quarter of the slots are free again.
+#[actix_web::test]
+async fn a_free_slot_is_used_while_long_jobs_hold_the_others() {
+    let db = TestDb::new();
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut registry = Registry::new();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = started.clone();
+    registry.register("slow", move |_job| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    for _ in 0..7 {
+        enqueue(&db, clock.now(), "slow", EnqueueOpts::default()).unwrap();
+    }
+    let handle = runner(&db, clock.clone(), registry, |c| {
+        c.default_concurrency = 8;
+        c.shutdown_grace_secs = 0;
+        c.poll_interval_ms = 10;
+    })
+    .start();
+    let wait_for = |n: usize| {
+        let started = started.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while started.load(std::sync::atomic::Ordering::SeqCst) < n
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            started.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    };
+    assert_eq!(
+        wait_for(7).await,
+        7,
+        "seven long jobs hold seven of eight slots"
+    );
+    let late = enqueue(&db, clock.now(), "slow", EnqueueOpts::default()).unwrap();
+    assert_eq!(wait_for(8).await, 8, "the eighth job took the free slot");
+    assert_eq!(state_of(&db, late).unwrap().state, "running");
+    handle.shutdown().await;
+}
+
 #[actix_web::test]
 async fn metrics_show_depth_oldest_age_and_dead_jobs() {
     let mut app = TestApp::new();
