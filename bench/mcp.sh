@@ -13,7 +13,9 @@
 #   1. wrk -t2 -c16 (throughput and latency of the whole path: the headline figures), and
 #   2. bench/mcp-load.js, 16 callers, per call: total (client clock) minus the upstream time
 #      from `Server-Timing: upstream;dur=` = switchboard's own part.
-# Needs wrk, node, PostgreSQL on 127.0.0.1:5432.
+# WIRE=1 also captures the mcp-load.js phase on loopback (dumpcap) and reports the own part
+# measured at switchboard's socket: request-to-response on kernel timestamps minus upstream.
+# Needs wrk, node, PostgreSQL on 127.0.0.1:5432 (and tshark for WIRE=1).
 #
 # PIN=1 confines server-everything and the load generators (wrk, mcp-load.js) to CPU 1 and
 # switchboard to CPU 0 (taskset), so on a 2-core machine the node processes cannot preempt the
@@ -100,8 +102,45 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/Requests\/sec/ {r=$2} $1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /Non-2xx/ {n=$NF}
   END {printf "wrk -c'"$CONNECTIONS"': %s req/s, p50 %s, p99 %s, non-2xx %s\n", r, p50, p99, (n == "" ? 0 : n)}' "$out/mcp-wrk.txt"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+cap=
+if [ "${WIRE:-0}" = 1 ]; then
+  command -v dumpcap >/dev/null || { echo "WIRE=1 needs dumpcap and tshark: apt-get install tshark" >&2; exit 1; }
+  rm -f "$out/mcp-wire.pcap"
+  dumpcap -q -i lo -f "tcp port $PORT" -w "$out/mcp-wire.pcap" 2>"$out/mcp-dumpcap.log" &
+  cap=$!
+  sleep 1
+fi
 URL="$call_url" TOKEN="$jwt" CONCURRENCY="$CONNECTIONS" RUN_SECONDS="${RUN_SECONDS:-10}" "${pin_load[@]}" node bench/mcp-load.js | tee "$out/mcp-own.json"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$cap" ]; then
+  sleep 0.5; kill -INT "$cap"; wait "$cap" 2>/dev/null || true
+  # On the wire at switchboard's socket (kernel timestamps, no client scheduling): the time
+  # from each request to its response (tshark's http.time), minus the upstream time the
+  # response reports in Server-Timing: switchboard's own part, JWT check and HTTP included.
+  tshark -r "$out/mcp-wire.pcap" -Y 'http.response && tcp.srcport == '"$PORT" -T fields \
+    -e http.time -e http.response.line -E occurrence=a -E separator='|' >"$out/mcp-wire.txt" 2>/dev/null
+  python3 - "$out/mcp-wire.txt" <<'PY'
+import re, sys
+own, wire = [], []
+for line in open(sys.argv[1]):
+    t, _, headers = line.partition("|")
+    m = re.search(r"upstream;dur=([0-9.]+)", headers)
+    if not t or not m:
+        continue
+    w = float(t) * 1000
+    wire.append(w)
+    own.append(w - float(m.group(1)))
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p))]
+if own:
+    print(f"own part on the wire (request to response at switchboard's socket, minus upstream), {len(own)} calls: "
+          f"p50 {pct(own, .5):.3f} ms, p90 {pct(own, .9):.3f} ms, p99 {pct(own, .99):.3f} ms; "
+          f"request to response p50 {pct(wire, .5):.3f} ms, p99 {pct(wire, .99):.3f} ms")
+else:
+    print("own part on the wire: no responses decoded")
+PY
+fi
 python3 - "$out/mcp-own.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
