@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 /// Most rows read per poll (the rest on the next one, at once).
 const BATCH: i64 = 2000;
@@ -39,6 +39,9 @@ pub(crate) struct EventHub {
     started: Arc<AtomicBool>,
     pool: DbPool,
     poll: Duration,
+    /// Polls before the interval is up: a run of this process committed events a stream of
+    /// this process is waiting for.
+    wake: Arc<Notify>,
 }
 
 impl EventHub {
@@ -48,6 +51,18 @@ impl EventHub {
             started: Arc::new(AtomicBool::new(false)),
             pool,
             poll,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A run executed in this process committed events (a model step, tool calls, its end):
+    /// when a stream here follows it, the poller reads them now rather than at its next tick,
+    /// so a finished run's last events are not held back by up to one poll interval. Nudges
+    /// made during a poll fold into one more poll. (Text deltas do not nudge: they are
+    /// frequent, and a tick's delay is what batching them costs anyway.)
+    pub fn nudge(&self, run: &str) {
+        if self.lock().contains_key(run) {
+            self.wake.notify_one();
         }
     }
 
@@ -75,7 +90,10 @@ impl EventHub {
 
     async fn run(self) {
         loop {
-            tokio::time::sleep(self.poll).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.poll) => {}
+                () = self.wake.notified() => {}
+            }
             loop {
                 let watched: Vec<(String, i64)> = {
                     let mut runs = self.lock();

@@ -142,7 +142,7 @@ async fn end(
     error: Option<&str>,
 ) -> Result<(), DbError> {
     let now = ctx.clock.now();
-    let (run, stop_reason, error) = (
+    let (id, stop_reason, error) = (
         run.to_owned(),
         stop_reason.to_owned(),
         error.map(str::to_owned),
@@ -150,7 +150,7 @@ async fn end(
     db::query(&ctx.jobs_pool, move |c| {
         store::finish_run(
             c,
-            &run,
+            &id,
             &Ending {
                 status,
                 stop_reason: &stop_reason,
@@ -161,7 +161,9 @@ async fn end(
         )
         .map(drop)
     })
-    .await
+    .await?;
+    ctx.agent_events.nudge(run);
+    Ok(())
 }
 
 /// The text blocks of a model message, joined.
@@ -287,9 +289,14 @@ struct Loop {
     /// A cancel request read from the database (the claimed row, then each step write).
     cancel_seen: bool,
     clock: TurnClock,
+    /// The tool table listed in this claim, stored with the first model step.
+    new_table: Option<Value>,
 }
 
 async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
+    // The tool table is stored with the first model step (one commit less), so a run without
+    // one has recorded no step yet: its steps need no query either.
+    let mut new_table = None;
     let table = match &run.tool_table {
         Some(t) => serde_json::from_value::<Vec<ToolEntry>>(t.clone())
             .map_err(|_| Failure::Fatal("the run's tool table is unreadable".into()))?,
@@ -300,19 +307,16 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
                 None => tools::table(ctx, &run.owner_id, options.tools.as_deref()).await,
             }
             .map_err(Failure::Retry)?;
-            let (id, value) = (
-                run.id.clone(),
-                serde_json::to_value(&table).unwrap_or(Value::Null),
-            );
-            db::query(&ctx.jobs_pool, move |c| {
-                store::set_tool_table(c, &id, &value)
-            })
-            .await?;
+            new_table = Some(serde_json::to_value(&table).unwrap_or(Value::Null));
             table
         }
     };
-    let id = run.id.clone();
-    let steps = db::query(&ctx.jobs_pool, move |c| store::steps(c, &id)).await?;
+    let steps = if new_table.is_some() {
+        Vec::new()
+    } else {
+        let id = run.id.clone();
+        db::query(&ctx.jobs_pool, move |c| store::steps(c, &id)).await?
+    };
     let options = run.options();
     // A run answering a Linear agent session may ask its user (an `elicitation`).
     let elicits = options
@@ -335,6 +339,7 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         cancel: ctx.agent_cancels.watch(&run.id),
         cancel_seen: run.cancel_requested,
         clock: TurnClock::new(),
+        new_table,
         run,
     };
     let last = l.replay(&steps);
@@ -500,17 +505,56 @@ impl Loop {
             };
             let usage = message.usage;
             let now = self.ctx.clock.now();
-            // The stream's last delta, the step and the cancel check: one commit.
+            // A message that ends the run (no tool calls to make, nothing to continue) is
+            // recorded with the run's end: one commit, as `stop` would write it next.
+            let ending = match message.stop_reason.as_deref() {
+                Some("tool_use" | "pause_turn") => None,
+                other => Some((
+                    other.unwrap_or("end_turn").to_owned(),
+                    Some(text_of(&message.content)).filter(|t| !t.is_empty()),
+                )),
+            };
+            let table = self.new_table.take();
+            let end_of = ending.clone();
+            // The stream's last delta, the step, the tool table of a first step, the cancel
+            // check and the run's end if it ends here: one commit.
             self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
-                store::record_model_step(c, &step, &usage, tail.as_ref(), now)
+                c.transaction(|c| {
+                    let cancel = store::record_model_step(
+                        c,
+                        &step,
+                        &usage,
+                        tail.as_ref(),
+                        table.as_ref(),
+                        now,
+                    )?;
+                    if let Some((reason, text)) = &end_of {
+                        store::finish_run(
+                            c,
+                            &step.run_id,
+                            &Ending {
+                                status: "completed",
+                                stop_reason: reason,
+                                final_text: text.as_deref(),
+                                error: None,
+                            },
+                            now,
+                        )?;
+                    }
+                    Ok(cancel)
+                })
             })
             .await?;
+            self.ctx.agent_events.nudge(&self.run.id);
             self.usage.input_tokens += usage.input_tokens;
             self.usage.output_tokens += usage.output_tokens;
             self.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
             self.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
             self.turn = turn;
             self.clock.turn();
+            if ending.is_some() {
+                return Ok(());
+            }
             self.messages
                 .push(json!({ "role": "assistant", "content": message.content }));
             last = Some((message.content, message.stop_reason));
@@ -603,6 +647,7 @@ impl Loop {
             })
         })
         .await?;
+        self.ctx.agent_events.nudge(&self.run.id);
         let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
         let calls = uses.iter().map(|(id, name, input)| async move {
             if let Some(s) = known
@@ -641,6 +686,7 @@ impl Loop {
                 store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now)
             })
             .await?;
+            self.ctx.agent_events.nudge(&self.run.id);
             Ok::<_, Failure>((tool_result(id, out.is_error, content), took))
         });
         let mut results = Vec::with_capacity(uses.len());

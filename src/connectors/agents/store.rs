@@ -140,13 +140,6 @@ pub fn start(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResu
     })
 }
 
-pub fn set_tool_table(conn: &mut PgConnection, id: &str, table: &Value) -> QueryResult<()> {
-    diesel::update(agent_runs::table.find(id))
-        .set(agent_runs::tool_table.eq(table))
-        .execute(conn)
-        .map(drop)
-}
-
 #[derive(QueryableByName)]
 struct CancelFlag {
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -169,7 +162,8 @@ pub fn add_event_async_commit(
 }
 
 /// A completed model call: the stream's last unsent text delta (`tail`), its step, the run's
-/// turn count and usage, and its event, in one durable commit. Returns whether a cancel was
+/// turn count and usage, the tool table fixed by the run's first step (`tool_table`), and its
+/// event, in one durable commit. Returns whether a cancel was
 /// requested meanwhile (the loop's cancel check rides on this write instead of a query of
 /// its own).
 pub fn record_model_step(
@@ -177,6 +171,7 @@ pub fn record_model_step(
     step: &NewStep,
     usage: &crate::connectors::anthropic::Usage,
     tail: Option<&Value>,
+    tool_table: Option<&Value>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -187,13 +182,14 @@ pub fn record_model_step(
         diesel::insert_into(agent_steps::table)
             .values(step)
             .execute(c)?;
-        use diesel::sql_types::{BigInt, Text};
+        use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
         let flag: CancelFlag = diesel::sql_query(
             "UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
                  'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
                  'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
                  'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
-                 'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5) \
+                 'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
+                 tool_table = coalesce($6, tool_table) \
              WHERE id = $1 RETURNING cancel_requested",
         )
         .bind::<Text, _>(&step.run_id)
@@ -201,6 +197,7 @@ pub fn record_model_step(
         .bind::<BigInt, _>(n(usage.output_tokens))
         .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
         .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
+        .bind::<Nullable<Jsonb>, _>(tool_table)
         .get_result(c)?;
         add_event(
             c,
