@@ -1120,3 +1120,64 @@ async fn finished_runs_past_retention_are_pruned_by_the_prune_job() {
         );
     }
 }
+
+/// A stream and the worker running its run in one process: the run's commits wake the event
+/// poller, so the stream sees the run end at once, not at the next poll (here an hour away).
+#[actix_web::test]
+async fn a_stream_in_the_runs_own_process_sees_its_end_without_waiting_for_a_poll() {
+    use actix_web::test;
+    let anthropic = anthropic_stand_in(vec![
+        tool_calls(&[("toolu_1", "nope", json!({}))]).set_delay(Duration::from_millis(300)),
+        text_answer("done").set_delay(Duration::from_millis(300)),
+    ])
+    .await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__POLL_MS", "3600000")],
+    )
+    .await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "tail"})).await;
+    // One process: its HTTP app and its worker share one connectors state.
+    let state = actix_web::web::Data::new(w.another_process());
+    let registry = state.job_registry();
+    let platform = w.app.platform.clone();
+    let app = test::init_service(switchboard::platform::app::build_app(
+        actix_web::web::Data::new(platform.clone()),
+        switchboard::platform::telemetry::RoleTag("connectors"),
+        move |cfg| {
+            cfg.app_data(state.clone());
+            cfg.app_data(state.verifier());
+            switchboard::connectors::configure(cfg);
+        },
+    ))
+    .await;
+    let worker = actix_web::rt::spawn(async move {
+        Runner::new(
+            platform.pool.clone(),
+            platform.clock.clone(),
+            platform.config.jobs.clone(),
+            registry,
+        )
+        .run_until_idle()
+        .await
+    });
+    let req = TestRequest::get()
+        .uri(&format!("/api/agent-runs/{id}/events"))
+        .insert_header(w.bearer(&ada))
+        .to_request();
+    let body = tokio::time::timeout(Duration::from_secs(20), async {
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status().as_u16(), 200);
+        test::read_body(res).await
+    })
+    .await
+    .expect("the stream ends when the run does, long before the next poll");
+    assert_eq!(worker.await.unwrap().unwrap(), 1);
+    let events = parse_sse(&body);
+    let last = events.last().unwrap();
+    assert_eq!(last.1, "status");
+    assert_eq!(last.2["status"], "completed");
+    assert_eq!(last.2["final_text"], "done");
+    assert!(events.iter().any(|e| e.1 == "tool_call_finished"));
+}
