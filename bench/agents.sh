@@ -127,9 +127,12 @@ fi
 if phase 2; then
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
 x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+c0=$(awk '{print $14 + $15}' "/proc/$sb/stat")
 RUNS="$RUNS" CONCURRENCY=8 node bench/agents-load.js | tee "$out/agents-overhead.json"
 sleep 1 # the statistics collector lags
 x1=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+c1=$(awk '{print $14 + $15}' "/proc/$sb/stat")
+echo "server CPU per run (user + system, load-independent unlike the overhead above): $(echo "scale=2; ($c1 - $c0) * 1000 / $(getconf CLK_TCK) / $RUNS" | bc) ms"
 echo "database commits per run (2 turns, 1 tool call; every process's queries, SSE and metrics included): $(echo "scale=1; ($x1 - $x0) / $RUNS" | bc)"
 load
 
