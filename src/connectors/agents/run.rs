@@ -3,9 +3,15 @@
 //! tool call is never repeated, and one that was started but never finished (the worker died
 //! mid-call) is reported to the model as an error rather than run again — the tool may have
 //! had its effect, and running it twice is worse than the model hearing it is unknown.
+//!
+//! One durable commit per model step: the step with the run's end when it ends the run, or
+//! with its tool calls recorded `started` when it asks for tools (so a crash between that
+//! commit and a call reports the call as interrupted too, though it never began). A finished
+//! call's result is written on a task of its own while the next model call goes out; the next
+//! step, the run's end and the next turn's first text delta wait for it.
 
 use super::models::{NewStep, RunRow, StepRow};
-use super::store::{self, Ending};
+use super::store::{self, Ending, ModelStep};
 use super::tools::{self, ToolEntry};
 use crate::connectors::Ctx;
 use crate::connectors::anthropic::sse::Delta;
@@ -13,8 +19,10 @@ use crate::connectors::anthropic::{AnthropicError, Request, Usage};
 use crate::db::{self, DbError};
 use crate::jobs::{Job, JobError};
 use diesel::Connection;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -291,7 +299,15 @@ struct Loop {
     clock: TurnClock,
     /// The tool table listed in this claim, stored with the first model step.
     new_table: Option<Value>,
+    /// The last model message's tool calls were recorded `started` with it (in this claim).
+    prestarted: bool,
+    /// Finished tool calls' writes still in flight: they overlap the next model call and are
+    /// awaited before anything that must follow them (the next step, the run's end, a delta).
+    pending: Mutex<Vec<Write>>,
 }
+
+/// A database write running on its own task, awaitable from more than one place.
+type Write = Shared<BoxFuture<'static, Result<(), String>>>;
 
 async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
     // The tool table is stored with the first model step (one commit less), so a run without
@@ -340,10 +356,16 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         cancel_seen: run.cancel_requested,
         clock: TurnClock::new(),
         new_table,
+        prestarted: false,
+        pending: Mutex::new(Vec::new()),
         run,
     };
     let last = l.replay(&steps);
-    l.run_loop(last, &steps).await?;
+    let looped = l.run_loop(last, &steps).await;
+    // A failed run's writes still land before its job is given up or retried.
+    let settled = l.settle().await;
+    looped?;
+    settled?;
     l.clock.finish();
     Ok(())
 }
@@ -402,8 +424,123 @@ impl Loop {
         reason: &str,
         text: Option<String>,
     ) -> Result<(), Failure> {
+        self.settle().await?;
         end(&self.ctx, &self.run.id, status, reason, text, None).await?;
         Ok(())
+    }
+
+    /// A cancel: the run's calls still `started` are marked `cancelled`.
+    async fn cancel_started_tools(&self) -> Result<(), Failure> {
+        let (id, now) = (self.run.id.clone(), self.ctx.clock.now());
+        db::query(&self.ctx.jobs_pool, move |c| {
+            store::cancel_started_tools(c, &id, now)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The tool-result writes in flight now, as one future (they go on without it).
+    fn settling(&self) -> BoxFuture<'static, Result<(), String>> {
+        let writes = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        async move {
+            for w in writes {
+                w.await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    /// Waits for the tool-result writes in flight; a failed one fails this claim (the run is
+    /// retried, and resumes from what was written).
+    async fn settle(&self) -> Result<(), Failure> {
+        self.settling().await.map_err(Failure::Retry)?;
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
+    }
+
+    /// Records a finished tool call on a task of its own, so the next model call need not
+    /// wait for the commit; [`Self::settle`] waits for it.
+    fn write_tool_result(&self, id: &str, status: &'static str, content: Value, ms: i32) {
+        let (pool, ctx) = (self.ctx.jobs_pool.clone(), self.ctx.clone());
+        let (run, tid, now) = (self.run.id.clone(), id.to_owned(), self.ctx.clock.now());
+        let task = tokio::spawn(async move {
+            let id = run.clone();
+            db::query(&pool, move |c| {
+                store::finish_tool(c, &id, &tid, status, &content, Some(ms), now)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            ctx.agent_events.nudge(&run);
+            Ok(())
+        });
+        let write: Write = async move { task.await.map_err(|e| e.to_string())? }
+            .boxed()
+            .shared();
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(write);
+    }
+
+    /// The `started` step rows of a model message's tool calls.
+    fn tool_steps(&self, uses: &[(String, String, Value)], turn: i32) -> Vec<NewStep> {
+        let now = self.ctx.clock.now();
+        uses.iter()
+            .map(|(id, name, input)| NewStep {
+                run_id: self.run.id.clone(),
+                turn,
+                kind: "tool".into(),
+                status: "started".into(),
+                content: None,
+                stop_reason: None,
+                usage: None,
+                request_id: None,
+                tool_use_id: Some(id.clone()),
+                tool_name: Some(name.clone()),
+                input: Some(input.clone()),
+                started_at: now,
+                finished_at: None,
+                duration_ms: None,
+            })
+            .collect()
+    }
+
+    /// How a model message ends the run, if it does: status, stop reason and final text. A
+    /// message asking for tools ends it when it asks the user, or when the turns or the token
+    /// budget are spent.
+    fn ending_of(
+        &self,
+        message: &[Value],
+        stop_reason: Option<&str>,
+    ) -> Option<(&'static str, String, Option<String>)> {
+        let final_text = || Some(text_of(message)).filter(|t| !t.is_empty());
+        match stop_reason {
+            Some("tool_use") => {
+                if let Some(question) = self.question(message) {
+                    Some(("completed", AWAITING_INPUT.to_owned(), Some(question)))
+                } else if self.turn >= self.options.max_turns {
+                    Some(("stopped", "max_turns".to_owned(), final_text()))
+                } else if self.over_budget() {
+                    Some(("stopped", "token_budget".to_owned(), final_text()))
+                } else {
+                    None
+                }
+            }
+            Some("pause_turn") => None,
+            other => Some((
+                "completed",
+                other.unwrap_or("end_turn").to_owned(),
+                final_text(),
+            )),
+        }
     }
 
     async fn run_loop(
@@ -429,19 +566,19 @@ impl Loop {
                             return self.stop("stopped", "token_budget", final_text()).await;
                         }
                         if self.cancel_requested() {
+                            // Calls recorded `started` with the message never ran.
+                            self.cancel_started_tools().await?;
                             return self.stop("cancelled", "cancelled", final_text()).await;
                         }
                         let (results, tools_took) = tokio::select! {
                             r = self.execute_tools(&content, &known) => r?,
                             _ = self.watch_cancel() => {
-                                let id = self.run.id.clone();
-                                let now = self.ctx.clock.now();
-                                db::query(&self.ctx.jobs_pool, move |c| {
-                                    store::cancel_started_tools(c, &id, now)
-                                }).await?;
+                                self.settle().await?;
+                                self.cancel_started_tools().await?;
                                 return self.stop("cancelled", "cancelled", final_text()).await;
                             }
                         };
+                        self.prestarted = false;
                         self.clock.waited += tools_took;
                         known.clear();
                         self.messages
@@ -465,7 +602,7 @@ impl Loop {
             }
             let turn = self.turn + 1;
             let called = tokio::select! {
-                r = self.call_model(turn) => match r {
+                r = self.call_model(turn, self.settling()) => match r {
                     (Ok(r), took, tail) => Ok((r, took, tail)),
                     (Err(e), _, tail) => {
                         if let Some(tail) = tail {
@@ -504,53 +641,47 @@ impl Loop {
                 duration_ms: None,
             };
             let usage = message.usage;
-            let now = self.ctx.clock.now();
-            // A message that ends the run (no tool calls to make, nothing to continue) is
-            // recorded with the run's end: one commit, as `stop` would write it next.
-            let ending = match message.stop_reason.as_deref() {
-                Some("tool_use" | "pause_turn") => None,
-                other => Some((
-                    other.unwrap_or("end_turn").to_owned(),
-                    Some(text_of(&message.content)).filter(|t| !t.is_empty()),
-                )),
-            };
-            let table = self.new_table.take();
-            let end_of = ending.clone();
-            // The stream's last delta, the step, the tool table of a first step, the cancel
-            // check and the run's end if it ends here: one commit.
-            self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
-                c.transaction(|c| {
-                    let cancel = store::record_model_step(
-                        c,
-                        &step,
-                        &usage,
-                        tail.as_ref(),
-                        table.as_ref(),
-                        now,
-                    )?;
-                    if let Some((reason, text)) = &end_of {
-                        store::finish_run(
-                            c,
-                            &step.run_id,
-                            &Ending {
-                                status: "completed",
-                                stop_reason: reason,
-                                final_text: text.as_deref(),
-                                error: None,
-                            },
-                            now,
-                        )?;
-                    }
-                    Ok(cancel)
-                })
-            })
-            .await?;
-            self.ctx.agent_events.nudge(&self.run.id);
             self.usage.input_tokens += usage.input_tokens;
             self.usage.output_tokens += usage.output_tokens;
             self.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
             self.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
             self.turn = turn;
+            // A message that ends the run is recorded with the run's end, and the tool calls
+            // of one that goes on are recorded `started` with it: one commit per model step.
+            // A crash after it reports those calls as interrupted, never runs them.
+            let ending = self.ending_of(&message.content, message.stop_reason.as_deref());
+            let tools = match (&ending, message.stop_reason.as_deref()) {
+                (None, Some("tool_use")) => self.tool_steps(&tool_uses(&message.content), turn),
+                _ => Vec::new(),
+            };
+            self.prestarted = !tools.is_empty();
+            let table = self.new_table.take();
+            let now = self.ctx.clock.now();
+            let end_of = ending.clone();
+            // The previous turn's tool results first: they precede this step.
+            self.settle().await?;
+            self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
+                let end = end_of.as_ref().map(|(status, reason, text)| Ending {
+                    status,
+                    stop_reason: reason,
+                    final_text: text.as_deref(),
+                    error: None,
+                });
+                store::record_model_step(
+                    c,
+                    &ModelStep {
+                        step: &step,
+                        usage: &usage,
+                        tail: tail.as_ref(),
+                        tool_table: table.as_ref(),
+                        tools: &tools,
+                        ending: end.as_ref(),
+                    },
+                    now,
+                )
+            })
+            .await?;
+            self.ctx.agent_events.nudge(&self.run.id);
             self.clock.turn();
             if ending.is_some() {
                 return Ok(());
@@ -562,9 +693,12 @@ impl Loop {
     }
 
     /// The model's answer and how long its stream took (the request's own time).
+    /// `before` is the previous turn's tool-result writes: no delta of this turn is written
+    /// ahead of them.
     async fn call_model(
         &self,
         turn: i32,
+        before: BoxFuture<'static, Result<(), String>>,
     ) -> (
         Result<crate::connectors::anthropic::Response, AnthropicError>,
         Duration,
@@ -586,13 +720,15 @@ impl Loop {
             drop(tx);
             (r, took)
         };
-        let ((result, took), tail) =
-            tokio::join!(call, pump(self.ctx.clone(), self.run.id.clone(), turn, rx));
+        let ((result, took), tail) = tokio::join!(
+            call,
+            pump(self.ctx.clone(), self.run.id.clone(), turn, rx, before)
+        );
         (result, took, tail)
     }
 
-    /// Runs the message's tool calls (all at once), each recorded before it starts and after
-    /// it ends; returns the `tool_result` blocks in the order of the calls, and the time spent
+    /// Runs the message's tool calls (all at once), each recorded before it starts (with its
+    /// message, as a rule) and after it ends (on a task of its own); returns the `tool_result` blocks in the order of the calls, and the time spent
     /// awaiting tools (the longest call: they run at once).
     async fn execute_tools(
         &self,
@@ -600,54 +736,45 @@ impl Loop {
         known: &[StepRow],
     ) -> Result<(Vec<Value>, Duration), Failure> {
         let uses = tool_uses(content);
-        let now = self.ctx.clock.now();
-        let mut fresh = Vec::new();
-        let mut interrupted = Vec::new();
-        for (id, name, input) in &uses {
-            match known
+        // Calls recorded with their message in this claim need no write here. A resumed run's
+        // message may have calls without a row (recorded by an older version) and calls cut
+        // off by the crash (`started`: reported as interrupted, not run again).
+        if !self.prestarted {
+            let known_id = |id: &str| known.iter().find(|s| s.tool_use_id.as_deref() == Some(id));
+            let unrecorded: Vec<_> = uses
                 .iter()
-                .find(|s| s.tool_use_id.as_deref() == Some(id.as_str()))
-            {
-                None => fresh.push(NewStep {
-                    run_id: self.run.id.clone(),
-                    turn: self.turn,
-                    kind: "tool".into(),
-                    status: "started".into(),
-                    content: None,
-                    stop_reason: None,
-                    usage: None,
-                    request_id: None,
-                    tool_use_id: Some(id.clone()),
-                    tool_name: Some(name.clone()),
-                    input: Some(input.clone()),
-                    started_at: now,
-                    finished_at: None,
-                    duration_ms: None,
-                }),
-                Some(s) if s.status == "started" => interrupted.push(id.clone()),
-                Some(_) => {}
+                .filter(|(id, _, _)| known_id(id).is_none())
+                .cloned()
+                .collect();
+            let fresh = self.tool_steps(&unrecorded, self.turn);
+            let interrupted: Vec<String> = uses
+                .iter()
+                .filter(|(id, _, _)| known_id(id).is_some_and(|s| s.status == "started"))
+                .map(|(id, _, _)| id.clone())
+                .collect();
+            if !fresh.is_empty() || !interrupted.is_empty() {
+                let (run_id, now) = (self.run.id.clone(), self.ctx.clock.now());
+                db::query(&self.ctx.jobs_pool, move |c| {
+                    c.transaction(|c| {
+                        store::record_tools_started(c, &fresh, now)?;
+                        for id in &interrupted {
+                            store::finish_tool(
+                                c,
+                                &run_id,
+                                id,
+                                "interrupted",
+                                &json!([tools::text(INTERRUPTED)]),
+                                None,
+                                now,
+                            )?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+                self.ctx.agent_events.nudge(&self.run.id);
             }
         }
-        let run_id = self.run.id.clone();
-        db::query(&self.ctx.jobs_pool, move |c| {
-            c.transaction(|c| {
-                store::record_tools_started(c, &fresh, now)?;
-                for id in &interrupted {
-                    store::finish_tool(
-                        c,
-                        &run_id,
-                        id,
-                        "interrupted",
-                        &json!([tools::text(INTERRUPTED)]),
-                        None,
-                        now,
-                    )?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
-        self.ctx.agent_events.nudge(&self.run.id);
         let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
         let calls = uses.iter().map(|(id, name, input)| async move {
             if let Some(s) = known
@@ -659,7 +786,7 @@ impl Loop {
                 } else {
                     s.content.clone().unwrap_or_else(|| json!([]))
                 };
-                return Ok((tool_result(id, s.status != "ok", content), Duration::ZERO));
+                return (tool_result(id, s.status != "ok", content), Duration::ZERO);
             }
             let entry = self.table.iter().find(|t| t.name == *name);
             let started = Instant::now();
@@ -674,25 +801,13 @@ impl Loop {
             .await;
             let took = started.elapsed();
             let content = Value::Array(out.content);
-            let (run, tid, c2, now) = (
-                self.run.id.clone(),
-                id.clone(),
-                content.clone(),
-                self.ctx.clock.now(),
-            );
             let status = if out.is_error { "error" } else { "ok" };
-            let ms = out.duration_ms;
-            db::query(&self.ctx.jobs_pool, move |c| {
-                store::finish_tool(c, &run, &tid, status, &c2, Some(ms), now)
-            })
-            .await?;
-            self.ctx.agent_events.nudge(&self.run.id);
-            Ok::<_, Failure>((tool_result(id, out.is_error, content), took))
+            self.write_tool_result(id, status, content.clone(), out.duration_ms);
+            (tool_result(id, out.is_error, content), took)
         });
         let mut results = Vec::with_capacity(uses.len());
         let mut longest = Duration::ZERO;
-        for r in futures_util::future::join_all(calls).await {
-            let (result, took) = r?;
+        for (result, took) in futures_util::future::join_all(calls).await {
             longest = longest.max(took);
             results.push(result);
         }
@@ -720,13 +835,24 @@ async fn pump(
     run: String,
     turn: i32,
     mut rx: mpsc::UnboundedReceiver<Delta>,
+    before: BoxFuture<'static, Result<(), String>>,
 ) -> Option<Value> {
     const MAX_BUF: usize = 512;
     const MAX_WAIT: Duration = Duration::from_millis(100);
     let mut buf = String::new();
     let mut index = 0usize;
     let mut since = Instant::now();
-    let flush = |kind: &'static str, data: Value| record_event(&ctx, &run, kind, data);
+    // Waited for once, before the first write (a failed one is the loop's to report).
+    let before = before.shared();
+    let flush = |kind: &'static str, data: Value| {
+        let before = before.clone();
+        let ctx = &ctx;
+        let run = &run;
+        async move {
+            let _ = before.await;
+            record_event(ctx, run, kind, data).await;
+        }
+    };
     loop {
         let next = if buf.is_empty() {
             rx.recv().await

@@ -161,22 +161,34 @@ pub fn add_event_async_commit(
     })
 }
 
-/// A completed model call: the stream's last unsent text delta (`tail`), its step, the run's
-/// turn count and usage, the tool table fixed by the run's first step (`tool_table`), and its
-/// event, in one durable commit. Returns whether a cancel was
-/// requested meanwhile (the loop's cancel check rides on this write instead of a query of
+/// What a completed model call writes, in one durable commit.
+pub struct ModelStep<'a> {
+    pub step: &'a NewStep,
+    pub usage: &'a crate::connectors::anthropic::Usage,
+    /// The stream's last text delta not yet written.
+    pub tail: Option<&'a Value>,
+    /// The tool table fixed by the run's first step.
+    pub tool_table: Option<&'a Value>,
+    /// The message's tool calls, recorded `started` before any of them runs.
+    pub tools: &'a [NewStep],
+    /// The run's end, when this message ends it.
+    pub ending: Option<&'a Ending<'a>>,
+}
+
+/// A completed model call: the stream's last unsent text delta, its step, the run's turn count
+/// and usage, the tool table of a first step, its event, and the tool calls it asks for
+/// (recorded `started`, so none runs twice), in one durable commit. Returns whether a cancel
+/// was requested meanwhile (the loop's cancel check rides on this write instead of a query of
 /// its own).
 pub fn record_model_step(
     conn: &mut PgConnection,
-    step: &NewStep,
-    usage: &crate::connectors::anthropic::Usage,
-    tail: Option<&Value>,
-    tool_table: Option<&Value>,
+    m: &ModelStep<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (step, usage) = (m.step, m.usage);
     conn.transaction(|c| {
-        if let Some(data) = tail {
+        if let Some(data) = m.tail {
             add_event(c, &step.run_id, "text_delta", data, now)?;
         }
         diesel::insert_into(agent_steps::table)
@@ -197,7 +209,7 @@ pub fn record_model_step(
         .bind::<BigInt, _>(n(usage.output_tokens))
         .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
         .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
-        .bind::<Nullable<Jsonb>, _>(tool_table)
+        .bind::<Nullable<Jsonb>, _>(m.tool_table)
         .get_result(c)?;
         add_event(
             c,
@@ -211,33 +223,44 @@ pub fn record_model_step(
             }),
             now,
         )?;
+        record_tools_started(c, m.tools, now)?;
+        if let Some(end) = m.ending {
+            finish_run_in(c, &step.run_id, end, now)?;
+        }
         Ok(flag.cancel_requested)
     })
 }
 
-/// Tool calls about to run: recorded `started` (with their events) before any is executed.
+/// Tool calls about to run, recorded `started` (with their events) before any is executed:
+/// two statements, inside the caller's transaction.
 pub fn record_tools_started(
     conn: &mut PgConnection,
     steps: &[NewStep],
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    conn.transaction(|c| {
-        for s in steps {
-            diesel::insert_into(agent_steps::table)
-                .values(s)
-                .execute(c)?;
-            add_event(
-                c,
-                &s.run_id,
-                "tool_call_started",
-                &serde_json::json!({
+    if steps.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(agent_steps::table)
+        .values(steps)
+        .execute(conn)?;
+    let events: Vec<_> = steps
+        .iter()
+        .map(|s| {
+            (
+                agent_events::run_id.eq(&s.run_id),
+                agent_events::event_type.eq("tool_call_started"),
+                agent_events::data.eq(serde_json::json!({
                     "turn": s.turn, "tool_use_id": s.tool_use_id, "name": s.tool_name, "input": s.input,
-                }),
-                now,
-            )?;
-        }
-        Ok(())
-    })
+                })),
+                agent_events::created_at.eq(now),
+            )
+        })
+        .collect();
+    diesel::insert_into(agent_events::table)
+        .values(events)
+        .execute(conn)
+        .map(drop)
 }
 
 /// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
@@ -294,36 +317,44 @@ pub fn finish_run(
     end: &Ending<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    conn.transaction(|c| {
-        let n = diesel::update(
-            agent_runs::table
-                .filter(agent_runs::id.eq(id))
-                .filter(agent_runs::status.eq_any(["queued", "running"])),
-        )
-        .set((
-            agent_runs::status.eq(end.status),
-            agent_runs::stop_reason.eq(end.stop_reason),
-            agent_runs::final_text.eq(end.final_text),
-            agent_runs::error.eq(end.error),
-            agent_runs::finished_at.eq(now),
-        ))
-        .execute(c)?;
-        if n == 1 {
-            add_event(
-                c,
-                id,
-                "status",
-                &serde_json::json!({
-                    "status": end.status, "stop_reason": end.stop_reason,
-                    "final_text": end.final_text, "error": end.error,
-                }),
-                now,
-            )?;
-            // A run answering a Linear agent session: its final activity goes out as a job.
-            crate::connectors::linear_agent::on_run_end(c, id, now)?;
-        }
-        Ok(n == 1)
-    })
+    conn.transaction(|c| finish_run_in(c, id, end, now))
+}
+
+/// [`finish_run`] inside the caller's transaction.
+fn finish_run_in(
+    c: &mut PgConnection,
+    id: &str,
+    end: &Ending<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        agent_runs::table
+            .filter(agent_runs::id.eq(id))
+            .filter(agent_runs::status.eq_any(["queued", "running"])),
+    )
+    .set((
+        agent_runs::status.eq(end.status),
+        agent_runs::stop_reason.eq(end.stop_reason),
+        agent_runs::final_text.eq(end.final_text),
+        agent_runs::error.eq(end.error),
+        agent_runs::finished_at.eq(now),
+    ))
+    .execute(c)?;
+    if n == 1 {
+        add_event(
+            c,
+            id,
+            "status",
+            &serde_json::json!({
+                "status": end.status, "stop_reason": end.stop_reason,
+                "final_text": end.final_text, "error": end.error,
+            }),
+            now,
+        )?;
+        // A run answering a Linear agent session: its final activity goes out as a job.
+        crate::connectors::linear_agent::on_run_end(c, id, now)?;
+    }
+    Ok(n == 1)
 }
 
 /// Asks a run to stop: a queued one is cancelled at once; a running one when its worker next
@@ -339,7 +370,7 @@ pub fn request_cancel(
             return Ok(None);
         };
         if row.status == "queued" {
-            finish_run(
+            finish_run_in(
                 c,
                 id,
                 &Ending {
