@@ -12,7 +12,8 @@
 #   1. runs started per second: wrk -c$CONNECTIONS POST /api/agent-runs for $DURATION (every
 #      run then executes: a model turn calling `echo` through MCP, a model answer), and how
 #      long the queue takes to finish them;
-#   2. the loop's own time per turn, p50/p99: $RUNS runs, 8 at a time, each followed on its SSE
+#   2. the loop's own time per turn, p50/p99: first $ALONE runs one at a time (the loop's own
+#      cost), then $RUNS runs, 8 at a time, each followed on its SSE
 #      stream, read from the switchboard_agent_turn_overhead_seconds histogram on /metrics
 #      (per turn: wall time minus the model stream and the tool calls; bucket upper bounds);
 #   3. memory per active streaming run: $STREAMS runs whose model streams a delta a second for
@@ -29,6 +30,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 RUNS="${RUNS:-300}"
+ALONE="${ALONE:-100}"
 STREAMS="${STREAMS:-1000}"
 PHASES="${PHASES:-1 2 3}"
 phase() { case " $PHASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -125,6 +127,9 @@ load
 fi
 
 if phase 2; then
+echo "== 2a. server time per turn, excluding model and tools ($ALONE runs, one at a time)"
+RUNS="$ALONE" CONCURRENCY=1 node bench/agents-load.js | tee "$out/agents-overhead-alone.json"
+load
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
 x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
 c0=$(awk '{print $14 + $15}' "/proc/$sb/stat")
