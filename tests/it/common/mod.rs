@@ -14,6 +14,8 @@ pub mod auth;
 pub mod db;
 /// A server on its own thread, for tests that block (running node).
 pub mod http;
+#[cfg(feature = "connectors")]
+pub mod jobs;
 pub mod jwt;
 pub mod logs;
 pub mod mail;

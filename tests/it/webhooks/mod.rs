@@ -10,13 +10,13 @@ mod intake;
 mod route_batches;
 mod routing;
 
+pub use crate::common::jobs::drain;
 use crate::common::{Seen, TestDb};
 use crate::connectors::World;
 use actix_web::test::TestRequest;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::{Value, json};
-use switchboard::jobs::Runner;
 use switchboard::platform::clock::Clock;
 use switchboard::platform::role::Role;
 
@@ -129,21 +129,6 @@ pub fn connection(
     .bind::<diesel::sql_types::Nullable<Text>, _>(org)
     .execute(&mut conn)
     .unwrap();
-}
-
-/// Runs every ready job the connectors role knows, as a worker of another process would.
-pub async fn drain(w: &World) -> usize {
-    let registry = w.another_process().job_registry();
-    let platform = &w.app.platform;
-    Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        registry,
-    )
-    .run_until_idle()
-    .await
-    .unwrap()
 }
 
 pub fn count(db: &TestDb, sql: &str) -> i64 {

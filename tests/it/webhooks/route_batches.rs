@@ -1,6 +1,7 @@
 //! Routing in batches: one job per intake batch, each run routing every pending delivery.
 
 use super::*;
+use crate::common::jobs::runner;
 use switchboard::connectors::webhooks::writer::{self, Delivery};
 
 fn linear_delivery(id: &str, kind: &str, action: &str, org: &str) -> Delivery {
@@ -19,17 +20,6 @@ fn linear_delivery(id: &str, kind: &str, action: &str, org: &str) -> Delivery {
 
 fn store(w: &World, batch: &[Delivery]) -> Vec<bool> {
     writer::store_batch(&mut w.app.db.conn(), batch, w.app.clock_now(), 5).unwrap()
-}
-
-/// A runner of another process, owned (so it can run in a task of its own).
-fn route_runner(w: &World) -> Runner {
-    let platform = &w.app.platform;
-    Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        w.another_process().job_registry(),
-    )
 }
 
 /// The feed in cursor order: `delivery>connection`.
@@ -193,7 +183,7 @@ async fn a_batch_that_lands_while_a_route_run_works_is_routed() {
     diesel::sql_query("LOCK TABLE connection_events IN EXCLUSIVE MODE")
         .execute(&mut lock)
         .unwrap();
-    let runner = route_runner(&w);
+    let runner = runner(&w);
     let run = tokio::spawn(async move { runner.run_until_idle().await.unwrap() });
     // Until the run has its chunk and waits to write the feed (a condition, not a time).
     while count(

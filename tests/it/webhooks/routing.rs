@@ -139,17 +139,7 @@ async fn events_past_retention_are_pruned_by_the_prune_job() {
     post_linear(&mut w, &body, "young").await;
     drain(&w).await;
     w.app.clock.advance(chrono::Duration::days(2));
-    {
-        let mut conn = w.app.db.conn();
-        switchboard::jobs::enqueue(
-            &mut conn,
-            w.app.clock.now(),
-            "events_prune",
-            &json!({}),
-            &Default::default(),
-        )
-        .unwrap();
-    }
+    crate::common::jobs::enqueue(&w, "events_prune");
     assert_eq!(drain(&w).await, 1);
     assert_eq!(
         w.sql_texts("SELECT delivery_id AS t FROM webhook_events"),

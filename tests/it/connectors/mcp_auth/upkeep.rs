@@ -2,6 +2,7 @@
 //! expired authorization flows.
 
 use super::*;
+use crate::common::jobs::drain;
 
 #[actix_web::test]
 async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
@@ -98,20 +99,6 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
     assert!(!rows.contains("mcpat_") && !rows.contains("mcprt_"));
 }
 
-/// Runs every ready connectors job, as a worker of another process would.
-async fn drain_jobs(w: &World) -> usize {
-    let platform = &w.app.platform;
-    switchboard::jobs::Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        w.another_process().job_registry(),
-    )
-    .run_until_idle()
-    .await
-    .unwrap()
-}
-
 #[actix_web::test]
 async fn the_refresh_sweep_job_deletes_expired_mcp_authorization_flows() {
     let standin = OAuthStandIn::start(Behaviour::default()).await;
@@ -132,7 +119,7 @@ async fn the_refresh_sweep_job_deletes_expired_mcp_authorization_flows() {
     let ttl = i64::try_from(w.app.platform.config.connectors.oauth_flow_ttl_secs).unwrap();
     w.app.clock.advance(chrono::Duration::seconds(ttl + 60));
     assert!(w.another_process().schedule_sweep().await.unwrap());
-    assert_eq!(drain_jobs(&w).await, 1);
+    assert_eq!(drain(&w).await, 1);
     assert_eq!(flows(&w).len(), 2);
     let state = query(&abandoned, "state").unwrap();
     let late = callback(
@@ -147,7 +134,7 @@ async fn the_refresh_sweep_job_deletes_expired_mcp_authorization_flows() {
     w.app.clock.advance(chrono::Duration::days(1));
     let _fresh = authorize_url(&mut w, &ada, &id).await;
     assert_eq!(flows(&w).len(), 3);
-    assert_eq!(drain_jobs(&w).await, 1, "the sweep chain ran again");
+    assert_eq!(drain(&w).await, 1, "the sweep chain ran again");
     let left = flows(&w);
     assert_eq!(left.len(), 1, "only the fresh flow is left");
 }
