@@ -19,6 +19,8 @@ pub mod jobs;
 pub mod jwt;
 pub mod logs;
 pub mod mail;
+#[cfg(feature = "connectors")]
+pub mod mcp;
 pub mod rows;
 /// A server on the test's runtime, sharing its clock and database.
 pub mod server;

@@ -9,10 +9,7 @@ async fn another_users_server_is_not_found() {
     let mut w = World::new().await;
     let ada = w.user("ada");
     let bob = w.user("bob");
-    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &modern.url()).await;
     for res in [
         get(&mut w, &bob, &format!("/api/mcp-servers/{id}")).await,
         get(&mut w, &bob, &format!("/api/mcp-servers/{id}/tools")).await,
@@ -74,8 +71,7 @@ async fn bearer_is_sealed_and_a_401_means_needs_authorization() {
     assert_eq!(server["has_credentials"], true);
     assert!(!server.to_string().contains(token));
     let id = server["id"].as_str().unwrap().to_owned();
-    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
 
     let tables = w.sql_texts(
         "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
@@ -214,8 +210,7 @@ async fn catalog_entry_reuses_the_provider_connection_token() {
     assert_eq!(server["has_credentials"], false);
     assert_eq!(server["era"], "modern");
     let id = server["id"].as_str().unwrap().to_owned();
-    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 1 })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 1 })).await;
 
     let res = add(&mut w, &ada, json!({ "provider": "nope" })).await;
     assert_eq!(res.status, 400);

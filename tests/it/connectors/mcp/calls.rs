@@ -35,10 +35,7 @@ async fn result_size_cap_and_timeout_are_enforced() {
     ])
     .await;
     let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &modern.url()).await;
     let res = call(&mut w, &ada, &id, "big", json!({})).await;
     assert_eq!(res.status, 502, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["code"], "MCP_RESULT_TOO_LARGE", "{}", res.json());
@@ -145,10 +142,7 @@ async fn arguments_and_results_are_recorded_only_when_configured() {
     let modern = Modern::start(None).await;
     let mut w = World::with_env(&[("SWITCHBOARD__CONNECTORS__MCP__RECORD_PAYLOADS", "true")]).await;
     let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &modern.url()).await;
     let res = call(&mut w, &ada, &id, "add", json!({ "a": 4, "b": 5 })).await;
     assert_eq!(res.status, 200);
     // Call records are written by a background writer: wait for it.
@@ -165,12 +159,8 @@ async fn the_call_path_cache_is_short_owner_checked_and_dropped_on_local_changes
     let mut w = World::new().await;
     let ada = w.user("ada");
     let bob = w.user("bob");
-    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let id = add_id(&mut w, &ada, &modern.url()).await;
+    call_ok(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
     // Cached for ada only: bob still gets the database's answer.
     let res = call(&mut w, &bob, &id, "add", json!({ "a": 1, "b": 2 })).await;
     assert_eq!(res.status, 404);
@@ -181,17 +171,13 @@ async fn the_call_path_cache_is_short_owner_checked_and_dropped_on_local_changes
         w.exec(&format!("DELETE FROM mcp_servers WHERE id = '{id}'")),
         1
     );
-    let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
     w.app.clock.advance(chrono::Duration::milliseconds(5001));
     let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
     assert_eq!(res.status, 404, "{}", String::from_utf8_lossy(&res.body));
 
     // A delete through this process is seen at once.
-    let id = add_ok(&mut w, &ada, json!({ "url": modern.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &modern.url()).await;
     let res = call(&mut w, &ada, &id, "add", json!({ "a": 1, "b": 2 })).await;
     assert_eq!(res.status, 200);
     let res = w

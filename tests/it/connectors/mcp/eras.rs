@@ -101,19 +101,13 @@ async fn legacy_server_everything_detected_listed_and_called() {
 #[actix_web::test]
 async fn legacy_session_expiry_reinitializes_once() {
     let mut everything = Everything::start();
-    let mut w = World::new().await;
-    let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, json!({ "url": everything.url() })).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut w, ada, id) = ada_with_server(&everything.url()).await;
     let res = call(&mut w, &ada, &id, "echo", json!({ "message": "one" })).await;
     assert_eq!(res.status, 200);
 
     // The server forgets every session (a restart): the next call re-initializes and succeeds.
     everything.restart();
-    let res = call(&mut w, &ada, &id, "echo", json!({ "message": "two" })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "echo", json!({ "message": "two" })).await;
     assert_eq!(res.json()["content"][0]["text"], "Echo: two");
 }
 
@@ -152,8 +146,7 @@ async fn modern_server_detected_paginated_and_is_error() {
     assert_eq!(res.status, 200);
     assert_eq!(modern.methods().await.len(), before + 2);
 
-    let res = call(&mut w, &ada, &id, "add", json!({ "a": 2, "b": 3.5 })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "add", json!({ "a": 2, "b": 3.5 })).await;
     assert_eq!(res.json()["structuredContent"], json!({ "sum": 5.5 }));
     assert_eq!(res.json()["isError"], false);
 
@@ -269,13 +262,11 @@ async fn a_call_that_is_not_idempotent_is_not_sent_again_when_the_connection_dro
     );
     assert_eq!(server.calls_of("write"), 1, "the call was sent again");
     // The next call is the caller's decision, and goes through.
-    let res = call(&mut w, &ada, &id, "write", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "write", json!({})).await;
     assert_eq!(server.calls_of("write"), 2);
 
     // A read-only tool is sent once more on a fresh connection: the caller sees its result.
-    let res = call(&mut w, &ada, &id, "lookup", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "lookup", json!({})).await;
     assert_eq!(res.json()["content"][0]["text"], "lookup ran");
     assert_eq!(server.calls_of("lookup"), 2);
 }

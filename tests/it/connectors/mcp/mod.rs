@@ -14,34 +14,11 @@ use super::World;
 // `self`: a test names `super::mcp_stand_ins::LegacyResponder`, as it did from `connectors`.
 use super::mcp_stand_ins::{self, Dropping, Everything, Modern};
 use crate::common::Seen;
+use crate::common::mcp::{ada_with_server, add, add_id, add_ok, call, call_ok};
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-async fn add(w: &mut World, user: &str, body: Value) -> Seen {
-    w.send(
-        user,
-        TestRequest::post().uri("/api/mcp-servers").set_json(body),
-    )
-    .await
-}
-
-async fn add_ok(w: &mut World, user: &str, body: Value) -> Value {
-    let res = add(w, user, body).await;
-    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
-    res.json()
-}
-
-async fn call(w: &mut World, user: &str, server: &str, tool: &str, args: Value) -> Seen {
-    w.send(
-        user,
-        TestRequest::post()
-            .uri(&format!("/api/mcp-servers/{server}/tools/{tool}/call"))
-            .set_json(json!({ "arguments": args })),
-    )
-    .await
-}
 
 async fn get(w: &mut World, user: &str, path: &str) -> Seen {
     w.send(user, TestRequest::get().uri(path)).await

@@ -9,7 +9,7 @@ async fn sdk_example_full_flow_with_registration_and_owner_binding() {
     let mut w = World::new().await;
     let ada = w.user("ada");
     let bob = w.user("bob");
-    let server = add_ok(&mut w, &ada, &sdk.url()).await;
+    let server = add_ok(&mut w, &ada, json!({ "url": sdk.url() })).await;
     assert_eq!(server["needs_authorization"], true);
     let id = server["id"].as_str().unwrap().to_owned();
 
@@ -76,8 +76,7 @@ async fn sdk_example_full_flow_with_registration_and_owner_binding() {
 
     // The owner, this time: the second flow reuses the registration.
     let code = grant_code(&mut w, &ada, &id).await;
-    let res = complete(&mut w, &ada, &code).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = complete_ok(&mut w, &ada, &code).await;
     let body = res.json();
     assert_eq!(body["status"], "authorized");
     assert_eq!(body["server"]["has_credentials"], true);
@@ -94,8 +93,7 @@ async fn sdk_example_full_flow_with_registration_and_owner_binding() {
         )
         .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    let res = call(&mut w, &ada, &id, "greet", json!({ "name": "Ada" })).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "greet", json!({ "name": "Ada" })).await;
     assert_eq!(res.json()["content"][0]["text"], "Hello, Ada!");
 
     // Bob still cannot use it.

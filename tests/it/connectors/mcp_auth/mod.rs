@@ -16,25 +16,13 @@ mod upkeep;
 use super::mcp_oauth_stand_ins::{Behaviour, OAuthStandIn, SdkOAuthServer};
 use super::{APP_ORIGIN, World, query};
 use crate::common::Seen;
+use crate::common::mcp::{ada_with_server, add_id, add_ok, call, call_ok};
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use switchboard::platform::role::Role;
 use url::Url;
 
 const CALLBACK: &str = "http://connectors.test/api/mcp-servers/callback";
-
-async fn add_ok(w: &mut World, user: &str, url: &str) -> Value {
-    let res = w
-        .send(
-            user,
-            TestRequest::post()
-                .uri("/api/mcp-servers")
-                .set_json(json!({ "url": url })),
-        )
-        .await;
-    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
-    res.json()
-}
 
 async fn authorize(w: &mut World, user: &str, id: &str, body: Value) -> Seen {
     w.send(
@@ -77,6 +65,13 @@ async fn callback(w: &mut World, location: &Url) -> Seen {
         .await
 }
 
+/// The browser at the authorization server, then at our callback: the one-time code.
+async fn code_from(w: &mut World, url: &Url) -> String {
+    let back = follow(url).await;
+    let res = callback(w, &back).await;
+    w.authorized_code(&res)
+}
+
 async fn complete(w: &mut World, user: &str, code: &str) -> Seen {
     w.send(
         user,
@@ -87,22 +82,17 @@ async fn complete(w: &mut World, user: &str, code: &str) -> Seen {
     .await
 }
 
+/// [`complete`], which must answer 200.
+async fn complete_ok(w: &mut World, user: &str, code: &str) -> Seen {
+    let res = complete(w, user, code).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    res
+}
+
 /// authorize → the authorization server → our callback → the one-time code.
 async fn grant_code(w: &mut World, user: &str, id: &str) -> String {
     let url = authorize_url(w, user, id).await;
-    let back = follow(&url).await;
-    let res = callback(w, &back).await;
-    w.authorized_code(&res)
-}
-
-async fn call(w: &mut World, user: &str, id: &str, tool: &str, args: Value) -> Seen {
-    w.send(
-        user,
-        TestRequest::post()
-            .uri(&format!("/api/mcp-servers/{id}/tools/{tool}/call"))
-            .set_json(json!({ "arguments": args })),
-    )
-    .await
+    code_from(w, &url).await
 }
 
 fn dump(w: &World) -> String {

@@ -13,23 +13,16 @@ async fn a_client_id_metadata_document_comes_before_dynamic_registration() {
     .await;
     let mut w = World::with_env(&[("CONNECTORS_URL", "https://connectors.test")]).await;
     let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &standin.url()).await;
     let url = authorize_url(&mut w, &ada, &id).await;
     assert_eq!(query(&url, "client_id").as_deref(), Some(metadata));
     assert_eq!(
         query(&url, "redirect_uri").as_deref(),
         Some("https://connectors.test/api/mcp-servers/callback")
     );
-    let back = follow(&url).await;
-    let res = callback(&mut w, &back).await;
-    let code = w.authorized_code(&res);
-    let res = complete(&mut w, &ada, &code).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let code = code_from(&mut w, &url).await;
+    complete_ok(&mut w, &ada, &code).await;
+    call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     assert_eq!(standin.seen.lock().unwrap().registrations, 0);
     assert_eq!(
         w.sql_texts("SELECT issuer AS t FROM mcp_oauth_clients")
@@ -38,12 +31,7 @@ async fn a_client_id_metadata_document_comes_before_dynamic_registration() {
     );
 
     // Over plain http the document cannot be fetched by anyone: dynamic registration instead.
-    let mut w = World::new().await;
-    let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut w, ada, id) = ada_with_server(&standin.url()).await;
     let url = authorize_url(&mut w, &ada, &id).await;
     assert_eq!(query(&url, "client_id").as_deref(), Some("client-1"));
     assert_eq!(standin.seen.lock().unwrap().registrations, 1);
@@ -112,25 +100,17 @@ async fn a_client_pre_registered_in_config_comes_first_and_nothing_is_registered
         .expect("the registration is valid configuration");
     w.app.restart_with(config);
     let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &standin.url()).await;
 
     let url = authorize_url(&mut w, &ada, &id).await;
     assert_eq!(query(&url, "client_id").as_deref(), Some("prereg-1"));
-    let back = follow(&url).await;
-    let res = callback(&mut w, &back).await;
-    let code = w.authorized_code(&res);
-    let res = complete(&mut w, &ada, &code).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let code = code_from(&mut w, &url).await;
+    complete_ok(&mut w, &ada, &code).await;
+    call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
 
     // The refresh uses the same client, its secret from config.
     w.app.clock.advance(chrono::Duration::seconds(3600));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     {
         let seen = standin.seen.lock().unwrap();
         assert_eq!(seen.registrations, 0, "no dynamic registration");

@@ -7,12 +7,7 @@ use super::*;
 async fn refresh_step_up_and_iss_against_a_stand_in() {
     let logs = crate::common::logs::capture();
     let standin = OAuthStandIn::start(Behaviour::default()).await;
-    let mut w = World::new().await;
-    let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut w, ada, id) = ada_with_server(&standin.url()).await;
 
     // The scope comes from the resource metadata (the challenge names none); `resource` is the
     // server's canonical URL; the issuer has a path, so metadata came from the path-form URL.
@@ -28,10 +23,8 @@ async fn refresh_step_up_and_iss_against_a_stand_in() {
         assert_eq!(g["resource"], standin.url());
         assert_eq!(g["redirect_uri"], CALLBACK);
     }
-    let res = complete(&mut w, &ada, &code).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    complete_ok(&mut w, &ada, &code).await;
+    let res = call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     assert_eq!(res.json()["content"][0]["text"], "whoami with read");
     let first_token = standin
         .seen
@@ -44,8 +37,7 @@ async fn refresh_step_up_and_iss_against_a_stand_in() {
 
     // An hour later the access token is refreshed (with `resource`) before it is used.
     w.app.clock.advance(chrono::Duration::seconds(3600));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     {
         let seen = standin.seen.lock().unwrap();
         let g = seen.token_grants.last().unwrap();
@@ -70,8 +62,7 @@ async fn refresh_step_up_and_iss_against_a_stand_in() {
     assert_eq!(standin.seen.lock().unwrap().registrations, 1);
     let res = complete(&mut w, &ada, &code).await;
     assert_eq!(res.status, 200);
-    let res = call(&mut w, &ada, &id, "admin", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "admin", json!({})).await;
     assert_eq!(res.json()["content"][0]["text"], "admin with read write");
 
     // `iss` must be the flow's issuer.
@@ -143,10 +134,7 @@ async fn discovered_urls_go_through_the_ssrf_guard_and_the_issuer_is_checked() {
             ..Behaviour::default()
         })
         .await;
-        let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = add_id(&mut w, &ada, &standin.url()).await;
         let res = authorize(&mut w, &ada, &id, json!({})).await;
         assert_eq!(res.status, 400, "{authorization_server}");
         assert_eq!(res.json()["code"], code, "{authorization_server}");
@@ -158,10 +146,7 @@ async fn discovered_urls_go_through_the_ssrf_guard_and_the_issuer_is_checked() {
         ..Behaviour::default()
     })
     .await;
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = add_id(&mut w, &ada, &standin.url()).await;
     let res = authorize(&mut w, &ada, &id, json!({})).await;
     assert_eq!(res.status, 502);
     assert_eq!(res.json()["code"], "MCP_AUTHORIZATION_FAILED");

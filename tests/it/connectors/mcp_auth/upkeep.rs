@@ -9,16 +9,10 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
     use switchboard::platform::secret::Secret;
     const NEW_KEY: &str = "another-32-byte-key-for-tests!!!";
     let standin = OAuthStandIn::start(Behaviour::default()).await;
-    let mut w = World::new().await;
-    let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut w, ada, id) = ada_with_server(&standin.url()).await;
     // Authorized before the rotation (dynamic registration: a sealed client secret) ...
     let code = grant_code(&mut w, &ada, &id).await;
-    let res = complete(&mut w, &ada, &code).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    complete_ok(&mut w, &ada, &code).await;
     // ... and a second authorization started, not finished: its verifier is sealed too.
     let _pending = authorize_url(&mut w, &ada, &id).await;
     assert!(dump(&w).contains("\"client_secret\":\"v1:"));
@@ -67,8 +61,7 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
     let mut only_new = rotated.clone();
     only_new.connectors.previous_encryption_keys = Vec::new();
     w.app.restart_with(only_new);
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     assert_eq!(res.json()["content"][0]["text"], "whoami with read");
     // ... and an hour later its refresh token refreshes (sent with the client secret, which
     // the stand-in checks: both opened under the new key).
@@ -80,8 +73,7 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
         )
     };
     w.app.clock.advance(chrono::Duration::seconds(3600));
-    let res = call(&mut w, &ada, &id, "whoami", json!({})).await;
-    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    call_ok(&mut w, &ada, &id, "whoami", json!({})).await;
     {
         let seen = standin.seen.lock().unwrap();
         assert_eq!(seen.token_grants.len(), grants + 1);
@@ -102,12 +94,7 @@ async fn key_rotation_reseals_mcp_secrets_and_the_old_key_can_go() {
 #[actix_web::test]
 async fn the_refresh_sweep_job_deletes_expired_mcp_authorization_flows() {
     let standin = OAuthStandIn::start(Behaviour::default()).await;
-    let mut w = World::new().await;
-    let ada = w.user("ada");
-    let id = add_ok(&mut w, &ada, &standin.url()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut w, ada, id) = ada_with_server(&standin.url()).await;
     let flows = |w: &World| w.sql_texts("SELECT state_hash AS t FROM mcp_auth_flows ORDER BY t");
     // One flow finished, one abandoned.
     let code = grant_code(&mut w, &ada, &id).await;
