@@ -21,17 +21,7 @@ async fn spread(platforms: [&Platform; 2], reqs: Vec<TestRequest>) -> Vec<Seen> 
     }
     let calls = reqs.into_iter().enumerate().map(|(i, req)| {
         let app = &apps[i % 2];
-        async move {
-            let res = test::call_service(app, req.to_request()).await;
-            let status = res.status().as_u16();
-            let headers = res.headers().clone();
-            let body = test::read_body(res).await.to_vec();
-            Seen {
-                status,
-                headers,
-                body,
-            }
-        }
+        async move { Seen::of(test::call_service(app, req.to_request()).await).await }
     });
     futures_util::future::join_all(calls).await
 }

@@ -20,15 +20,7 @@ impl Instance {
         let data = actix_web::web::Data::new(self.platform.clone());
         let app =
             test::init_service(build_app(data, RoleTag("auth"), move |cfg| mounted(cfg))).await;
-        let res = test::call_service(&app, req.to_request()).await;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = test::read_body(res).await.to_vec();
-        Seen {
-            status,
-            headers,
-            body,
-        }
+        Seen::of(test::call_service(&app, req.to_request()).await).await
     }
 }
 
