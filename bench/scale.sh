@@ -10,6 +10,7 @@
 # switchboard_bench_scale, dropped and recreated). DURATION (default 10s), CONNECTIONS (32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 bin="$(realpath "${1:?usage: bench/scale.sh path/to/release/switchboard}")"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-32}"
@@ -19,18 +20,10 @@ done
 out="$(mktemp -d /tmp/switchboard-scale-bench.XXXXXX)"
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_scale
-export DATABASE_URL="$server/$db?sslmode=disable"
 SECRET=bench-linear-webhook-secret
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'cleanup; rm -rf "$out"' EXIT
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-psql "$server/postgres" -qc "CREATE DATABASE $db" >/dev/null
-APP_ENV=development "$bin" migrate >/dev/null 2>&1
+trap 'stop_pids; rm -rf "$out"' EXIT
+fresh_db "$bin" "$server" "$db"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AUTH_FRONT=$(free_port); CONN_FRONT=$(free_port)
@@ -107,16 +100,6 @@ run_wrk() { # name url [wrk args...]
 }
 
 origin=http://localhost:5001
-sign_in() {
-  curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
-    -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
-    "http://127.0.0.1:$AUTH_FRONT/api/auth/sign-up/email" || true
-  cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' -H "X-Forwarded-For: 10.255.0.$1" \
-    -d '{"email":"bench@example.com","password":"bench-password-123"}' \
-    "http://127.0.0.1:$AUTH_FRONT/api/auth/sign-in/email" | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
-  [ -n "$cookie" ] || { echo "could not sign in the bench user" >&2; exit 1; }
-  jwt=$(curl -sf -H "Cookie: $cookie" "http://127.0.0.1:$AUTH_FRONT/api/auth/token" | sed 's/.*"token":"\([^"]*\)".*/\1/')
-}
 
 sign_body() { # fresh webhookTimestamp (+20 s), signed
   python3 - "$SECRET" "$out/wh-body.json" "$out/wh-sig.txt" <<'PY'
@@ -133,22 +116,23 @@ PY
 declare -A result
 for n in 1 2; do
   start "$n" memory
-  sign_in "$n"
+  sign_in "http://127.0.0.1:$AUTH_FRONT" "$origin" "10.255.0.$n"
+  bench_jwt "http://127.0.0.1:$AUTH_FRONT"
   result[get-session,$n]=$(run_wrk "get-session-$n" "http://127.0.0.1:$AUTH_FRONT/api/auth/get-session" -H "Cookie: $cookie")
   result[me,$n]=$(run_wrk "me-$n" "http://127.0.0.1:$CONN_FRONT/api/me" -H "Authorization: Bearer $jwt")
   result[connections,$n]=$(run_wrk "connections-$n" "http://127.0.0.1:$CONN_FRONT/api/connections" -H "Authorization: Bearer $jwt")
   sign_body
   result[webhooks,$n]=$(BODY_FILE="$out/wh-body.json" SIG_FILE="$out/wh-sig.txt" PREFIX="scale-$n-$(date +%s)" \
     run_wrk "webhooks-$n" "http://127.0.0.1:$CONN_FRONT/webhooks/linear" -s bench/webhooks.lua)
-  cleanup
+  stop_pids
 done
 # Sign-in on two auth processes: database rate limits against memory, each request from its own
 # client address (so each is checked and none refused).
 for storage in memory database; do
   start 2 "$storage"
-  sign_in 9
+  sign_in "http://127.0.0.1:$AUTH_FRONT" "$origin" 10.255.0.9
   result[sign-in,$storage]=$(run_wrk "sign-in-$storage" "http://127.0.0.1:$AUTH_FRONT/api/auth/sign-in/email" -s bench/scale-xff.lua)
-  cleanup
+  stop_pids
 done
 
 for f in "$out"/*.txt; do

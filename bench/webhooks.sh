@@ -20,6 +20,7 @@
 # (/proc/<pid>/stat, measured while the server still runs), a load-independent cost measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(intake drain1 drain2 draining)
 DURATION="${DURATION:-15s}"
@@ -39,9 +40,7 @@ esac
 
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_wh
-export DATABASE_URL="$server/$db?sslmode=disable"
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-APP_ENV=development "$BIN" migrate >/dev/null
+fresh_db "$BIN" "$server" "$db"
 export APP_ENV=development RUST_LOG=warn
 export CONNECTORS_LISTEN="127.0.0.1:$PORT" LINEAR_WEBHOOK_SECRET=$SECRET
 # Tuned like bench/run.sh for one box running server, PostgreSQL and wrk on 2 cores.

@@ -169,15 +169,7 @@ async fn echo_app_call(req: test::TestRequest) -> crate::common::Seen {
         );
     }))
     .await;
-    let res = test::call_service(&app, req.to_request()).await;
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = test::read_body(res).await.to_vec();
-    crate::common::Seen {
-        status,
-        headers,
-        body,
-    }
+    crate::common::Seen::of(test::call_service(&app, req.to_request()).await).await
 }
 
 #[derive(serde::Deserialize)]

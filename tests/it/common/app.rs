@@ -44,6 +44,20 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// What a client sees of `res`: its status, headers and whole body.
+    pub async fn of<B: actix_web::body::MessageBody>(
+        res: actix_web::dev::ServiceResponse<B>,
+    ) -> Self {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await.to_vec();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -125,15 +139,7 @@ impl TestApp {
             mount(cfg)
         }))
         .await;
-        let res = test::call_service(&app, req.to_request()).await;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = test::read_body(res).await.to_vec();
-        Seen {
-            status,
-            headers,
-            body,
-        }
+        Seen::of(test::call_service(&app, req.to_request()).await).await
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -155,17 +161,7 @@ impl TestApp {
         .await;
         let calls = reqs.into_iter().map(|req| {
             let app = &app;
-            async move {
-                let res = test::call_service(app, req.to_request()).await;
-                let status = res.status().as_u16();
-                let headers = res.headers().clone();
-                let body = test::read_body(res).await.to_vec();
-                Seen {
-                    status,
-                    headers,
-                    body,
-                }
-            }
+            async move { Seen::of(test::call_service(app, req.to_request()).await).await }
         });
         futures_util::future::join_all(calls).await
     }

@@ -14,9 +14,13 @@ pub mod auth;
 pub mod db;
 /// A server on its own thread, for tests that block (running node).
 pub mod http;
+#[cfg(feature = "connectors")]
+pub mod jobs;
 pub mod jwt;
 pub mod logs;
 pub mod mail;
+#[cfg(feature = "connectors")]
+pub mod mcp;
 pub mod rows;
 /// A server on the test's runtime, sharing its clock and database.
 pub mod server;

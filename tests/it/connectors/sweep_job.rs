@@ -2,26 +2,12 @@
 //! re-queued on its interval, and refreshing what is due.
 
 use super::World;
+use crate::common::jobs::drain;
 use crate::common::stand_in::Provider;
 use chrono::Duration;
-use switchboard::jobs::Runner;
 
 fn count(w: &World, sql: &str) -> i64 {
     crate::common::rows::count(&mut w.app.db.conn(), sql)
-}
-
-/// Runs every ready connectors job, as a worker of another process would.
-async fn drain(w: &World) -> usize {
-    let platform = &w.app.platform;
-    Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        w.another_process().job_registry(),
-    )
-    .run_until_idle()
-    .await
-    .unwrap()
 }
 
 #[actix_web::test]
