@@ -16,6 +16,7 @@
 //! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
 
 mod body;
+pub mod config;
 mod cookies;
 mod email_token;
 mod error;

@@ -5,6 +5,7 @@
 //! updates) the connection. Nothing is attached to anyone on the callback alone: the browser
 //! that reaches it may not be the owner's (see `pending`).
 
+use crate::connectors::config::valid_scope;
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
 use crate::connectors::oauth;
@@ -15,7 +16,6 @@ use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models};
 use crate::db::{self, DbError};
 use crate::platform::clock::expires_after;
-use crate::platform::config::valid_scope;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

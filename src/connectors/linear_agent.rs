@@ -347,7 +347,7 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
     ) else {
         return Err(JobError::permanent("payload has no event_id/connection_id"));
     };
-    if ctx.config.connectors.providers.linear.actor != crate::platform::config::LinearActor::App {
+    if ctx.config.connectors.providers.linear.actor != crate::connectors::config::LinearActor::App {
         // Agent sessions belong to an app user: connections made as users never answer them.
         tracing::warn!(
             event_id,
