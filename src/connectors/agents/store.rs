@@ -241,7 +241,6 @@ pub fn record_tools_started(
 }
 
 /// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
-#[allow(clippy::too_many_arguments, reason = "one row's columns")]
 pub fn finish_tool(
     conn: &mut PgConnection,
     run: &str,

@@ -489,7 +489,7 @@ pub async fn call(
 
 /// Calls `tool` of a listed server and records the call (`server_id` names it in the record);
 /// `stored`: the server has a row (a 401/403 is noted on it).
-#[allow(clippy::too_many_arguments, reason = "the call and where it goes")]
+#[expect(clippy::too_many_arguments, reason = "the call and where it goes")]
 async fn call_listed(
     ctx: &Arc<Ctx>,
     owner: &str,

@@ -272,7 +272,6 @@ diesel::define_sql_function!(fn coalesce(x: Nullable<Text>, y: Nullable<Text>) -
 /// Writes a refresh's result, only while our lease is still the row's. `refresh: None` (the
 /// server sent no new refresh token) keeps the stored one as it is now, not as this refresh
 /// read it: a key rotation may have re-sealed it meanwhile.
-#[allow(clippy::too_many_arguments)]
 pub fn finish_refresh(
     conn: &mut PgConnection,
     server_id: &str,
