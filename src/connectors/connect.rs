@@ -14,6 +14,7 @@ use crate::connectors::providers::{self, Provider};
 use crate::connectors::store;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models};
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::platform::clock::expires_after;
 use chrono::{DateTime, Duration, Utc};
@@ -94,7 +95,7 @@ fn check_scopes(
 /// Starts connecting `provider` for `owner`; returns the authorize URL.
 pub async fn start(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     provider_id: &str,
     scopes: Option<Vec<String>>,
     redirect_to: Option<String>,
@@ -309,7 +310,7 @@ pub async fn finish(
 /// reached the wrong browser attaches nothing to anyone.
 pub async fn complete(
     ctx: &Arc<Ctx>,
-    caller: &str,
+    caller: &UserId,
     code: &str,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (ctx2, caller2, code) = (ctx.clone(), caller.to_owned(), code.to_owned());
@@ -376,7 +377,7 @@ async fn withdraw(ctx: &Arc<Ctx>, subject: &str, payload: &Plain) {
 fn save_in(
     c: &mut diesel::PgConnection,
     ctx: &Ctx,
-    owner: &str,
+    owner: &UserId,
     provider: &Provider,
     grant: ConnectionGrant,
 ) -> Result<ConnectionRow, ConnectorsError> {
