@@ -1,5 +1,9 @@
 //! The one typed configuration, loaded in layers (built-in defaults, `config/default.toml`,
 //! `config/$APP_ENV.toml`, environment) and validated for the chosen roles before any socket opens.
+//!
+//! This module owns `[server]`, `[database]`, `[log]` and `[jobs]`, the loader and the
+//! composition; each role owns its sections and their checks (`auth::config` for `[auth]`,
+//! `connectors::config` for `[connectors]` and `[webhooks]`), compiled in with the role.
 
 use crate::platform::role::Role;
 use crate::platform::secret::Secret;
