@@ -643,6 +643,51 @@ mod tests {
         assert!(err.to_string().contains("no_such_section"), "{err}");
     }
 
+    /// `validate` runs a compiled-in role's own checks when that role is chosen, and only then.
+    #[test]
+    fn each_compiled_role_checks_its_own_sections() {
+        let reported = |vars: &[(&str, &str)], role: Role, needle: &str| {
+            let config = load(vars).unwrap();
+            let problems = config.validate(&[role]).err().map(|e| e.problems());
+            problems
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.contains(needle))
+        };
+        #[cfg(feature = "auth")]
+        assert!(reported(
+            &[("BETTER_AUTH_SECRET", "short")],
+            Role::Auth,
+            "BETTER_AUTH_SECRET"
+        ));
+        #[cfg(feature = "connectors")]
+        {
+            assert!(reported(
+                &[("ENCRYPTION_KEY", "short")],
+                Role::Connectors,
+                "ENCRYPTION_KEY"
+            ));
+            assert!(reported(
+                &[("SWITCHBOARD__WEBHOOKS__BODY_LIMIT_BYTES", "1")],
+                Role::Connectors,
+                "webhooks.body_limit_bytes"
+            ));
+        }
+        #[cfg(all(feature = "auth", feature = "connectors"))]
+        {
+            assert!(!reported(
+                &[("BETTER_AUTH_SECRET", "short")],
+                Role::Connectors,
+                "BETTER_AUTH_SECRET"
+            ));
+            assert!(!reported(
+                &[("ENCRYPTION_KEY", "short")],
+                Role::Auth,
+                "ENCRYPTION_KEY"
+            ));
+        }
+    }
+
     /// The connectors role reads `auth.base_url` (`BETTER_AUTH_URL`) with or without the auth
     /// role compiled in.
     #[cfg(feature = "connectors")]
