@@ -13,9 +13,12 @@
 //! `rate_limit` is the middleware (`mod.rs`), the rule and bucket choice (`limiter.rs`) and its
 //! two stores (`memory.rs`, `database.rs`); `jwt` the signing keys (`keys.rs`, with the one
 //! `crypto::Algorithm`), their sealing, the JWKS routes and the `keys` commands' domain side.
+//! `config` is the role's own `[auth]` section and its checks (`mail`, `rate_limit`, `jwt`);
+//! `platform::config::Config` has it as `config.auth` only in builds with this role.
 //! Database errors answer through `DbError`'s own `ResponseError` (503/500, logged once).
 
 mod body;
+pub mod config;
 mod cookies;
 mod email_token;
 mod error;

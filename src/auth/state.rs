@@ -1,6 +1,7 @@
 //! The auth role's shared state and the session machinery every handler uses: creating a
 //! session, finding the caller's session from the signed cookie, the cookies that go with it.
 
+use crate::auth::config::AuthConfig;
 use crate::auth::cookies::Cookies;
 use crate::auth::error::{AuthError, AuthResult, Code};
 use crate::auth::mail::Mailer;
@@ -13,7 +14,7 @@ use crate::auth::store;
 use crate::crypto::random;
 use crate::db::{self, DbError, DbPool, SessionId, UserId};
 use crate::platform::clock::SharedClock;
-use crate::platform::config::{AppEnv, AuthConfig, Config};
+use crate::platform::config::{AppEnv, Config};
 use crate::platform::notify;
 use crate::platform::state::Platform;
 use actix_web::dev::Payload;

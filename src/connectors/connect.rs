@@ -5,6 +5,7 @@
 //! updates) the connection. Nothing is attached to anyone on the callback alone: the browser
 //! that reaches it may not be the owner's (see `pending`).
 
+use crate::connectors::config::valid_scope;
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
 use crate::connectors::oauth;
@@ -13,9 +14,9 @@ use crate::connectors::providers::{self, Provider};
 use crate::connectors::store;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models};
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::platform::clock::expires_after;
-use crate::platform::config::valid_scope;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -94,7 +95,7 @@ fn check_scopes(
 /// Starts connecting `provider` for `owner`; returns the authorize URL.
 pub async fn start(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     provider_id: &str,
     scopes: Option<Vec<String>>,
     redirect_to: Option<String>,
@@ -309,7 +310,7 @@ pub async fn finish(
 /// reached the wrong browser attaches nothing to anyone.
 pub async fn complete(
     ctx: &Arc<Ctx>,
-    caller: &str,
+    caller: &UserId,
     code: &str,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (ctx2, caller2, code) = (ctx.clone(), caller.to_owned(), code.to_owned());
@@ -376,7 +377,7 @@ async fn withdraw(ctx: &Arc<Ctx>, subject: &str, payload: &Plain) {
 fn save_in(
     c: &mut diesel::PgConnection,
     ctx: &Ctx,
-    owner: &str,
+    owner: &UserId,
     provider: &Provider,
     grant: ConnectionGrant,
 ) -> Result<ConnectionRow, ConnectorsError> {

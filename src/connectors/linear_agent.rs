@@ -29,6 +29,7 @@ use super::ConnectionId;
 use super::Ctx;
 use super::agents::models::{RunRow, StepRow};
 use super::agents::{self, AgentsError, service, store as runs};
+use crate::db::ids::UserId;
 use crate::db::schema::{
     linear_agent_activities, linear_agent_session_runs, linear_agent_sessions,
 };
@@ -309,7 +310,7 @@ struct Delivery {
 #[derive(QueryableByName)]
 struct Owner {
     #[diesel(sql_type = Text)]
-    owner_id: String,
+    owner_id: UserId,
 }
 
 /// What `guidance` holds: a string, or rules with a `body` each.
@@ -347,7 +348,7 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
     ) else {
         return Err(JobError::permanent("payload has no event_id/connection_id"));
     };
-    if ctx.config.connectors.providers.linear.actor != crate::platform::config::LinearActor::App {
+    if ctx.config.connectors.providers.linear.actor != crate::connectors::config::LinearActor::App {
         // Agent sessions belong to an app user: connections made as users never answer them.
         tracing::warn!(
             event_id,
@@ -472,7 +473,7 @@ struct Session<'a> {
     ctx: &'a Arc<Ctx>,
     event_id: i64,
     connection_id: &'a str,
-    owner_id: &'a str,
+    owner_id: &'a UserId,
     session_id: &'a str,
 }
 

@@ -26,7 +26,7 @@ pub(crate) async fn me(caller: Caller) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(MeBody {
-            id: caller.id,
+            id: caller.id.into_string(),
             email: caller.email,
             name: caller.name,
         })

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod agents;
 pub mod anthropic;
+pub mod config;
 mod connect;
 mod error;
 mod events;

@@ -1,6 +1,7 @@
 //! Rows of the connectors tables, the forms that write them, and the views clients see. A view
 //! never carries a token: tokens leave the vault only through `refresh::access_token`.
 
+use crate::db::ids::UserId;
 use crate::db::schema::{connections, oauth_flows};
 use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
@@ -63,7 +64,7 @@ impl ToSql<Text, Pg> for Status {
 pub struct ConnectionRow {
     pub id: ConnectionId,
     #[expect(dead_code, reason = "selected with the row; queries filter on it")]
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub provider: String,
     pub external_account_id: String,
     pub external_org_id: Option<String>,
@@ -92,7 +93,7 @@ impl ConnectionRow {
 #[diesel(table_name = connections)]
 pub struct ConnectionForm {
     pub id: ConnectionId,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub provider: String,
     pub external_account_id: String,
     pub external_org_id: Option<String>,
@@ -116,7 +117,7 @@ pub struct ConnectionForm {
 #[diesel(table_name = oauth_flows, check_for_backend(diesel::pg::Pg))]
 pub struct FlowRow {
     pub state_hash: String,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub provider: String,
     /// Sealed.
     pub code_verifier: String,

@@ -12,6 +12,7 @@ use crate::connectors::error::ConnectorsError;
 use crate::connectors::oauth;
 use crate::connectors::vault::{Field, Plain, Vault};
 use crate::crypto::hmac::constant_time_eq;
+use crate::db::ids::UserId;
 use crate::db::schema::pending_grants;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -41,7 +42,7 @@ impl Kind {
 #[diesel(table_name = pending_grants, check_for_backend(diesel::pg::Pg))]
 struct GrantRow {
     code_hash: String,
-    owner_id: String,
+    owner_id: UserId,
     kind: String,
     subject: String,
     /// Sealed.
@@ -62,7 +63,7 @@ pub struct Issued {
 pub fn issue(
     conn: &mut PgConnection,
     vault: &Vault,
-    owner: &str,
+    owner: &UserId,
     kind: Kind,
     subject: &str,
     payload: &Plain,
@@ -105,7 +106,7 @@ pub enum Taken {
 pub fn take(
     conn: &mut PgConnection,
     vault: &Vault,
-    caller: &str,
+    caller: &UserId,
     kind: Kind,
     code: &str,
     now: DateTime<Utc>,

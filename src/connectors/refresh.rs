@@ -27,6 +27,7 @@ use crate::connectors::pending;
 use crate::connectors::store;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, jitter};
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::platform::clock::expires_after;
 use chrono::{DateTime, Duration, Utc};
@@ -70,7 +71,7 @@ pub async fn access_token(ctx: &Arc<Ctx>, id: &ConnectionId) -> Result<Plain, Co
 /// provider call: the second waits for the first's claim and finds the row changed.
 pub async fn refresh_now(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (wanted, who) = (id.clone(), owner.to_owned());

@@ -8,16 +8,17 @@ use crate::connectors::providers;
 use crate::connectors::store;
 use crate::connectors::vault::Field;
 use crate::db;
+use crate::db::ids::UserId;
 use std::sync::Arc;
 
-pub async fn list(ctx: &Arc<Ctx>, owner: &str) -> Result<Vec<ConnectionRow>, ConnectorsError> {
+pub async fn list(ctx: &Arc<Ctx>, owner: &UserId) -> Result<Vec<ConnectionRow>, ConnectorsError> {
     let owner = owner.to_owned();
     Ok(db::query(&ctx.pool, move |c| store::list_for_owner(c, &owner)).await?)
 }
 
 pub async fn get(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &ConnectionId,
 ) -> Result<ConnectionRow, ConnectorsError> {
     let (owner, id) = (owner.to_owned(), id.clone());
@@ -31,7 +32,7 @@ pub async fn get(
 /// `force`, which deletes it anyway and says the grant may still be live.
 pub async fn disconnect(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &ConnectionId,
     force: bool,
 ) -> Result<bool, ConnectorsError> {

@@ -3,11 +3,12 @@
 //! user's connection is simply not found.
 
 use crate::connectors::models::{ConnectionForm, ConnectionId, ConnectionRow, FlowRow, Status};
+use crate::db::ids::UserId;
 use crate::db::schema::{connections, oauth_flows, refresh_claims};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<ConnectionRow>> {
+pub fn list_for_owner(conn: &mut PgConnection, owner: &UserId) -> QueryResult<Vec<ConnectionRow>> {
     connections::table
         .filter(connections::owner_id.eq(owner))
         .order((connections::created_at.asc(), connections::id.asc()))
@@ -18,7 +19,7 @@ pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<C
 pub fn find_for_owner(
     conn: &mut PgConnection,
     id: &ConnectionId,
-    owner: &str,
+    owner: &UserId,
 ) -> QueryResult<Option<ConnectionRow>> {
     connections::table
         .filter(connections::id.eq(id))
@@ -49,7 +50,7 @@ pub fn lock(conn: &mut PgConnection, id: &ConnectionId) -> QueryResult<Option<Co
 /// The owner's connection to this account, locked, if there is one (reconnecting updates it).
 pub fn lock_by_account(
     conn: &mut PgConnection,
-    owner: &str,
+    owner: &UserId,
     provider: &str,
     account_id: &str,
 ) -> QueryResult<Option<ConnectionRow>> {
@@ -205,7 +206,7 @@ pub fn record_failure(
 pub fn delete_for_owner(
     conn: &mut PgConnection,
     id: &ConnectionId,
-    owner: &str,
+    owner: &UserId,
 ) -> QueryResult<usize> {
     diesel::delete(
         connections::table

@@ -7,20 +7,29 @@
 //! With TLS ending at the proxy, those are the public https URLs and nothing else is needed;
 //! a client cannot steer a redirect's host with a header.
 
-use crate::platform::state::Platform;
-use crate::platform::telemetry::RoleTag;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
-use std::sync::atomic::Ordering;
 
 /// Warns once per process when the auth role sees a forwarded request while its rate limits
-/// are on and `auth.rate_limit.trusted_proxies` is empty.
+/// are on and `auth.rate_limit.trusted_proxies` is empty. A build without the auth role has
+/// neither, and passes every request on.
 pub async fn warn_untrusted_forwarding(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    #[cfg(feature = "auth")]
+    warn_once_if_untrusted(&req);
+    next.call(req).await
+}
+
+#[cfg(feature = "auth")]
+fn warn_once_if_untrusted(req: &ServiceRequest) {
+    use crate::platform::state::Platform;
+    use crate::platform::telemetry::RoleTag;
+    use actix_web::web;
+    use std::sync::atomic::Ordering;
+
     let is_auth = req.app_data::<RoleTag>().is_some_and(|r| r.0 == "auth");
     if is_auth
         && (req.headers().contains_key("x-forwarded-for")
@@ -47,5 +56,4 @@ pub async fn warn_untrusted_forwarding(
             );
         }
     }
-    next.call(req).await
 }

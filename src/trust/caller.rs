@@ -1,6 +1,7 @@
 //! `Caller`: the verified identity behind a request, the only door through which identity enters
 //! a handler. `Authorization: Bearer <jwt>` only; cookies are never consulted.
 
+use crate::db::ids::UserId;
 use crate::platform::telemetry::record_user_id;
 use crate::trust::{TrustError, Verifier};
 use actix_web::dev::Payload;
@@ -13,7 +14,7 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// `sub`: the user id.
-    pub id: String,
+    pub id: UserId,
     pub email: Option<String>,
     pub name: Option<String>,
     pub email_verified: bool,
@@ -43,7 +44,7 @@ impl FromRequest for Caller {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 image: claims.str("image").map(str::to_owned),
-                id: claims.sub,
+                id: UserId::from(claims.sub),
             })
         })
     }

@@ -353,7 +353,7 @@ fn secrets_never_print_in_debug() {
 
 #[test]
 fn mail_settings_are_read_and_checked() {
-    use switchboard::platform::config::MailTransport;
+    use switchboard::auth::config::MailTransport;
     let config = test_config(&[]);
     let auth = &config.auth;
     assert_eq!(auth.mail.resend_base_url, "https://api.resend.com");

@@ -9,6 +9,7 @@ mod auth_account;
 mod auth_session;
 mod auth_sign;
 mod cli;
+#[cfg(all(feature = "auth", feature = "connectors"))]
 mod config;
 #[cfg(feature = "connectors")]
 mod connectors;

@@ -3,7 +3,7 @@
 //! origin (it is public by nature).
 
 use crate::auth::AuthState;
-use crate::platform::config::JWKS_MAX_AGE_SECS;
+use crate::auth::config::JWKS_MAX_AGE_SECS;
 use crate::platform::error::ErrorBody;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};

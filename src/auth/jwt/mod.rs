@@ -8,10 +8,10 @@ pub mod keys;
 pub mod sealed;
 mod sign;
 
+use crate::auth::config::{JWT_KEY_RELOAD_SECS, JwtConfig};
 use crate::crypto::Algorithm;
 use crate::db::{self, DbError, DbPool};
 use crate::platform::clock::SharedClock;
-use crate::platform::config::{JWT_KEY_RELOAD_SECS, JwtConfig};
 use crate::platform::error::render;
 use crate::platform::state::Platform;
 use actix_web::http::StatusCode;

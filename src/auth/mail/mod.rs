@@ -16,12 +16,12 @@ pub use templates::escape_html;
 pub use resend::{MailError, ResendClient};
 pub use templates::Templates;
 
+use crate::auth::config::{AuthConfig, MailTransport};
 use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::{self, DbError, DbPool};
 use crate::jobs::{EnqueueOpts, Job, JobError};
 use crate::platform::clock::SharedClock;
-use crate::platform::config::{AuthConfig, MailTransport};
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! quota), 5xx, 409 concurrent-idempotent and network failures; short timeouts on each attempt.
 
 use super::Email;
-use crate::platform::config::MailConfig;
+use crate::auth::config::MailConfig;
 use crate::platform::secret::Secret;
 use reqwest::StatusCode;
 use serde::Deserialize;

@@ -2,8 +2,9 @@
 //! custom rules, the client IP (through trusted proxies only; an IPv6 client's /64).
 
 use super::{Decision, RateLimitStore, Rule};
+use crate::auth::config::RateLimitConfig;
 use crate::platform::clock::SharedClock;
-use crate::platform::config::{AppEnv, RateLimitConfig};
+use crate::platform::config::AppEnv;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,10 +185,10 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::config::RateLimitRuleConfig;
+    use crate::auth::config::RateLimitStorage;
     use crate::auth::rate_limit::{MemoryStore, PRUNE_EVERY};
     use crate::platform::clock::ManualClock;
-    use crate::platform::config::RateLimitRuleConfig;
-    use crate::platform::config::RateLimitStorage;
     use std::sync::Arc;
 
     fn limiter(edit: impl FnOnce(&mut RateLimitConfig)) -> RateLimiter {

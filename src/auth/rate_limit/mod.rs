@@ -23,8 +23,8 @@ pub use limiter::RateLimiter;
 pub use memory::MemoryStore;
 
 use crate::auth::AuthState;
+use crate::auth::config::{RateLimitConfig, RateLimitStorage};
 use crate::db::DbPool;
-use crate::platform::config::{RateLimitConfig, RateLimitStorage};
 use crate::platform::error::{PlatformError, render};
 use crate::platform::route;
 use actix_web::body::{EitherBody, MessageBody};

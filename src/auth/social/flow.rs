@@ -2,13 +2,13 @@
 //! (signed cookie + `verification` row, consumed once), and the rules that decide which user a
 //! provider account signs in as, or whether it may be linked.
 
+use crate::auth::config::AccountLinkingConfig;
 use crate::auth::models::{Account, NewAccount, NewUser, TokenUpdate, User};
 use crate::auth::store::{self, Writer};
 use crate::crypto::aead::Keyring;
 use crate::crypto::random;
 use crate::db::schema::user;
 use crate::db::{SessionId, UserId};
-use crate::platform::config::AccountLinkingConfig;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

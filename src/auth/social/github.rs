@@ -2,7 +2,7 @@
 //! S256, the code exchange through oauth2 (GitHub's errors come back as HTTP 200 with an `error`
 //! field), and the `/user` + `/user/emails` profile. Every URL comes from configuration.
 
-use crate::platform::config::GithubConfig;
+use crate::auth::config::GithubConfig;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,

@@ -4,8 +4,8 @@
 pub mod flow;
 pub mod github;
 
+use crate::auth::config::AuthConfig;
 use crate::crypto::aead::Keyring;
-use crate::platform::config::AuthConfig;
 use github::Github;
 
 /// HKDF info naming what the token key is for; changing it makes stored tokens unreadable.

@@ -1,6 +1,7 @@
 //! Rows of the agent tables and the views a run's owner sees.
 
 use crate::connectors::anthropic::Usage;
+use crate::db::ids::UserId;
 use crate::db::schema::{agent_events, agent_runs, agent_steps};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ use utoipa::ToSchema;
 #[diesel(table_name = agent_runs, check_for_backend(diesel::pg::Pg))]
 pub struct RunRow {
     pub id: String,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub status: String,
     pub prompt: String,
     pub model: String,

@@ -235,7 +235,7 @@ pub(crate) fn calls_of(content: &[Value]) -> Vec<(String, String, Value)> {
 
 /// Appends the steps' model messages (and between two of them the results of the first's tool
 /// calls) to `messages`; returns the last turn and the last model message.
-#[allow(
+#[expect(
     clippy::type_complexity,
     reason = "a turn and a message, as the loop takes them"
 )]

@@ -5,6 +5,7 @@ use super::models::{Options, RunDetail, RunRow, RunView, StepView};
 use super::run::RUN_KIND;
 use super::store;
 use crate::connectors::Ctx;
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::jobs::{EnqueueOpts, enqueue};
 use serde_json::json;
@@ -78,7 +79,7 @@ fn check(ctx: &Ctx, new: &NewRun) -> Result<(), AgentsError> {
 }
 
 /// Checks the request and builds the run's row (not stored yet).
-pub fn prepare(ctx: &Ctx, owner: &str, new: NewRun) -> Result<RunRow, AgentsError> {
+pub fn prepare(ctx: &Ctx, owner: &UserId, new: NewRun) -> Result<RunRow, AgentsError> {
     if !ctx.anthropic.configured() {
         return Err(AgentsError::NotConfigured);
     }
@@ -157,7 +158,7 @@ pub fn insert_in(
 }
 
 /// Checks the limits, stores the run and queues its job in one transaction.
-pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, AgentsError> {
+pub async fn create(ctx: &Arc<Ctx>, owner: &UserId, new: NewRun) -> Result<RunRow, AgentsError> {
     let row = prepare(ctx, owner, new)?;
     let stored = row.clone();
     let c2 = ctx.clone();
@@ -171,13 +172,13 @@ pub async fn create(ctx: &Arc<Ctx>, owner: &str, new: NewRun) -> Result<RunRow, 
     Ok(row)
 }
 
-pub async fn list(ctx: &Arc<Ctx>, owner: &str, limit: i64) -> Result<Vec<RunView>, AgentsError> {
+pub async fn list(ctx: &Arc<Ctx>, owner: &UserId, limit: i64) -> Result<Vec<RunView>, AgentsError> {
     let owner = owner.to_owned();
     let rows = db::query(&ctx.pool, move |c| store::list_for_owner(c, &owner, limit)).await?;
     Ok(rows.iter().map(RunView::from).collect())
 }
 
-pub async fn get(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunDetail, AgentsError> {
+pub async fn get(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<RunDetail, AgentsError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
     let (row, steps) = db::run(&ctx.pool, move |c| -> Result<_, AgentsError> {
         let Some(row) = store::find_for_owner(c, &id, &owner)? else {
@@ -196,14 +197,14 @@ pub async fn get(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunDetail, Age
 }
 
 /// Whether `owner` has run `id` (another user's is "not found").
-pub async fn owned(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunRow, AgentsError> {
+pub async fn owned(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<RunRow, AgentsError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
     db::query(&ctx.pool, move |c| store::find_for_owner(c, &id, &owner))
         .await?
         .ok_or(AgentsError::RunNotFound)
 }
 
-pub async fn cancel(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<RunView, AgentsError> {
+pub async fn cancel(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<RunView, AgentsError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
     let now = ctx.clock.now();
     let row = db::query(&ctx.pool, move |c| {

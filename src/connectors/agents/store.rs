@@ -2,6 +2,7 @@
 //! "not found"); the worker's take the run id alone. Each takes `&mut PgConnection`.
 
 use super::models::{EventRow, NewStep, RunRow, StepRow};
+use crate::db::ids::UserId;
 use crate::db::schema::{agent_events, agent_runs, agent_steps};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -15,7 +16,7 @@ pub fn insert_run(conn: &mut PgConnection, row: &RunRow) -> QueryResult<()> {
 }
 
 /// Runs of `owner` queued or running.
-pub fn count_active(conn: &mut PgConnection, owner: &str) -> QueryResult<i64> {
+pub fn count_active(conn: &mut PgConnection, owner: &UserId) -> QueryResult<i64> {
     agent_runs::table
         .filter(agent_runs::owner_id.eq(owner))
         .filter(agent_runs::status.eq_any(["queued", "running"]))
@@ -26,7 +27,7 @@ pub fn count_active(conn: &mut PgConnection, owner: &str) -> QueryResult<i64> {
 /// How many runs `owner` started since `since`, and the oldest of them.
 pub fn started_since(
     conn: &mut PgConnection,
-    owner: &str,
+    owner: &UserId,
     since: DateTime<Utc>,
 ) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
     agent_runs::table
@@ -41,7 +42,7 @@ pub fn started_since(
 
 pub fn list_for_owner(
     conn: &mut PgConnection,
-    owner: &str,
+    owner: &UserId,
     limit: i64,
 ) -> QueryResult<Vec<RunRow>> {
     agent_runs::table
@@ -55,7 +56,7 @@ pub fn list_for_owner(
 pub fn find_for_owner(
     conn: &mut PgConnection,
     id: &str,
-    owner: &str,
+    owner: &UserId,
 ) -> QueryResult<Option<RunRow>> {
     agent_runs::table
         .filter(agent_runs::id.eq(id))
@@ -264,7 +265,6 @@ pub fn record_tools_started(
 }
 
 /// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
-#[allow(clippy::too_many_arguments, reason = "one row's columns")]
 pub fn finish_tool(
     conn: &mut PgConnection,
     run: &str,
@@ -362,7 +362,7 @@ fn finish_run_in(
 pub fn request_cancel(
     conn: &mut PgConnection,
     id: &str,
-    owner: &str,
+    owner: &UserId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<RunRow>> {
     conn.transaction(|c| {

@@ -4,6 +4,7 @@
 
 use crate::connectors::Ctx;
 use crate::connectors::mcp::service;
+use crate::db::ids::UserId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub struct ToolEntry {
 /// names) when given. Servers that cannot list their tools are left out (and logged).
 pub async fn table(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     filter: Option<&[String]>,
 ) -> Result<Vec<ToolEntry>, String> {
     let (tools, failures) = service::all_tools(ctx, owner)
@@ -122,7 +123,7 @@ pub struct Outcome {
 
 pub async fn execute(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     entry: Option<&ToolEntry>,
     name: &str,
     input: Value,

@@ -6,7 +6,7 @@
 
 pub mod sse;
 
-use crate::platform::config::AnthropicConfig;
+use crate::connectors::config::AnthropicConfig;
 use crate::platform::secret::Secret;
 use futures_util::future::BoxFuture;
 use serde::Serialize;

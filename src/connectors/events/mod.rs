@@ -6,6 +6,7 @@ pub(crate) mod store;
 
 use crate::connectors::ConnectorsState;
 use crate::connectors::error::ConnectorsError;
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::trust::Caller;
 use actix_web::web::Bytes;
@@ -156,7 +157,7 @@ pub(crate) async fn stream(
 }
 
 struct Stream {
-    owner: String,
+    owner: UserId,
     pool: crate::db::DbPool,
     rx: broadcast::Receiver<Arc<FeedRow>>,
     last_sent: i64,

@@ -1,6 +1,7 @@
 //! Reading the event feed: a user's events by cursor, and everyone's new ones for the hub.
 
 use crate::db::DbError;
+use crate::db::ids::UserId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
@@ -13,7 +14,7 @@ pub(crate) struct FeedRow {
     #[diesel(sql_type = BigInt)]
     pub cursor: i64,
     #[diesel(sql_type = Text)]
-    pub owner_id: String,
+    pub owner_id: UserId,
     #[diesel(sql_type = Text)]
     pub connection_id: String,
     #[diesel(sql_type = Text)]
@@ -68,7 +69,7 @@ const SELECT: &str = "SELECT ce.cursor, ce.owner_id, ce.connection_id, ce.provid
     FROM connection_events ce JOIN webhook_events we ON we.id = ce.event_id";
 
 pub(crate) struct Filter<'a> {
-    pub owner: &'a str,
+    pub owner: &'a UserId,
     pub connection: Option<&'a str>,
     pub event_type: Option<&'a str>,
 }
@@ -130,7 +131,7 @@ pub(crate) fn max_cursor(conn: &mut PgConnection) -> Result<i64, DbError> {
 /// Whether `owner` has this connection (another user's is "not found").
 pub(crate) fn owns_connection(
     conn: &mut PgConnection,
-    owner: &str,
+    owner: &UserId,
     id: &str,
 ) -> Result<bool, DbError> {
     #[derive(QueryableByName)]

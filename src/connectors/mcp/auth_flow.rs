@@ -10,6 +10,7 @@ use super::auth::{self, ClientAuth, Net, ServerMetadata, TokenFailure};
 use super::error::McpError;
 use super::models::{AuthFlowRow, CredentialRow, OAuthClientRow, ServerRow, ServerView};
 use super::{service, store};
+use crate::connectors::config::valid_scope;
 use crate::connectors::connect::{self, Authorized, CallbackFailure};
 use crate::connectors::error::ConnectorsError;
 use crate::connectors::pending::{self, Kind, Taken};
@@ -17,8 +18,8 @@ use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, models, oauth};
 use crate::crypto::hmac::constant_time_eq;
 use crate::db;
+use crate::db::ids::UserId;
 use crate::platform::clock::expires_after;
-use crate::platform::config::valid_scope;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -211,7 +212,7 @@ fn check_scopes(asked: Option<Vec<String>>) -> Result<Vec<String>, McpError> {
 
 async fn load(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &str,
 ) -> Result<(ServerRow, Option<CredentialRow>), McpError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
@@ -233,7 +234,7 @@ async fn load(
 /// asked for (step-up) and those the client names.
 pub async fn start(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     server_id: &str,
     scopes: Option<Vec<String>>,
     redirect_to: Option<String>,
@@ -462,7 +463,7 @@ pub async fn finish(ctx: &Arc<Ctx>, callback: McpCallback) -> Result<Authorized,
 /// Redeems the callback's one-time code for `caller`: the credential is stored only if `caller`
 /// started the flow (and still owns the server). Anyone else gets the same 404 as an unknown
 /// code and the grant is destroyed, so a link that reached the wrong browser attaches nothing.
-pub async fn complete(ctx: &Arc<Ctx>, caller: &str, code: &str) -> Result<ServerView, McpError> {
+pub async fn complete(ctx: &Arc<Ctx>, caller: &UserId, code: &str) -> Result<ServerView, McpError> {
     let (ctx2, caller2, code) = (ctx.clone(), caller.to_owned(), code.to_owned());
     let result = db::run(&ctx.pool, move |c| {
         diesel::Connection::transaction::<_, McpError, _>(c, |c| {

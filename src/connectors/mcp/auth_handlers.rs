@@ -69,7 +69,10 @@ pub(crate) struct McpCallbackQuery {
     state: Option<String>,
     /// Set by the authorization server when the user declined or the request was refused.
     error: Option<String>,
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "documented and accepted (RFC 6749 §4.1.2.1); the answer names `error` alone, never the server's free text"
+    )]
     error_description: Option<String>,
     /// RFC 9207: the authorization server's issuer; must match the flow's when present.
     iss: Option<String>,

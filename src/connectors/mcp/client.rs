@@ -7,9 +7,9 @@
 use super::error::McpError;
 use super::schema;
 use super::transport::{self, Limits, Reply, header_safe};
+use crate::connectors::config::McpConfig;
 use crate::connectors::vault::Plain;
 use crate::platform::clock::SharedClock;
-use crate::platform::config::McpConfig;
 use crate::platform::ssrf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

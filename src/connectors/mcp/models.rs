@@ -1,6 +1,7 @@
 //! Rows of the MCP tables and the views clients see. A view never carries a credential.
 
 use super::client::Era;
+use crate::db::ids::UserId;
 use crate::db::schema::{
     mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
 };
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 #[diesel(table_name = mcp_servers, check_for_backend(diesel::pg::Pg))]
 pub struct ServerRow {
     pub id: String,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub name: String,
     pub url: String,
     pub provider: Option<String>,
@@ -80,7 +81,7 @@ impl CredentialRow {
 #[diesel(table_name = mcp_auth_flows, check_for_backend(diesel::pg::Pg))]
 pub struct AuthFlowRow {
     pub state_hash: String,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub server_id: String,
     pub issuer: String,
     pub token_endpoint: String,
@@ -111,7 +112,7 @@ pub struct OAuthClientRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = mcp_tool_calls)]
 pub struct CallRecord {
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub server_id: String,
     pub tool: String,
     pub started_at: DateTime<Utc>,

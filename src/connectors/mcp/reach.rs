@@ -6,6 +6,7 @@
 
 use super::models::ServerRow;
 use crate::connectors::vault::Plain;
+use crate::db::ids::UserId;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,10 +45,10 @@ impl ReachCache {
 
     /// The entry for `id` if it is still good at `now` and belongs to `owner` (another owner's
     /// id is a miss, so the database answers it: 404).
-    pub fn get(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Option<Reached> {
+    pub fn get(&self, id: &str, owner: &UserId, now: DateTime<Utc>) -> Option<Reached> {
         let map = self.entries.lock().ok()?;
         let e = map.get(id)?;
-        (e.until > now && e.reached.row.owner_id == owner).then(|| e.reached.clone())
+        (e.until > now && e.reached.row.owner_id == *owner).then(|| e.reached.clone())
     }
 
     /// Taken before reading the database; [`Self::put`] stores only if nothing was invalidated

@@ -15,8 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Most records one INSERT carries.
 const BATCH: usize = 500;
 
-// Nearly every message is a record: boxing it would add an allocation to each call for nothing.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every message is a record: boxing it would add an allocation to each call for nothing"
+)]
 enum Msg {
     Record(CallRecord),
     Flush(oneshot::Sender<()>),

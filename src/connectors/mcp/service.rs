@@ -9,6 +9,7 @@ use crate::connectors::models::ConnectionId;
 use crate::connectors::vault::{Field, Plain};
 use crate::connectors::{Ctx, refresh};
 use crate::db;
+use crate::db::ids::UserId;
 use crate::platform::config::AppEnv;
 use crate::platform::ssrf;
 use serde::Serialize;
@@ -58,7 +59,7 @@ fn catalog_url(ctx: &Ctx, provider: &str) -> Option<String> {
     }
 }
 
-pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerView, McpError> {
+pub async fn add(ctx: &Arc<Ctx>, owner: &UserId, new: NewServer) -> Result<ServerView, McpError> {
     let (raw_url, provider) = match (new.url.as_deref(), new.provider.as_deref()) {
         (Some(u), None) => (u.to_owned(), None),
         (None, Some(p)) => (
@@ -162,7 +163,7 @@ pub async fn add(ctx: &Arc<Ctx>, owner: &str, new: NewServer) -> Result<ServerVi
     Ok(ServerView::new(row, has_credentials))
 }
 
-pub async fn list(ctx: &Arc<Ctx>, owner: &str) -> Result<Vec<ServerView>, McpError> {
+pub async fn list(ctx: &Arc<Ctx>, owner: &UserId) -> Result<Vec<ServerView>, McpError> {
     let owner = owner.to_owned();
     let (rows, with_creds) = db::query(&ctx.pool, move |c| {
         let rows = store::list_for_owner(c, &owner)?;
@@ -181,12 +182,12 @@ pub async fn list(ctx: &Arc<Ctx>, owner: &str) -> Result<Vec<ServerView>, McpErr
         .collect())
 }
 
-pub async fn get(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<ServerView, McpError> {
+pub async fn get(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<ServerView, McpError> {
     let (row, has) = find(ctx, owner, id).await?;
     Ok(ServerView::new(row, has))
 }
 
-async fn find(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(ServerRow, bool), McpError> {
+async fn find(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<(ServerRow, bool), McpError> {
     let (owner, id) = (owner.to_owned(), id.to_owned());
     db::query(&ctx.pool, move |c| {
         let row = store::find_for_owner(c, &id, &owner)?;
@@ -201,7 +202,7 @@ async fn find(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(ServerRow, bool)
     .ok_or(McpError::ServerNotFound)
 }
 
-pub async fn delete(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(), McpError> {
+pub async fn delete(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<(), McpError> {
     let (o, i) = (owner.to_owned(), id.to_owned());
     let deleted = db::query(&ctx.pool, move |c| store::delete_for_owner(c, &i, &o))
         .await
@@ -219,7 +220,7 @@ pub async fn delete(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<(), McpErro
 /// it can be (no database round trip, nothing unsealed), see `reach.rs`.
 async fn reach(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &str,
 ) -> Result<(ServerRow, Url, Option<Plain>), McpError> {
     let now = ctx.clock.now();
@@ -332,7 +333,7 @@ async fn sync_era(ctx: &Arc<Ctx>, row: &ServerRow) {
     ctx.mcp.reach_cache().invalidate(&row.id);
 }
 
-pub async fn tools(ctx: &Arc<Ctx>, owner: &str, id: &str) -> Result<Vec<ToolView>, McpError> {
+pub async fn tools(ctx: &Arc<Ctx>, owner: &UserId, id: &str) -> Result<Vec<ToolView>, McpError> {
     let (row, url, bearer) = reach(ctx, owner, id).await?;
     let list = tools_of(ctx, &row, &url, bearer.as_ref()).await?;
     Ok(list
@@ -353,7 +354,7 @@ pub struct ServerFailure {
 /// Every tool the caller can reach, across their servers.
 pub async fn all_tools(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
 ) -> Result<(Vec<ToolView>, Vec<ServerFailure>), McpError> {
     let o = owner.to_owned();
     let rows = db::query(&ctx.pool, move |c| store::list_for_owner(c, &o))
@@ -423,7 +424,7 @@ pub async fn connection_tools(
 /// Calls a tool of a provider connection's catalog MCP server (see [`reach_connection`]).
 pub async fn call_with_connection(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     provider: &str,
     connection_id: &str,
     tool: &str,
@@ -442,7 +443,7 @@ pub async fn call_with_connection(
 /// Resolves a namespaced name (`GET /api/tools`) back to its server and tool.
 pub async fn resolve(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     namespaced: &str,
 ) -> Result<(String, String), McpError> {
     let parsed =
@@ -472,7 +473,7 @@ pub struct CallOutcome {
 /// Calls a tool (arguments checked against its schema before sending) and records the call.
 pub async fn call(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     id: &str,
     tool: &str,
     arguments: Value,
@@ -489,10 +490,10 @@ pub async fn call(
 
 /// Calls `tool` of a listed server and records the call (`server_id` names it in the record);
 /// `stored`: the server has a row (a 401/403 is noted on it).
-#[allow(clippy::too_many_arguments, reason = "the call and where it goes")]
+#[expect(clippy::too_many_arguments, reason = "the call and where it goes")]
 async fn call_listed(
     ctx: &Arc<Ctx>,
-    owner: &str,
+    owner: &UserId,
     server_id: &str,
     stored: bool,
     target: &Target<'_>,

@@ -2,6 +2,7 @@
 //! server is "not found".
 
 use super::models::{AuthFlowRow, CallRecord, CredentialRow, OAuthClientRow, ServerRow};
+use crate::db::ids::UserId;
 use crate::db::schema::{
     mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
 };
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<ServerRow>> {
+pub fn list_for_owner(conn: &mut PgConnection, owner: &UserId) -> QueryResult<Vec<ServerRow>> {
     mcp_servers::table
         .filter(mcp_servers::owner_id.eq(owner))
         .order((mcp_servers::created_at.asc(), mcp_servers::id.asc()))
@@ -20,7 +21,7 @@ pub fn list_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<Vec<S
 pub fn find_for_owner(
     conn: &mut PgConnection,
     id: &str,
-    owner: &str,
+    owner: &UserId,
 ) -> QueryResult<Option<ServerRow>> {
     mcp_servers::table
         .filter(mcp_servers::id.eq(id))
@@ -30,7 +31,7 @@ pub fn find_for_owner(
         .optional()
 }
 
-pub fn count_for_owner(conn: &mut PgConnection, owner: &str) -> QueryResult<i64> {
+pub fn count_for_owner(conn: &mut PgConnection, owner: &UserId) -> QueryResult<i64> {
     mcp_servers::table
         .filter(mcp_servers::owner_id.eq(owner))
         .count()
@@ -56,7 +57,7 @@ pub fn insert(
     })
 }
 
-pub fn delete_for_owner(conn: &mut PgConnection, id: &str, owner: &str) -> QueryResult<usize> {
+pub fn delete_for_owner(conn: &mut PgConnection, id: &str, owner: &UserId) -> QueryResult<usize> {
     diesel::delete(
         mcp_servers::table
             .filter(mcp_servers::id.eq(id))
@@ -92,7 +93,7 @@ pub fn record_calls(conn: &mut PgConnection, records: &[CallRecord]) -> QueryRes
 /// The owner's most recently updated active connection of a provider (for a catalog entry).
 pub fn active_connection(
     conn: &mut PgConnection,
-    owner: &str,
+    owner: &UserId,
     provider: &str,
 ) -> QueryResult<Option<String>> {
     use crate::db::schema::connections;
@@ -106,7 +107,7 @@ pub fn active_connection(
         .optional()
 }
 
-pub fn url_taken(conn: &mut PgConnection, owner: &str, url: &str) -> QueryResult<bool> {
+pub fn url_taken(conn: &mut PgConnection, owner: &UserId, url: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         mcp_servers::table
             .filter(mcp_servers::owner_id.eq(owner))
@@ -272,7 +273,6 @@ diesel::define_sql_function!(fn coalesce(x: Nullable<Text>, y: Nullable<Text>) -
 /// Writes a refresh's result, only while our lease is still the row's. `refresh: None` (the
 /// server sent no new refresh token) keeps the stored one as it is now, not as this refresh
 /// read it: a key rotation may have re-sealed it meanwhile.
-#[allow(clippy::too_many_arguments)]
 pub fn finish_refresh(
     conn: &mut PgConnection,
     server_id: &str,

@@ -3,9 +3,9 @@
 //! tokens do and carry a refresh token, which the generic refresh handles.
 
 use super::{Identity, Provider, ProviderKind, client_pair, status_error, transport};
+use crate::connectors::config::GithubProviderConfig;
 use crate::connectors::oauth::TokenError;
 use crate::connectors::vault::Plain;
-use crate::platform::config::GithubProviderConfig;
 use serde_json::{Value, json};
 
 const API_VERSION: &str = "2022-11-28";

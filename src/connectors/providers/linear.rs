@@ -2,9 +2,9 @@
 //! `viewer` + `organization`, and revocation of both tokens.
 
 use super::{Identity, Provider, ProviderKind, client_pair, status_error, transport};
+use crate::connectors::config::LinearProviderConfig;
 use crate::connectors::oauth::TokenError;
 use crate::connectors::vault::Plain;
-use crate::platform::config::LinearProviderConfig;
 use serde_json::{Value, json};
 
 const IDENTITY_QUERY: &str = "query SwitchboardIdentity { viewer { id name email displayName } organization { id name urlKey } }";

@@ -5,9 +5,9 @@
 mod github;
 mod linear;
 
+use crate::connectors::config::ProvidersConfig;
 use crate::connectors::oauth::TokenError;
 use crate::connectors::vault::Plain;
-use crate::platform::config::ProvidersConfig;
 use crate::platform::secret::Secret;
 use serde_json::Value;
 use std::sync::Arc;

@@ -17,6 +17,7 @@
 //! is one run, not one per batch.
 
 use crate::connectors::Ctx;
+use crate::db::ids::UserId;
 use crate::db::{self, DbError};
 use crate::jobs::{Job, JobError};
 use chrono::{DateTime, Utc};
@@ -74,7 +75,7 @@ struct Matched {
     #[diesel(sql_type = Text)]
     id: String,
     #[diesel(sql_type = Text)]
-    owner_id: String,
+    owner_id: UserId,
     #[diesel(sql_type = Text)]
     provider: String,
     #[diesel(sql_type = Text)]

@@ -1,5 +1,6 @@
-//! The auth role's configuration: Better Auth's options and the checks `Config::validate` runs
-//! for the auth role. By concern: `mail` (transport, verification and reset mail), `rate_limit`
+//! The auth role's configuration (`[auth]`): Better Auth's options and the checks
+//! `Config::validate` runs for the auth role; `platform::config` composes it into `Config`.
+//! By concern: `mail` (transport, verification and reset mail), `rate_limit`
 //! (`[auth.rate_limit]`), `jwt` (`[auth.jwt]`, signing keys).
 
 mod jwt;
@@ -10,7 +11,9 @@ pub use jwt::*;
 pub use mail::*;
 pub use rate_limit::*;
 
-use super::*;
+use crate::platform::config::{Config, base_url, check_pair, is_dev_secret, url_origin};
+use crate::platform::secret::Secret;
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +127,7 @@ pub struct UserConfig {
 }
 
 impl Config {
-    pub(super) fn validate_auth(&self, problems: &mut Vec<String>, production: bool) {
+    pub(crate) fn validate_auth(&self, problems: &mut Vec<String>, production: bool) {
         let auth = &self.auth;
         match base_url(&auth.base_url) {
             Err(why) => problems.push(format!("BETTER_AUTH_URL {why}")),
@@ -197,6 +200,13 @@ impl Config {
         }
         auth.rate_limit.check(problems);
         self.validate_mail(problems, production);
+    }
+
+    /// Whether auth cookies carry `Secure` and the `__Secure-` prefix (Better Auth's rule).
+    pub fn secure_cookies(&self) -> bool {
+        self.auth
+            .secure_cookies
+            .unwrap_or_else(|| self.auth.base_url.starts_with("https://"))
     }
 
     /// The `iss` the auth role writes into its JWTs.

@@ -1,6 +1,6 @@
 //! `[auth.jwt]`: the JWT plugin's signing keys and tokens.
 
-use super::*;
+use serde::Deserialize;
 
 /// How long downstream caches may keep the JWKS (`Cache-Control: max-age`).
 pub const JWKS_MAX_AGE_SECS: u64 = 300;

@@ -1,7 +1,18 @@
-//! The connectors role's configuration: the token vault's keys, refresh, OAuth providers, and
-//! the checks `Config::validate` runs for the connectors role.
+//! The connectors role's configuration: `[connectors]` (the token vault's keys, refresh, OAuth
+//! providers; `mcp`, `agents`) and `[webhooks]` (`webhooks`), and the checks `Config::validate`
+//! runs for the connectors role. `platform::config` composes them into `Config`.
 
-use super::*;
+mod agents;
+mod mcp;
+mod webhooks;
+
+pub use agents::*;
+pub use mcp::*;
+pub use webhooks::*;
+
+use crate::platform::config::{Config, base_url, check_pair, http_url, is_dev_secret, url_origin};
+use crate::platform::secret::Secret;
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +122,13 @@ pub struct GithubProviderConfig {
 }
 
 impl Config {
-    pub(super) fn validate_connectors(&self, problems: &mut Vec<String>, production: bool) {
+    /// The connectors role's checks; `with_auth` when the auth role runs in the same process.
+    pub(crate) fn validate_connectors(
+        &self,
+        problems: &mut Vec<String>,
+        production: bool,
+        with_auth: bool,
+    ) {
         let c = &self.connectors;
         match base_url(&c.public_url) {
             Err(why) => problems.push(format!("CONNECTORS_URL {why}")),
@@ -165,12 +182,25 @@ impl Config {
         }
         if c.jwt_issuer.is_none() || c.jwt_audience.is_none() {
             // The default comes from BETTER_AUTH_URL, so it must be a URL even without the auth role.
-            if let Err(why) = base_url(&self.auth.base_url) {
+            if let Err(why) = base_url(self.auth_base_url()) {
                 problems.push(format!(
                     "BETTER_AUTH_URL {why} (connectors derive the expected JWT issuer/audience from it; \
                      or set connectors.jwt_issuer and connectors.jwt_audience)"
                 ));
             }
+        }
+        self.webhooks.validate(problems, production);
+        if !with_auth
+            && !self.auth_base_url_set
+            && (c.jwt_issuer.is_none() || c.jwt_audience.is_none())
+        {
+            problems.push(
+                "the connectors role cannot know which JWT issuer and audience to expect: set \
+                 BETTER_AUTH_URL to the auth role's public URL (as the auth role has it), or set \
+                 both connectors.jwt_issuer and connectors.jwt_audience \
+                 (SWITCHBOARD__CONNECTORS__JWT_ISSUER, SWITCHBOARD__CONNECTORS__JWT_AUDIENCE)"
+                    .to_owned(),
+            );
         }
     }
 
@@ -226,7 +256,7 @@ impl Config {
         self.connectors
             .jwt_issuer
             .clone()
-            .unwrap_or_else(|| url_origin(&self.auth.base_url))
+            .unwrap_or_else(|| url_origin(self.auth_base_url()))
     }
 
     /// The `aud` the connectors role requires.
@@ -234,7 +264,7 @@ impl Config {
         self.connectors
             .jwt_audience
             .clone()
-            .unwrap_or_else(|| url_origin(&self.auth.base_url))
+            .unwrap_or_else(|| url_origin(self.auth_base_url()))
     }
 }
 

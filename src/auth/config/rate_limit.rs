@@ -1,6 +1,7 @@
 //! `[auth.rate_limit]`: Better Auth's rate limits, enforced by `auth::rate_limit`.
 
-use super::*;
+use crate::platform::config::AppEnv;
+use serde::Deserialize;
 
 /// `[auth.rate_limit]`: Better Auth's rate limits (spec §7), enforced by `auth::rate_limit`.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,8 @@
 //! `[connectors.anthropic]` (the Messages API client) and `[connectors.agents]` (agent runs:
 //! their defaults, limits per user, and how they run as jobs).
 
-use super::*;
+use crate::platform::config::{Config, http_url};
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,9 @@
 //! `[connectors.mcp]`: the MCP client's limits, the SSRF guard's allowances and what a tool
 //! call record keeps.
 
-use super::*;
+use crate::platform::config::{Config, http_url};
+use crate::platform::secret::Secret;
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

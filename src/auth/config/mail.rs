@@ -1,7 +1,9 @@
 //! Mail: which way it leaves the process, and Better Auth's `emailVerification` and
 //! password-reset options.
 
-use super::*;
+use crate::platform::config::{Config, http_url};
+use crate::platform::secret::Secret;
+use serde::Deserialize;
 
 /// Which way mail leaves the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
