@@ -177,8 +177,8 @@ pub struct ModelStep<'a> {
 }
 
 /// A completed model call: the stream's last unsent text delta, its step, the run's turn count
-/// and usage, the tool table of a first step, its event, and the tool calls it asks for
-/// (recorded `started`, so none runs twice), in one durable commit. Returns whether a cancel
+/// and usage, the tool table of a first step, its event, the tool calls it asks for (recorded
+/// `started`, so none runs twice) and the run's end if it ends it, in one durable commit. Returns whether a cancel
 /// was requested meanwhile (the loop's cancel check rides on this write instead of a query of
 /// its own).
 pub fn record_model_step(
@@ -188,12 +188,12 @@ pub fn record_model_step(
 ) -> QueryResult<bool> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let (step, usage) = (m.step, m.usage);
+    let run = step.run_id.as_str();
+    // Three statements whatever the message: the steps, the run, the events.
     conn.transaction(|c| {
-        if let Some(data) = m.tail {
-            add_event(c, &step.run_id, "text_delta", data, now)?;
-        }
+        let steps: Vec<&NewStep> = std::iter::once(step).chain(m.tools).collect();
         diesel::insert_into(agent_steps::table)
-            .values(step)
+            .values(steps)
             .execute(c)?;
         use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
         let flag: CancelFlag = diesel::sql_query(
@@ -205,30 +205,68 @@ pub fn record_model_step(
                  tool_table = coalesce($6, tool_table) \
              WHERE id = $1 RETURNING cancel_requested",
         )
-        .bind::<Text, _>(&step.run_id)
+        .bind::<Text, _>(run)
         .bind::<BigInt, _>(n(usage.input_tokens))
         .bind::<BigInt, _>(n(usage.output_tokens))
         .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
         .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
         .bind::<Nullable<Jsonb>, _>(m.tool_table)
         .get_result(c)?;
-        add_event(
-            c,
-            &step.run_id,
+        let mut events = Vec::with_capacity(2 + m.tools.len());
+        if let Some(data) = m.tail {
+            events.push((run, "text_delta", data.clone()));
+        }
+        events.push((
+            run,
             "model_message",
-            &serde_json::json!({
+            serde_json::json!({
                 "turn": step.turn,
                 "stop_reason": step.stop_reason,
                 "usage": step.usage,
                 "content": step.content,
             }),
-            now,
-        )?;
-        record_tools_started(c, m.tools, now)?;
+        ));
+        events.extend(tools_started_events(m.tools));
+        insert_events(c, &events, now)?;
         if let Some(end) = m.ending {
-            finish_run_in(c, &step.run_id, end, now)?;
+            finish_run_in(c, run, end, now)?;
         }
         Ok(flag.cancel_requested)
+    })
+}
+
+/// Event rows in one statement, in the order given (their ids follow it).
+fn insert_events(
+    conn: &mut PgConnection,
+    rows: &[(&str, &str, Value)],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(run, kind, data)| {
+            (
+                agent_events::run_id.eq(*run),
+                agent_events::event_type.eq(*kind),
+                agent_events::data.eq(data),
+                agent_events::created_at.eq(now),
+            )
+        })
+        .collect();
+    diesel::insert_into(agent_events::table)
+        .values(values)
+        .execute(conn)
+        .map(drop)
+}
+
+fn tools_started_events(steps: &[NewStep]) -> impl Iterator<Item = (&str, &str, Value)> {
+    steps.iter().map(|s| {
+        (
+            s.run_id.as_str(),
+            "tool_call_started",
+            serde_json::json!({
+                "turn": s.turn, "tool_use_id": s.tool_use_id, "name": s.tool_name, "input": s.input,
+            }),
+        )
     })
 }
 
@@ -245,23 +283,7 @@ pub fn record_tools_started(
     diesel::insert_into(agent_steps::table)
         .values(steps)
         .execute(conn)?;
-    let events: Vec<_> = steps
-        .iter()
-        .map(|s| {
-            (
-                agent_events::run_id.eq(&s.run_id),
-                agent_events::event_type.eq("tool_call_started"),
-                agent_events::data.eq(serde_json::json!({
-                    "turn": s.turn, "tool_use_id": s.tool_use_id, "name": s.tool_name, "input": s.input,
-                })),
-                agent_events::created_at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(agent_events::table)
-        .values(events)
-        .execute(conn)
-        .map(drop)
+    insert_events(conn, &tools_started_events(steps).collect::<Vec<_>>(), now)
 }
 
 /// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
