@@ -194,11 +194,6 @@ mod jobs;
 
 pub use jobs::*;
 
-/// Old path of a connectors type, kept because `tests/it/connectors/mcp_auth.rs` names it here
-/// while another branch splits that file; new code names `crate::connectors::config`.
-#[cfg(feature = "connectors")]
-pub use crate::connectors::config::McpClientRegistration;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not load configuration: {0}")]

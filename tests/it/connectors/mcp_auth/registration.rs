@@ -73,7 +73,7 @@ async fn client_metadata_document_and_openapi() {
 
 #[actix_web::test]
 async fn a_client_pre_registered_in_config_comes_first_and_nothing_is_registered() {
-    use switchboard::platform::config::McpClientRegistration;
+    use switchboard::connectors::config::McpClientRegistration;
     use switchboard::platform::secret::Secret;
     // The authorization server also offers Client ID Metadata Documents (our URL is https) and
     // dynamic registration: the pre-registered client must win over both.
