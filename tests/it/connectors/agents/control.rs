@@ -90,18 +90,7 @@ async fn a_running_run_is_cancelled_mid_stream() {
     let mut w = world(&anthropic, &[]).await;
     let ada = w.user("ada");
     let id = start_run(&mut w, &ada, json!({"prompt": "slow"})).await;
-    let platform = w.app.platform.clone();
-    let registry = w.another_process().job_registry();
-    let worker = actix_web::rt::spawn(async move {
-        Runner::new(
-            platform.pool.clone(),
-            platform.clock.clone(),
-            platform.config.jobs.clone(),
-            registry,
-        )
-        .run_until_idle()
-        .await
-    });
+    let worker = spawn_worker(&w).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while anthropic.received_requests().await.unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline);
@@ -166,17 +155,7 @@ async fn finished_runs_past_retention_are_pruned_by_the_prune_job() {
          VALUES ('run_live', 'ada', 'running', 'p', 'm', '{}', timestamptz '2000-01-01Z')",
     );
     w.app.clock.advance(chrono::Duration::days(2));
-    {
-        let mut conn = w.app.db.conn();
-        switchboard::jobs::enqueue(
-            &mut conn,
-            w.app.clock.now(),
-            "events_prune",
-            &json!({}),
-            &Default::default(),
-        )
-        .unwrap();
-    }
+    crate::common::jobs::enqueue(&w, "events_prune");
     assert_eq!(drain(&w).await, 1);
     assert_eq!(w.sql_texts("SELECT id AS t FROM agent_runs ORDER BY id"), {
         let mut ids = vec![young.clone(), "run_live".to_owned()];

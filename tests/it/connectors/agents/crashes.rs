@@ -28,18 +28,7 @@ async fn a_worker_killed_mid_run_resumes_without_calling_a_tool_twice() {
         .await;
     let id = start_run(&mut w, &ada, json!({"prompt": "go"})).await;
 
-    let platform = w.app.platform.clone();
-    let registry = w.another_process().job_registry();
-    let worker = actix_web::rt::spawn(async move {
-        Runner::new(
-            platform.pool.clone(),
-            platform.clock.clone(),
-            platform.config.jobs.clone(),
-            registry,
-        )
-        .run_until_idle()
-        .await
-    });
+    let worker = spawn_worker(&w).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while anthropic.received_requests().await.unwrap().len() < 2 {
         assert!(

@@ -15,13 +15,12 @@ mod stream;
 use super::World;
 use super::mcp_stand_ins::Everything;
 use crate::common::Seen;
+use crate::common::jobs::{drain, runner};
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
-use switchboard::jobs::Runner;
-use switchboard::platform::clock::Clock;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -136,20 +135,6 @@ async fn world(anthropic: &MockServer, extra: &[(&str, &str)]) -> World {
     World::with_env(&env).await
 }
 
-/// Runs every ready connectors job, as a worker of another process would.
-async fn drain(w: &World) -> usize {
-    let platform = &w.app.platform;
-    Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        w.another_process().job_registry(),
-    )
-    .run_until_idle()
-    .await
-    .unwrap()
-}
-
 async fn start_run(w: &mut World, user: &str, body: Value) -> String {
     let res = w
         .send(
@@ -176,19 +161,10 @@ async fn add_everything(w: &mut World, user: &str, everything: &Everything) -> (
         )
         .await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
-    let tools = get(w, user, "/api/tools").await.json();
-    let name = |tool: &str| {
-        tools["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == tool)
-            .unwrap()["namespaced_name"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    (name("echo"), name("get-sum"))
+    (
+        tool_name(w, user, "echo").await,
+        tool_name(w, user, "get-sum").await,
+    )
 }
 
 fn tool_results(request: &Value) -> Vec<Value> {
@@ -211,21 +187,13 @@ async fn tool_name(w: &mut World, user: &str, tool: &str) -> String {
         .to_owned()
 }
 
+/// Runs every ready job in a task of its own, as a worker of another process would, so a test
+/// can kill that worker mid-run by aborting the task.
 async fn spawn_worker(
     w: &World,
 ) -> actix_web::rt::task::JoinHandle<Result<usize, switchboard::db::DbError>> {
-    let platform = w.app.platform.clone();
-    let registry = w.another_process().job_registry();
-    actix_web::rt::spawn(async move {
-        Runner::new(
-            platform.pool.clone(),
-            platform.clock.clone(),
-            platform.config.jobs.clone(),
-            registry,
-        )
-        .run_until_idle()
-        .await
-    })
+    let runner = runner(w);
+    actix_web::rt::spawn(async move { runner.run_until_idle().await })
 }
 
 fn parse_sse(body: &[u8]) -> Vec<(String, String, Value)> {

@@ -2,6 +2,7 @@
 //! woken by the run's own commits.
 
 use super::*;
+use switchboard::jobs::Runner;
 
 #[actix_web::test]
 async fn the_event_stream_delivers_every_step_resumes_and_is_the_owners_only() {

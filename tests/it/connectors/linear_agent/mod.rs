@@ -13,13 +13,13 @@ mod workspace;
 
 use super::World;
 use super::mcp_stand_ins::Modern;
+use crate::common::jobs::{drain, runner};
 use crate::webhooks::{LINEAR_SECRET, hmac_hex, linear_request, secrets_env};
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard::jobs::Runner;
 use switchboard::platform::clock::Clock;
 use switchboard::platform::role::Role;
 use wiremock::matchers::{body_string_contains, method, path};
@@ -177,20 +177,6 @@ async fn deliver(w: &mut World, body: &[u8], delivery: &str) {
         .call(Role::Connectors, linear_request(body, Some(&sig), delivery))
         .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-}
-
-fn runner(w: &World) -> Runner {
-    let platform = &w.app.platform;
-    Runner::new(
-        platform.pool.clone(),
-        platform.clock.clone(),
-        platform.config.jobs.clone(),
-        w.another_process().job_registry(),
-    )
-}
-
-async fn drain(w: &World) -> usize {
-    runner(w).run_until_idle().await.unwrap()
 }
 
 fn created(w: &World) -> Vec<u8> {
