@@ -27,6 +27,7 @@
 set -euo pipefail
 bin="$(realpath "${1:?usage: bench/agents.sh path/to/release/switchboard}")"
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 RUNS="${RUNS:-300}"
@@ -47,9 +48,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 
 server="postgres://postgres@127.0.0.1:5432"
 db=switchboard_bench_agents
-export DATABASE_URL="$server/$db?sslmode=disable"
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-APP_ENV=development "$bin" migrate >/dev/null
+fresh_db "$bin" "$server" "$db"
 export APP_ENV=development RUST_LOG=warn
 export AUTH_LISTEN="127.0.0.1:$AUTH_PORT" CONNECTORS_LISTEN="127.0.0.1:$PORT"
 export BETTER_AUTH_URL="http://127.0.0.1:$AUTH_PORT" AUTH_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json"
@@ -66,9 +65,7 @@ export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_S
 export SWITCHBOARD__JOBS__POOL_MAX_SIZE="${SWITCHBOARD__JOBS__POOL_MAX_SIZE:-4}"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.2; done; echo "nothing listens on $1" >&2; exit 1; }
+trap stop_pids EXIT
 load() { echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 active() { psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs WHERE status IN ('queued','running')"; }
 
@@ -84,15 +81,8 @@ wait_port "$MCP_PORT"
 wait_port "$ANTHROPIC_PORT"
 wait_port "$PORT"
 
-origin="http://127.0.0.1:$AUTH_PORT"
-curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
-  -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
-  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-up/email"
-cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench-password-123"}' \
-  "http://127.0.0.1:$AUTH_PORT/api/auth/sign-in/email" | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
-jwt=$(curl -sf -H "Cookie: $cookie" "http://127.0.0.1:$AUTH_PORT/api/auth/token" | sed 's/.*"token":"\([^"]*\)".*/\1/')
-[ -n "$jwt" ] || { echo "no JWT" >&2; exit 1; }
+sign_in "http://127.0.0.1:$AUTH_PORT" "http://127.0.0.1:$AUTH_PORT"
+bench_jwt "http://127.0.0.1:$AUTH_PORT"
 curl -sf -o /dev/null -H "Authorization: Bearer $jwt" -H 'Content-Type: application/json' \
   -d "{\"url\":\"http://127.0.0.1:$MCP_PORT/mcp\",\"name\":\"Everything\"}" \
   "http://127.0.0.1:$PORT/api/mcp-servers"

@@ -9,6 +9,7 @@
 # (switchboard_bench), dropped and recreated each run. Rate limits are off for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(idle get-session get-session-db token jwks me sign-in mixed)
 DURATION="${DURATION:-15s}"
@@ -21,20 +22,22 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 cargo build --release --quiet
 
 server="postgres://postgres@127.0.0.1:5432"
-psql "$server/postgres" -qc "DROP DATABASE IF EXISTS switchboard_bench WITH (FORCE)" >/dev/null
+fresh_db target/release/switchboard "$server" switchboard_bench
 # Tuned for this box, which runs the server, PostgreSQL and wrk on the same 2 cores: TLS to a
 # database on the same host buys nothing (libpq would negotiate it with Debian's default
 # snakeoil certificate), one HTTP worker per listener and 6 pooled connections leave the other
 # core to PostgreSQL and the load generator. Override any of them from the environment.
-export DATABASE_URL="${BENCH_DATABASE_URL:-$server/switchboard_bench?sslmode=disable}"
+export DATABASE_URL="${BENCH_DATABASE_URL:-$DATABASE_URL}"
 export APP_ENV=development RUST_LOG=warn
 export SWITCHBOARD__AUTH__RATE_LIMIT__ENABLED=false
 export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
 target/release/switchboard serve --role all >"$out/server.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf http://127.0.0.1:5001/healthz >/dev/null && break; sleep 0.2; done
+pids=("$pid")
+trap stop_pids EXIT
+wait_port 5001
+wait_port 5002
 
 rss() { awk -v k="$1" '$1 == k":" { printf "%.1f MB", $2 / 1024 }' "/proc/$pid/status"; }
 summary() { # name file
@@ -45,14 +48,7 @@ summary() { # name file
   printf '%-28s %10s req/s   p50 %-9s p99 %-9s\n' "$1" "$rps" "$p50" "$p99"
 }
 
-origin=http://localhost:5001
-curl -sf -o /dev/null -H "Origin: $origin" -H 'Content-Type: application/json' \
-  -d '{"name":"Bench","email":"bench@example.com","password":"bench-password-123"}' \
-  http://127.0.0.1:5001/api/auth/sign-up/email
-cookie=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com","password":"bench-password-123"}' \
-  http://127.0.0.1:5001/api/auth/sign-in/email | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2; exit}')
-[ -n "$cookie" ] || { echo "could not sign in the bench user" >&2; exit 1; }
+sign_in http://127.0.0.1:5001 http://localhost:5001
 
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
@@ -82,7 +78,7 @@ for scenario in "${scenarios[@]}"; do
       summary "GET /.well-known/jwks.json" "$out/jwks.txt"
       ;;
     me)
-      jwt=$(curl -sf -H "Cookie: $cookie" http://127.0.0.1:5001/api/auth/token | sed 's/.*"token":"\([^"]*\)".*/\1/')
+      bench_jwt http://127.0.0.1:5001
       wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $jwt" \
         http://127.0.0.1:5002/api/me >"$out/me.txt"
       summary "GET /api/me (connectors)" "$out/me.txt"

@@ -1,0 +1,291 @@
+//! The tool loop: parallel tool calls and their result order, a tool error, max turns and
+//! the token budget, retries and a 4xx, a tool past its timeout.
+
+use super::*;
+
+#[actix_web::test]
+async fn a_run_calls_two_tools_in_parallel_recovers_from_a_tool_error_and_ends() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let (echo, sum) = add_everything(&mut w, &ada, &everything).await;
+    anthropic.reset().await;
+    let anthropic_script = vec![
+        tool_calls(&[
+            ("toolu_a", &echo, json!({"message": "hi"})),
+            ("toolu_b", &sum, json!({"a": 2, "b": 3})),
+        ]),
+        // Bad arguments: the model hears the error and tries again.
+        tool_calls(&[("toolu_c", &sum, json!({"a": "two"}))]),
+        tool_calls(&[("toolu_d", &sum, json!({"a": 20, "b": 22}))]),
+        text_answer("The sum is 42."),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(Script(Mutex::new(anthropic_script.into())))
+        .mount(&anthropic)
+        .await;
+
+    let id = start_run(
+        &mut w,
+        &ada,
+        json!({"prompt": "Add things", "system": "Be brief."}),
+    )
+    .await;
+    let res = get(&mut w, &ada, &format!("/api/agent-runs/{id}")).await;
+    assert_eq!(res.json()["status"], "queued");
+    assert_eq!(drain(&w).await, 1);
+
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["stop_reason"], "end_turn");
+    assert_eq!(run["final_text"], "The sum is 42.");
+    assert_eq!(run["turns"], 4);
+    assert_eq!(run["usage"]["input_tokens"], 400);
+    assert_eq!(run["usage"]["output_tokens"], 110);
+    assert_eq!(run["system"], "Be brief.");
+
+    let reqs = requests(&anthropic).await;
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(reqs[0]["system"], "Be brief.");
+    assert_eq!(reqs[0]["stream"], true);
+    assert_eq!(
+        reqs[0]["messages"],
+        json!([{"role": "user", "content": "Add things"}])
+    );
+    let offered: Vec<&str> = reqs[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(offered.contains(&echo.as_str()) && offered.contains(&sum.as_str()));
+    assert!(reqs[0]["tools"][0]["input_schema"].get("$schema").is_none());
+    // The assistant message goes back unchanged, then one result per call, in call order.
+    assert_eq!(reqs[1]["messages"][1]["role"], "assistant");
+    assert_eq!(
+        reqs[1]["messages"][1]["content"][1]["input"],
+        json!({"message": "hi"})
+    );
+    let first = tool_results(&reqs[1]);
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0]["tool_use_id"], "toolu_a");
+    assert_eq!(first[0]["content"][0]["text"], "Echo: hi");
+    assert!(first[0].get("is_error").is_none());
+    assert_eq!(first[1]["tool_use_id"], "toolu_b");
+    assert!(
+        first[1]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains('5')
+    );
+    let second = tool_results(&reqs[2]);
+    assert_eq!(second[0]["tool_use_id"], "toolu_c");
+    assert_eq!(second[0]["is_error"], true);
+    let third = tool_results(&reqs[3]);
+    assert!(
+        third[0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("42")
+    );
+    assert_eq!(reqs[3]["messages"].as_array().unwrap().len(), 7);
+
+    // Every step is there: 4 model calls and 4 tool calls with their outcomes.
+    let steps = run["steps"].as_array().unwrap();
+    let kinds: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}:{}",
+                s["turn"],
+                s["kind"].as_str().unwrap(),
+                s["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "1:model:ok",
+            "1:tool:ok",
+            "1:tool:ok",
+            "2:model:ok",
+            "2:tool:error",
+            "3:model:ok",
+            "3:tool:ok",
+            "4:model:ok"
+        ]
+    );
+    assert_eq!(steps[0]["request_id"], "req_test");
+    // The MCP calls happened once each, as ada (the bad arguments were refused before sending).
+    // Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
+    let calls = w.sql_texts(
+        "SELECT concat_ws('|', tool, ok, owner_id) AS t FROM mcp_tool_calls ORDER BY tool, id",
+    );
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls.iter().all(|c| c.ends_with("|ada")));
+}
+
+#[actix_web::test]
+async fn max_turns_and_the_token_budget_stop_a_run() {
+    let anthropic = anthropic_stand_in(vec![
+        tool_calls(&[("toolu_1", "nope", json!({}))]),
+        tool_calls(&[("toolu_2", "nope", json!({}))]),
+        tool_calls(&[("toolu_3", "nope", json!({}))]),
+    ])
+    .await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "loop", "max_turns": 2})).await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "stopped", "{run}");
+    assert_eq!(run["stop_reason"], "max_turns");
+    assert_eq!(run["turns"], 2);
+    // An unknown tool is an error result for the model, not a failed run.
+    let reqs = requests(&anthropic).await;
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(tool_results(&reqs[1])[0]["is_error"], true);
+
+    // 130 tokens per call: a budget of 200 stops after the second call.
+    let id = start_run(
+        &mut w,
+        &ada,
+        json!({"prompt": "loop", "max_tokens_budget": 200}),
+    )
+    .await;
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(Script(Mutex::new(
+            vec![
+                tool_calls(&[("toolu_1", "nope", json!({}))]),
+                tool_calls(&[("toolu_2", "nope", json!({}))]),
+                tool_calls(&[("toolu_3", "nope", json!({}))]),
+            ]
+            .into(),
+        )))
+        .mount(&anthropic)
+        .await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "stopped", "{run}");
+    assert_eq!(run["stop_reason"], "token_budget");
+    assert_eq!(run["turns"], 2);
+    assert_eq!(requests(&anthropic).await.len(), 2);
+}
+
+#[actix_web::test]
+async fn retryable_errors_are_retried_and_a_4xx_fails_the_run() {
+    let anthropic = anthropic_stand_in(vec![
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "0")
+            .set_body_json(json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})),
+        // An error event after a 200, then a malformed tool input: both tried again.
+        stream(frames(&[
+            start(1),
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ])),
+        text_answer("fine"),
+    ])
+    .await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__ANTHROPIC__MAX_RETRIES", "3")],
+    )
+    .await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "hi"})).await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["final_text"], "fine");
+    assert_eq!(requests(&anthropic).await.len(), 3);
+
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "bad model"}}),
+        ))
+        .mount(&anthropic)
+        .await;
+    let id = start_run(
+        &mut w,
+        &ada,
+        json!({"prompt": "hi", "model": "claude-nope"}),
+    )
+    .await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("bad model"),
+        "{run}"
+    );
+    assert_eq!(
+        requests(&anthropic).await.len(),
+        1,
+        "a 400 is never retried"
+    );
+    assert_eq!(w.sql_texts("SELECT count(*)::text AS t FROM jobs"), ["0"]);
+}
+
+#[actix_web::test]
+async fn a_tool_past_its_timeout_is_an_error_result() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__TOOL_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let ada = w.user("ada");
+    add_everything(&mut w, &ada, &everything).await;
+    let long = tool_name(&mut w, &ada, "trigger-long-running-operation").await;
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(Script(Mutex::new(
+            vec![
+                tool_calls(&[("toolu_long", &long, json!({"duration": 5, "steps": 1}))]),
+                text_answer("It timed out."),
+            ]
+            .into(),
+        )))
+        .mount(&anthropic)
+        .await;
+    let id = start_run(
+        &mut w,
+        &ada,
+        json!({"prompt": "go", "tools": ["trigger-long-running-operation"]}),
+    )
+    .await;
+    drain(&w).await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let reqs = requests(&anthropic).await;
+    // The filter offered only that tool.
+    assert_eq!(reqs[0]["tools"].as_array().unwrap().len(), 1);
+    let results = tool_results(&reqs[1]);
+    assert_eq!(results[0]["is_error"], true);
+    assert!(
+        results[0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("within 1 s"),
+        "{results:?}"
+    );
+}
