@@ -70,19 +70,28 @@ function follow(id, onEvent) {
   });
 }
 
-async function histogram() {
+async function histogram(name = "switchboard_agent_turn_overhead_seconds") {
   const res = await request("GET", "/metrics");
   const buckets = [];
   let sum = 0, count = 0;
   for (const line of res.body.split("\n")) {
-    let m = line.match(/^switchboard_agent_turn_overhead_seconds_bucket\{le="([^"]+)"\} (\d+)/);
+    let m = line.match(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`));
     if (m) buckets.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
-    m = line.match(/^switchboard_agent_turn_overhead_seconds_sum (\S+)/);
+    m = line.match(new RegExp(`^${name}_sum (\\S+)`));
     if (m) sum = Number(m[1]);
-    m = line.match(/^switchboard_agent_turn_overhead_seconds_count (\d+)/);
+    m = line.match(new RegExp(`^${name}_count (\\d+)`));
     if (m) count = Number(m[1]);
   }
   return { buckets, sum, count };
+}
+
+/// What a histogram gained between two readings.
+function delta(before, after) {
+  return {
+    count: after.count - before.count,
+    sum: after.sum - before.sum,
+    buckets: after.buckets.map(([le, c], i) => [le, c - (before.buckets[i] ? before.buckets[i][1] : 0)]),
+  };
 }
 
 /// The bucket bound under which a fraction q of the samples fall (an upper bound on the
@@ -105,6 +114,7 @@ async function overhead() {
   const runs = Number(process.env.RUNS || 300);
   const conc = Number(process.env.CONCURRENCY || 8);
   const before = await histogram();
+  const dbBefore = await histogram("switchboard_agent_turn_db_wait_seconds");
   const walls = [];
   const statuses = {};
   let next = 0;
@@ -122,12 +132,8 @@ async function overhead() {
   }
   await Promise.all(Array.from({ length: conc }, worker));
   const took = (Date.now() - t0) / 1000;
-  const after = await histogram();
-  const d = {
-    count: after.count - before.count,
-    sum: after.sum - before.sum,
-    buckets: after.buckets.map(([le, c], i) => [le, c - (before.buckets[i] ? before.buckets[i][1] : 0)]),
-  };
+  const d = delta(before, await histogram());
+  const db = delta(dbBefore, await histogram("switchboard_agent_turn_db_wait_seconds"));
   walls.sort((a, b) => a - b);
   const pct = (p) => walls[Math.min(walls.length - 1, Math.floor(p * walls.length))];
   console.log(JSON.stringify({
@@ -135,6 +141,7 @@ async function overhead() {
     run_wall_ms: { p50: pct(0.5), p99: pct(0.99) },
     turns: d.count,
     overhead_per_turn: { mean: ms(d.sum / Math.max(1, d.count)), p50: ms(quantile(d, 0.5)), p99: ms(quantile(d, 0.99)) },
+    of_which_db_wait: { mean: ms(db.sum / Math.max(1, db.count)), p50: ms(quantile(db, 0.5)), p99: ms(quantile(db, 0.99)) },
   }));
 }
 

@@ -22,6 +22,12 @@
 #      that steady state.
 # PHASES="1 2 3" (default) picks the phases. The workers' pool is SWITCHBOARD__JOBS__POOL_MAX_SIZE
 # (default here 4: a turn's writes queue behind each other on the configured 2).
+# PIN=1 confines the stand-ins (server-everything, the Anthropic stand-in) and agents-load.js to
+# CPU 1 and switchboard to CPU 0 (taskset): in production the model and the tools run elsewhere,
+# and on a 2-core machine the node processes otherwise preempt the system under test.
+# PostgreSQL is left where it is. AWAKE=1 holds /dev/cpu_dma_latency at 0 for the run (see
+# keep_cpus_awake in bench/lib.sh): on a VM without halt polling each wake-up of an idle vCPU
+# costs ~0.4 ms, and a turn is a chain of wake-ups (runtime, blocking thread, PostgreSQL).
 # Needs node, wrk, psql, PostgreSQL on 127.0.0.1:5432. Ports: BENCH_AUTH_PORT 5321, BENCH_PORT
 # 5322, BENCH_ANTHROPIC_PORT 5323, BENCH_MCP_PORT 5324.
 set -euo pipefail
@@ -66,15 +72,29 @@ export SWITCHBOARD__JOBS__POOL_MAX_SIZE="${SWITCHBOARD__JOBS__POOL_MAX_SIZE:-4}"
 
 pids=()
 trap stop_pids EXIT
+pin_load=() pin_sut=()
+if [ "${PIN:-0}" = 1 ]; then
+  command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
+  pin_load=(taskset -c 1) pin_sut=(taskset -c 0)
+  echo "pinned: switchboard on CPU 0; server-everything, the Anthropic stand-in and agents-load.js on CPU 1"
+else
+  echo "not pinned (PIN=1 pins)"
+fi
+if [ "${AWAKE:-0}" = 1 ]; then
+  keep_cpus_awake
+  echo "idle CPUs poll (/dev/cpu_dma_latency held at 0; bench/lib.sh keep_cpus_awake)"
+else
+  echo "idle CPUs halt (AWAKE=1 keeps them polling)"
+fi
 load() { echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 active() { psql "$server/$db" -Atqc "SELECT count(*) FROM agent_runs WHERE status IN ('queued','running')"; }
 
-(cd tests/mcp && exec env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
+(cd tests/mcp && exec "${pin_load[@]}" env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
   node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp) >"$out/agents-everything.log" 2>&1 &
 pids+=($!)
-PORT="$ANTHROPIC_PORT" SLOW_SECONDS="${SLOW_SECONDS:-900}" node bench/anthropic-standin.js >"$out/agents-standin.log" 2>&1 &
+PORT="$ANTHROPIC_PORT" SLOW_SECONDS="${SLOW_SECONDS:-900}" "${pin_load[@]}" node bench/anthropic-standin.js >"$out/agents-standin.log" 2>&1 &
 pids+=($!)
-"$bin" serve --role all >"$out/agents-server.log" 2>&1 &
+"${pin_sut[@]}" "$bin" serve --role all >"$out/agents-server.log" 2>&1 &
 sb=$!
 pids+=($sb)
 wait_port "$MCP_PORT"
@@ -89,7 +109,7 @@ curl -sf -o /dev/null -H "Authorization: Bearer $jwt" -H 'Content-Type: applicat
 export BASE="http://127.0.0.1:$PORT" TOKEN="$jwt"
 
 echo "== warm-up: one run"
-RUNS=1 CONCURRENCY=1 node bench/agents-load.js
+RUNS=1 CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js
 load
 
 if phase 1; then
@@ -118,12 +138,12 @@ fi
 
 if phase 2; then
 echo "== 2a. server time per turn, excluding model and tools ($ALONE runs, one at a time)"
-RUNS="$ALONE" CONCURRENCY=1 node bench/agents-load.js | tee "$out/agents-overhead-alone.json"
+RUNS="$ALONE" CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js | tee "$out/agents-overhead-alone.json"
 load
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
 x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
 c0=$(awk '{print $14 + $15}' "/proc/$sb/stat")
-RUNS="$RUNS" CONCURRENCY=8 node bench/agents-load.js | tee "$out/agents-overhead.json"
+RUNS="$RUNS" CONCURRENCY=8 "${pin_load[@]}" node bench/agents-load.js | tee "$out/agents-overhead.json"
 sleep 1 # the statistics collector lags
 x1=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
 c1=$(awk '{print $14 + $15}' "/proc/$sb/stat")
@@ -136,7 +156,7 @@ fi
 phase 3 || exit 0
 echo "== 3. $STREAMS concurrent streaming runs, each with an SSE client"
 MODE=memory SB_PID="$sb" STANDIN="http://127.0.0.1:$ANTHROPIC_PORT" STREAMS="$STREAMS" HOLD_SECONDS=12 \
-  node bench/agents-load.js >"$out/agents-memory.json" &
+  "${pin_load[@]}" node bench/agents-load.js >"$out/agents-memory.json" &
 driver=$!
 pids+=($driver)
 for _ in $(seq 1 400); do [ -s "$out/agents-memory.json" ] && break; sleep 0.5; done

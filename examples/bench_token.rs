@@ -1,7 +1,11 @@
 //! Bench helper (not shipped): makes an Ed25519 key, writes its JWKS to `$1` and prints a JWT
 //! for subject `$2` that the connectors role accepts when `AUTH_JWKS_URL` serves that file.
 //! Used by bench/connections.sh on a base without the auth role's sign-up endpoints.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench helper: a failure should stop it with the reason"
+)]
 
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::ed::EdCurve;

@@ -3,7 +3,11 @@
 //!
 //!   jobs_drain fill <N>                  # N `bench_noop` jobs, queued now
 //!   jobs_drain drain <concurrency>       # run them until none is left; prints jobs/s
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a bench helper: a failure should stop it with the reason"
+)]
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;

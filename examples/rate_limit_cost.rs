@@ -3,7 +3,10 @@
 //! blocking pool), one client after another and then 8 at a time. Used by
 //! bench/rate-limit-cost.sh, which gives it a migrated database in `DATABASE_URL`.
 //! (Moved here from an ignored test in tests/it/scale.rs: a measurement, not a test.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::expect_used,
+    reason = "a bench helper: a failure should stop it with the reason"
+)]
 
 use switchboard::auth::rate_limit::{DatabaseStore, MemoryStore, RateLimitStore, Rule};
 use switchboard::db::build_pool;

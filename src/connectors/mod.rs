@@ -189,6 +189,7 @@ impl ConnectorsState {
             refresh::spawn_sweep_schedule(ctx.clone(), &runtime);
         }
         crate::jobs::metrics::register(&agents::TURN_OVERHEAD);
+        crate::jobs::metrics::register(&agents::TURN_DB_WAIT);
         let jobs = job_registry(&ctx);
         if config.jobs.enabled
             && let Ok(runtime) = tokio::runtime::Handle::try_current()

@@ -1,5 +1,9 @@
 //! Integration tests, one binary (one link) for every area; each file is one area.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails at the first unmet expectation, with its message"
+)]
 
 mod common;
 

@@ -12,7 +12,7 @@ mod tools;
 
 pub use error::AgentsError;
 pub(crate) use run::{AWAITING_INPUT, calls_of, conversation, run_job, tool_result};
-pub use run::{RUN_KIND, TURN_OVERHEAD};
+pub use run::{RUN_KIND, TURN_DB_WAIT, TURN_OVERHEAD};
 pub(crate) use tools::text;
 
 use actix_web::web;

@@ -41,12 +41,21 @@ pub static TURN_OVERHEAD: crate::jobs::metrics::Histogram = crate::jobs::metrics
     "Agent runs: server time per turn, excluding the model stream and tool calls.",
 );
 
-/// Measures [`TURN_OVERHEAD`] for one claim of a run.
+/// The part of [`TURN_OVERHEAD`] spent awaiting the database on the loop's path: the model
+/// step's commit and the tool-result writes it waits for.
+pub static TURN_DB_WAIT: crate::jobs::metrics::Histogram = crate::jobs::metrics::Histogram::new(
+    "switchboard_agent_turn_db_wait_seconds",
+    "Agent runs: time per turn awaiting the database (part of the turn overhead).",
+);
+
+/// Measures [`TURN_OVERHEAD`] and [`TURN_DB_WAIT`] for one claim of a run.
 struct TurnClock {
     start: Instant,
     waited: Duration,
-    /// The previous turn's overhead, recorded once the next turn (or the run's end) is known.
-    pending: Option<Duration>,
+    db: Duration,
+    /// The previous turn's overhead and database wait, recorded once the next turn (or the
+    /// run's end) is known.
+    pending: Option<(Duration, Duration)>,
 }
 
 impl TurnClock {
@@ -54,6 +63,7 @@ impl TurnClock {
         Self {
             start: Instant::now(),
             waited: Duration::ZERO,
+            db: Duration::ZERO,
             pending: None,
         }
     }
@@ -64,18 +74,21 @@ impl TurnClock {
 
     /// A model step was recorded: the turn ends here.
     fn turn(&mut self) {
-        if let Some(p) = self.pending.take() {
-            TURN_OVERHEAD.observe(p);
+        if let Some((own, db)) = self.pending.take() {
+            TURN_OVERHEAD.observe(own);
+            TURN_DB_WAIT.observe(db);
         }
-        self.pending = Some(self.own());
+        self.pending = Some((self.own(), self.db));
         self.start = Instant::now();
         self.waited = Duration::ZERO;
+        self.db = Duration::ZERO;
     }
 
     /// The run ended in this claim: what ending it cost goes to its last turn.
     fn finish(&mut self) {
-        if let Some(p) = self.pending.take() {
-            TURN_OVERHEAD.observe(p + self.own());
+        if let Some((own, db)) = self.pending.take() {
+            TURN_OVERHEAD.observe(own + self.own());
+            TURN_DB_WAIT.observe(db + self.db);
         }
     }
 }
@@ -659,6 +672,7 @@ impl Loop {
             let now = self.ctx.clock.now();
             let end_of = ending.clone();
             // The previous turn's tool results first: they precede this step.
+            let db_started = Instant::now();
             self.settle().await?;
             self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
                 let end = end_of.as_ref().map(|(status, reason, text)| Ending {
@@ -681,6 +695,7 @@ impl Loop {
                 )
             })
             .await?;
+            self.clock.db += db_started.elapsed();
             self.ctx.agent_events.nudge(&self.run.id);
             self.clock.turn();
             if ending.is_some() {
