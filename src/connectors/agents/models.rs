@@ -98,7 +98,9 @@ pub struct StepRow {
     pub duration_ms: Option<i32>,
 }
 
-#[derive(Debug, Insertable)]
+/// A step row to insert; serialized, it is one element of the rows parameter of
+/// [`super::store::record_model_step`]'s single statement.
+#[derive(Debug, Insertable, Serialize)]
 #[diesel(table_name = agent_steps)]
 pub struct NewStep {
     pub run_id: String,

@@ -412,6 +412,11 @@ impl Loop {
             })
     }
 
+    /// The run answers a Linear agent session (its tool calls are mirrored as activities).
+    fn session(&self) -> bool {
+        self.options.connection.is_some()
+    }
+
     fn over_budget(&self) -> bool {
         self.options
             .max_tokens_budget
@@ -484,10 +489,18 @@ impl Loop {
     fn write_tool_result(&self, id: &str, status: &'static str, content: Value, ms: i32) {
         let (pool, ctx) = (self.ctx.jobs_pool.clone(), self.ctx.clone());
         let (run, tid, now) = (self.run.id.clone(), id.to_owned(), self.ctx.clock.now());
+        let session = self.session();
         let task = tokio::spawn(async move {
             let id = run.clone();
             db::query(&pool, move |c| {
-                store::finish_tool(c, &id, &tid, status, &content, Some(ms), now)
+                let out = store::ToolOutcome {
+                    run: &id,
+                    tool_use_id: &tid,
+                    status,
+                    content: &content,
+                    duration_ms: Some(ms),
+                };
+                store::finish_tool(c, &out, session, now)
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -769,19 +782,20 @@ impl Loop {
                 .collect();
             if !fresh.is_empty() || !interrupted.is_empty() {
                 let (run_id, now) = (self.run.id.clone(), self.ctx.clock.now());
+                let session = self.session();
+                let content = json!([tools::text(INTERRUPTED)]);
                 db::query(&self.ctx.jobs_pool, move |c| {
                     c.transaction(|c| {
                         store::record_tools_started(c, &fresh, now)?;
                         for id in &interrupted {
-                            store::finish_tool(
-                                c,
-                                &run_id,
-                                id,
-                                "interrupted",
-                                &json!([tools::text(INTERRUPTED)]),
-                                None,
-                                now,
-                            )?;
+                            let out = store::ToolOutcome {
+                                run: &run_id,
+                                tool_use_id: id,
+                                status: "interrupted",
+                                content: &content,
+                                duration_ms: None,
+                            };
+                            store::finish_tool(c, &out, session, now)?;
                         }
                         Ok(())
                     })

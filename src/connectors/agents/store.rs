@@ -186,53 +186,91 @@ pub fn record_model_step(
     m: &ModelStep<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let step = m.step;
+    let mut events = Vec::with_capacity(2 + m.tools.len());
+    if let Some(data) = m.tail {
+        events.push(serde_json::json!({"kind": "text_delta", "data": data}));
+    }
+    events.push(serde_json::json!({
+        "kind": "model_message",
+        "data": {
+            "turn": step.turn,
+            "stop_reason": step.stop_reason,
+            "usage": step.usage,
+            "content": step.content,
+        },
+    }));
+    events.extend(
+        tools_started_events(m.tools)
+            .map(|(_, kind, data)| serde_json::json!({"kind": kind, "data": data})),
+    );
+    let steps: Vec<&NewStep> = std::iter::once(step).chain(m.tools).collect();
+    let rows = StepRows {
+        steps: serde_json::to_value(&steps).unwrap_or(Value::Null),
+        events: Value::Array(events),
+    };
+    match m.ending {
+        // A step that goes on is one statement: one round trip, its own commit.
+        None => model_step_statement(conn, m, &rows, now),
+        Some(end) => conn.transaction(|c| {
+            let cancel = model_step_statement(c, m, &rows, now)?;
+            finish_run_in(c, &step.run_id, end, now)?;
+            Ok(cancel)
+        }),
+    }
+}
+
+/// The rows of a model step, as the parameters of its statement.
+struct StepRows {
+    steps: Value,
+    events: Value,
+}
+
+/// The step rows, the run's turn count, usage and tool table, and the events, in one statement
+/// (data-modifying CTEs); returns the run's cancel flag. Rows keep the order given (their ids
+/// follow it).
+fn model_step_statement(
+    conn: &mut PgConnection,
+    m: &ModelStep<'_>,
+    rows: &StepRows,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let (step, usage) = (m.step, m.usage);
-    let run = step.run_id.as_str();
-    // Three statements whatever the message: the steps, the run, the events.
-    conn.transaction(|c| {
-        let steps: Vec<&NewStep> = std::iter::once(step).chain(m.tools).collect();
-        diesel::insert_into(agent_steps::table)
-            .values(steps)
-            .execute(c)?;
-        use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
-        let flag: CancelFlag = diesel::sql_query(
-            "UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
-                 'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
-                 'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
-                 'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
-                 'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
-                 tool_table = coalesce($6, tool_table) \
-             WHERE id = $1 RETURNING cancel_requested",
-        )
-        .bind::<Text, _>(run)
-        .bind::<BigInt, _>(n(usage.input_tokens))
-        .bind::<BigInt, _>(n(usage.output_tokens))
-        .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
-        .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
-        .bind::<Nullable<Jsonb>, _>(m.tool_table)
-        .get_result(c)?;
-        let mut events = Vec::with_capacity(2 + m.tools.len());
-        if let Some(data) = m.tail {
-            events.push((run, "text_delta", data.clone()));
-        }
-        events.push((
-            run,
-            "model_message",
-            serde_json::json!({
-                "turn": step.turn,
-                "stop_reason": step.stop_reason,
-                "usage": step.usage,
-                "content": step.content,
-            }),
-        ));
-        events.extend(tools_started_events(m.tools));
-        insert_events(c, &events, now)?;
-        if let Some(end) = m.ending {
-            finish_run_in(c, run, end, now)?;
-        }
-        Ok(flag.cancel_requested)
-    })
+    let usage = m.usage;
+    let flag: CancelFlag = diesel::sql_query(
+        "WITH steps AS ( \
+             INSERT INTO agent_steps (run_id, turn, kind, status, content, stop_reason, usage, \
+                 request_id, tool_use_id, tool_name, input, started_at, finished_at, duration_ms) \
+             SELECT s->>'run_id', (s->>'turn')::int, s->>'kind', s->>'status', \
+                 nullif(s->'content', 'null'), s->>'stop_reason', nullif(s->'usage', 'null'), \
+                 s->>'request_id', s->>'tool_use_id', s->>'tool_name', nullif(s->'input', 'null'), \
+                 (s->>'started_at')::timestamptz, \
+                 (s->>'finished_at')::timestamptz, (s->>'duration_ms')::int \
+             FROM jsonb_array_elements($7) WITH ORDINALITY AS r(s, i) ORDER BY i), \
+         events AS ( \
+             INSERT INTO agent_events (run_id, event_type, data, created_at) \
+             SELECT $1, e->>'kind', e->'data', $9 \
+             FROM jsonb_array_elements($8) WITH ORDINALITY AS r(e, i) ORDER BY i) \
+         UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
+             'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
+             'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
+             'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
+             'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
+             tool_table = coalesce($6, tool_table) \
+         WHERE id = $1 RETURNING cancel_requested",
+    )
+    .bind::<Text, _>(&m.step.run_id)
+    .bind::<BigInt, _>(n(usage.input_tokens))
+    .bind::<BigInt, _>(n(usage.output_tokens))
+    .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
+    .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
+    .bind::<Nullable<Jsonb>, _>(m.tool_table)
+    .bind::<Jsonb, _>(&rows.steps)
+    .bind::<Jsonb, _>(&rows.events)
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)?;
+    Ok(flag.cancel_requested)
 }
 
 /// Event rows in one statement, in the order given (their ids follow it).
@@ -286,43 +324,56 @@ pub fn record_tools_started(
     insert_events(conn, &tools_started_events(steps).collect::<Vec<_>>(), now)
 }
 
-/// A tool call's outcome (`ok`, `error`, `interrupted`, `cancelled`) and its event.
+/// A tool call's outcome.
+pub struct ToolOutcome<'a> {
+    pub run: &'a str,
+    pub tool_use_id: &'a str,
+    /// `ok`, `error`, `interrupted` or `cancelled`.
+    pub status: &'a str,
+    pub content: &'a Value,
+    pub duration_ms: Option<i32>,
+}
+
+/// A tool call's outcome and its event, in one statement. A run answering a Linear agent
+/// session (`session`) also gets the job mirroring the call as an `action`, in the same
+/// transaction.
 pub fn finish_tool(
     conn: &mut PgConnection,
-    run: &str,
-    tool_use_id: &str,
-    status: &str,
-    content: &Value,
-    duration_ms: Option<i32>,
+    out: &ToolOutcome<'_>,
+    session: bool,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
+    if !session {
+        return finish_tool_statement(conn, out, now);
+    }
     conn.transaction(|c| {
-        diesel::update(
-            agent_steps::table
-                .filter(agent_steps::run_id.eq(run))
-                .filter(agent_steps::kind.eq("tool"))
-                .filter(agent_steps::tool_use_id.eq(tool_use_id)),
-        )
-        .set((
-            agent_steps::status.eq(status),
-            agent_steps::content.eq(content),
-            agent_steps::finished_at.eq(now),
-            agent_steps::duration_ms.eq(duration_ms),
-        ))
-        .execute(c)?;
-        add_event(
-            c,
-            run,
-            "tool_call_finished",
-            &serde_json::json!({
-                "tool_use_id": tool_use_id, "status": status, "is_error": status != "ok",
-                "duration_ms": duration_ms,
-            }),
-            now,
-        )?;
-        // A run answering a Linear agent session: the call is mirrored as an `action`.
-        crate::connectors::linear_agent::on_tool_finished(c, run, now)
+        finish_tool_statement(c, out, now)?;
+        crate::connectors::linear_agent::on_tool_finished(c, out.run, now)
     })
+}
+
+fn finish_tool_statement(
+    conn: &mut PgConnection,
+    out: &ToolOutcome<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
+    diesel::sql_query(
+        "WITH step AS ( \
+             UPDATE agent_steps SET status = $3, content = $4, finished_at = $6, duration_ms = $5 \
+             WHERE run_id = $1 AND kind = 'tool' AND tool_use_id = $2 RETURNING run_id) \
+         INSERT INTO agent_events (run_id, event_type, data, created_at) \
+         VALUES ($1, 'tool_call_finished', jsonb_build_object('tool_use_id', $2::text, \
+             'status', $3::text, 'is_error', $3::text <> 'ok', 'duration_ms', $5::int), $6)",
+    )
+    .bind::<Text, _>(out.run)
+    .bind::<Text, _>(out.tool_use_id)
+    .bind::<Text, _>(out.status)
+    .bind::<Jsonb, _>(out.content)
+    .bind::<Nullable<Integer>, _>(out.duration_ms)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .map(drop)
 }
 
 /// The run's end, once: false when it had already ended.
