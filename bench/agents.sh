@@ -72,14 +72,7 @@ export SWITCHBOARD__JOBS__POOL_MAX_SIZE="${SWITCHBOARD__JOBS__POOL_MAX_SIZE:-4}"
 
 pids=()
 trap stop_pids EXIT
-pin_load=() pin_sut=()
-if [ "${PIN:-0}" = 1 ]; then
-  command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
-  pin_load=(taskset -c 1) pin_sut=(taskset -c 0)
-  echo "pinned: switchboard on CPU 0; server-everything, the Anthropic stand-in and agents-load.js on CPU 1"
-else
-  echo "not pinned (PIN=1 pins)"
-fi
+pin_cpus "server-everything, the Anthropic stand-in and agents-load.js"
 if [ "${AWAKE:-0}" = 1 ]; then
   keep_cpus_awake
   echo "idle CPUs poll (/dev/cpu_dma_latency held at 0; bench/lib.sh keep_cpus_awake)"

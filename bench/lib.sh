@@ -8,6 +8,9 @@
 #                            (http://127.0.0.1:port), from client address IP when given
 #                            (X-Forwarded-For); sets `cookie`
 #   bench_jwt AUTH           a JWT for the signed-in user (`cookie`) from AUTH; sets `jwt`
+#   pin_cpus WHAT            with PIN=1, set the arrays pin_sut (taskset -c 0: switchboard)
+#                            and pin_load (taskset -c 1: WHAT, the stand-ins and load
+#                            generators); without, both empty. Says which.
 #   keep_cpus_awake          hold /dev/cpu_dma_latency at 0 until stop_pids (needs root): idle
 #                            CPUs poll instead of halting, as cyclictest does. On a VM without
 #                            halt polling (guest_halt_poll_ns 0) every wake-up of an idle vCPU
@@ -58,4 +61,15 @@ fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
 os.write(fd, struct.pack("i", 0))
 signal.pause()' &
   pids+=($!)
+}
+
+pin_cpus() {
+  pin_load=() pin_sut=()
+  if [ "${PIN:-0}" = 1 ]; then
+    command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
+    pin_load=(taskset -c 1) pin_sut=(taskset -c 0)
+    echo "pinned: switchboard on CPU 0; $1 on CPU 1"
+  else
+    echo "not pinned (PIN=1 pins)"
+  fi
 }

@@ -52,14 +52,7 @@ export SWITCHBOARD__SERVER__WORKERS="${SWITCHBOARD__SERVER__WORKERS:-1}"
 export SWITCHBOARD__DATABASE__POOL_MAX_SIZE="${SWITCHBOARD__DATABASE__POOL_MAX_SIZE:-6}"
 
 pids=()
-pin_load=() pin_sut=()
-if [ "${PIN:-0}" = 1 ]; then
-  command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
-  pin_load=(taskset -c 1) pin_sut=(taskset -c 0)
-  echo "pinned: switchboard on CPU 0; server-everything, wrk and mcp-load.js on CPU 1"
-else
-  echo "not pinned (PIN=1 pins)"
-fi
+pin_cpus "server-everything, wrk and mcp-load.js"
 trap stop_pids EXIT
 
 (cd tests/mcp && exec "${pin_load[@]}" env -i PATH="$PATH" PORT="$MCP_PORT" node -r ./listen-loopback.js \
