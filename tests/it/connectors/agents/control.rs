@@ -91,11 +91,7 @@ async fn a_running_run_is_cancelled_mid_stream() {
     let ada = w.user("ada");
     let id = start_run(&mut w, &ada, json!({"prompt": "slow"})).await;
     let worker = spawn_worker(&w).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while anthropic.received_requests().await.unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_model_calls(&anthropic, 1).await;
     let res = w
         .send(
             &ada,

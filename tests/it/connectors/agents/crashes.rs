@@ -29,14 +29,7 @@ async fn a_worker_killed_mid_run_resumes_without_calling_a_tool_twice() {
     let id = start_run(&mut w, &ada, json!({"prompt": "go"})).await;
 
     let worker = spawn_worker(&w).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while anthropic.received_requests().await.unwrap().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second model call never came"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_model_calls(&anthropic, 2).await;
     worker.abort();
     let _ = worker.await;
     let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
@@ -149,11 +142,7 @@ async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
     let ada = w.user("ada");
     let id = start_run(&mut w, &ada, json!({"prompt": "doomed"})).await;
     let worker = spawn_worker(&w).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while anthropic.received_requests().await.unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_model_calls(&anthropic, 1).await;
     worker.abort();
     let _ = worker.await;
     w.app.clock.advance(chrono::Duration::seconds(120));

@@ -113,6 +113,19 @@ async fn anthropic_stand_in(script: Vec<ResponseTemplate>) -> MockServer {
     server
 }
 
+/// Waits (up to 20 s) until the stand-in has received `n` model calls: the worker under test
+/// runs in this process and its progress is only visible from outside.
+async fn until_model_calls(server: &MockServer, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.received_requests().await.unwrap_or_default().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "model call {n} never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn requests(server: &MockServer) -> Vec<Value> {
     server
         .received_requests()
