@@ -117,7 +117,7 @@ pub(crate) fn enqueue_for_event(
     ) else {
         return Ok(0);
     };
-    let target: Option<Target> = diesel::sql_query(
+    let target: Option<Target> = crate::db::prepared(
         "SELECT id FROM connections WHERE provider = 'linear' AND external_org_id = $1 \
          AND external_account_id = $2 AND status <> 'revoked' ORDER BY created_at, id LIMIT 1",
     )
@@ -359,14 +359,15 @@ pub(crate) async fn run_session(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError>
     let cid = connection_id.clone();
     let found = db::query(&ctx.jobs_pool, move |c| {
         let d: Option<Delivery> =
-            diesel::sql_query("SELECT payload FROM webhook_events WHERE id = $1")
+            crate::db::prepared("SELECT payload FROM webhook_events WHERE id = $1")
                 .bind::<BigInt, _>(event_id)
                 .get_result(c)
                 .optional()?;
-        let o: Option<Owner> = diesel::sql_query("SELECT owner_id FROM connections WHERE id = $1")
-            .bind::<Text, _>(&cid)
-            .get_result(c)
-            .optional()?;
+        let o: Option<Owner> =
+            crate::db::prepared("SELECT owner_id FROM connections WHERE id = $1")
+                .bind::<Text, _>(&cid)
+                .get_result(c)
+                .optional()?;
         Ok(d.zip(o))
     })
     .await?;
@@ -883,7 +884,7 @@ pub(crate) async fn run_reply(ctx: Arc<Ctx>, job: Job) -> Result<(), JobError> {
     };
     let id = run_id.clone();
     let found = db::query(&ctx.jobs_pool, move |c| {
-        let link: Option<Link> = diesel::sql_query(
+        let link: Option<Link> = crate::db::prepared(
             "SELECT r.session_id, s.connection_id FROM linear_agent_session_runs r \
              JOIN linear_agent_sessions s ON s.id = r.session_id WHERE r.run_id = $1",
         )

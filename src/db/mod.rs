@@ -6,8 +6,10 @@ pub mod error;
 pub mod ids;
 pub mod migrate;
 pub mod pool;
+pub mod prepared;
 pub mod schema;
 
 pub use error::DbError;
 pub use ids::{ConnectionId, SessionId, UserId};
 pub use pool::{DbPool, build_pool, query, run};
+pub use prepared::prepared;

@@ -53,7 +53,7 @@ pub fn enqueue(
             .get_result::<i64>(conn)?;
         return Ok(Some(id));
     }
-    let row = diesel::sql_query(
+    let row = crate::db::prepared(
         "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, dedupe_key, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
          ON CONFLICT (kind, dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running') \
@@ -95,7 +95,7 @@ pub fn claim(
     worker: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, DbError> {
-    let rows = diesel::sql_query(
+    let rows = crate::db::prepared(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $4, \
              locked_by = $5, updated_at = $1 \
          WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND kind = $2 AND run_at <= $1 \
@@ -126,7 +126,7 @@ pub fn claim(
 /// Claims whose lease ran out (their worker died or hung) go back to the queue, or to `dead`
 /// when they have used their attempts. Returns how many.
 pub fn reap_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<usize, DbError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "UPDATE jobs SET \
              state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
              last_error = 'lease expired (the worker stopped without finishing)', \
@@ -139,7 +139,7 @@ pub fn reap_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<usize
 
 /// The job is done: deleted, if this claim still holds it.
 pub fn complete(conn: &mut PgConnection, job: &Job) -> Result<bool, DbError> {
-    let n = diesel::sql_query(
+    let n = crate::db::prepared(
         "DELETE FROM jobs WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3",
     )
     .bind::<BigInt, _>(job.id)
@@ -154,7 +154,7 @@ pub fn complete_many(conn: &mut PgConnection, jobs: &[Job]) -> Result<usize, DbE
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let workers: Vec<&str> = jobs.iter().map(|j| j.worker.as_str()).collect();
     let attempts: Vec<i32> = jobs.iter().map(|j| j.attempt).collect();
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "DELETE FROM jobs WHERE state = 'running' AND (id, locked_by, attempts) IN \
          (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]))",
     )
@@ -173,7 +173,7 @@ pub fn fail(
     retry_at: DateTime<Utc>,
     dead: bool,
 ) -> Result<bool, DbError> {
-    let n = diesel::sql_query(
+    let n = crate::db::prepared(
         "UPDATE jobs SET \
              state = CASE WHEN $4 OR attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
              last_error = $5, run_at = $6, lease_until = NULL, locked_by = NULL, updated_at = $7 \
@@ -197,7 +197,7 @@ pub fn extend(
     job: &Job,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, DbError> {
-    let n = diesel::sql_query(
+    let n = crate::db::prepared(
         "UPDATE jobs SET lease_until = $4, updated_at = $5 \
          WHERE id = $1 AND state = 'running' AND locked_by = $2 AND attempts = $3",
     )
@@ -216,7 +216,7 @@ pub fn release(
     now: DateTime<Utc>,
     worker: &str,
 ) -> Result<usize, DbError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, \
              locked_by = NULL, run_at = $1, updated_at = $1 \
          WHERE state = 'running' AND locked_by = $2",
@@ -259,7 +259,7 @@ pub fn list(
     states: &[String],
     limit: i64,
 ) -> Result<Vec<JobRow>, DbError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "SELECT id, kind, state, priority, attempts, max_attempts, run_at, lease_until, dedupe_key, \
              last_error, created_at \
          FROM jobs WHERE cardinality($1::text[]) = 0 OR state = ANY($1) ORDER BY id LIMIT $2",
@@ -271,7 +271,7 @@ pub fn list(
 
 /// Queues a dead (or queued) job again now, with fresh attempts. Returns whether it existed.
 pub fn retry(conn: &mut PgConnection, now: DateTime<Utc>, id: i64) -> Result<bool, DbError> {
-    let n = diesel::sql_query(
+    let n = crate::db::prepared(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, lease_until = NULL, \
              locked_by = NULL, updated_at = $2 WHERE id = $1 AND state <> 'running'",
     )
@@ -283,7 +283,7 @@ pub fn retry(conn: &mut PgConnection, now: DateTime<Utc>, id: i64) -> Result<boo
 
 /// Every dead job queued again now. Returns how many.
 pub fn retry_dead(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<usize, DbError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, lease_until = NULL, \
              locked_by = NULL, updated_at = $1 WHERE state = 'dead'",
     )
@@ -305,7 +305,7 @@ pub struct StatRow {
 }
 
 pub fn stats(conn: &mut PgConnection) -> Result<Vec<StatRow>, DbError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::prepared(
         "SELECT kind, state, count(*) AS count, min(created_at) AS oldest FROM jobs \
          GROUP BY kind, state ORDER BY kind, state",
     )

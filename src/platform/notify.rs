@@ -33,7 +33,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Announces `payload` on `channel` (delivered when the surrounding transaction commits).
 pub fn send(conn: &mut PgConnection, channel: &str, payload: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::db::prepared("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(channel)
         .bind::<Text, _>(payload)
         .execute(conn)

@@ -33,6 +33,7 @@ mod mail;
 mod migrations;
 mod openapi;
 mod platform;
+mod prepared;
 #[cfg(feature = "auth")]
 mod rate_limit;
 #[cfg(feature = "auth")]

@@ -63,7 +63,7 @@ impl DatabaseStore {
         use diesel::RunQueryDsl;
         use diesel::sql_types::{BigInt, Integer, Text};
         let max = i32::try_from(rule.max).unwrap_or(i32::MAX);
-        let rows: Vec<HitRow> = diesel::sql_query(HIT_SQL)
+        let rows: Vec<HitRow> = crate::db::prepared(HIT_SQL)
             .bind::<Text, _>(crate::crypto::random::id())
             .bind::<Text, _>(key)
             .bind::<BigInt, _>(now_ms)
@@ -86,7 +86,7 @@ impl DatabaseStore {
     /// Deletes up to 10,000 rows idle for longer than every window.
     pub fn prune(conn: &mut diesel::PgConnection, before_ms: i64) -> Result<usize, DbError> {
         use diesel::RunQueryDsl;
-        Ok(diesel::sql_query(PRUNE_SQL)
+        Ok(crate::db::prepared(PRUNE_SQL)
             .bind::<diesel::sql_types::BigInt, _>(before_ms)
             .execute(conn)?)
     }

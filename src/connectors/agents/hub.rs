@@ -152,7 +152,7 @@ fn events_of(
     use diesel::sql_types::{Array, BigInt, Text};
     let (runs, cursors): (Vec<&str>, Vec<i64>) =
         watched.iter().map(|(r, c)| (r.as_str(), *c)).unzip();
-    let rows: Vec<Polled> = diesel::sql_query(
+    let rows: Vec<Polled> = crate::db::prepared(
         "SELECT e.id, e.run_id, e.event_type, e.data \
          FROM unnest($1::text[], $2::bigint[]) AS w(run_id, after) \
          JOIN agent_events e ON e.run_id = w.run_id AND e.id > w.after \

@@ -125,7 +125,7 @@ pub fn insert_in(
     let a = &ctx.config.connectors.agents;
     let now = stored.created_at;
     // Serialises one owner's starts so two at once cannot both slip under the limits.
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('agent_runs:' || $1))")
+    crate::db::prepared("SELECT pg_advisory_xact_lock(hashtext('agent_runs:' || $1))")
         .bind::<diesel::sql_types::Text, _>(&stored.owner_id)
         .execute(c)
         .map(drop)?;

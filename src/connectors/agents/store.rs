@@ -238,7 +238,7 @@ fn model_step_statement(
     use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let usage = m.usage;
-    let flag: CancelFlag = diesel::sql_query(
+    let flag: CancelFlag = crate::db::prepared(
         "WITH steps AS ( \
              INSERT INTO agent_steps (run_id, turn, kind, status, content, stop_reason, usage, \
                  request_id, tool_use_id, tool_name, input, started_at, finished_at, duration_ms) \
@@ -358,7 +358,7 @@ fn finish_tool_statement(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
-    diesel::sql_query(
+    crate::db::prepared(
         "WITH step AS ( \
              UPDATE agent_steps SET status = $3, content = $4, finished_at = $6, duration_ms = $5 \
              WHERE run_id = $1 AND kind = 'tool' AND tool_use_id = $2 RETURNING run_id) \
@@ -490,7 +490,7 @@ pub fn prune_finished(
     limit: i64,
 ) -> QueryResult<usize> {
     use diesel::sql_types::{BigInt, Timestamptz};
-    diesel::sql_query(
+    crate::db::prepared(
         "DELETE FROM agent_runs WHERE id IN (SELECT id FROM agent_runs \
          WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)",
     )

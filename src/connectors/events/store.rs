@@ -122,7 +122,7 @@ struct Max {
 /// The highest cursor visible now (0 when none).
 pub(crate) fn max_cursor(conn: &mut PgConnection) -> Result<i64, DbError> {
     Ok(
-        diesel::sql_query("SELECT coalesce(max(cursor), 0) AS max FROM connection_events")
+        crate::db::prepared("SELECT coalesce(max(cursor), 0) AS max FROM connection_events")
             .get_result::<Max>(conn)?
             .max,
     )
@@ -141,7 +141,7 @@ pub(crate) fn owns_connection(
         one: i32,
     }
     Ok(
-        diesel::sql_query("SELECT 1 AS one FROM connections WHERE id = $1 AND owner_id = $2")
+        crate::db::prepared("SELECT 1 AS one FROM connections WHERE id = $1 AND owner_id = $2")
             .bind::<Text, _>(id)
             .bind::<Text, _>(owner)
             .get_result::<One>(conn)

@@ -126,7 +126,7 @@ fn live<'a>(list: Option<&Vec<&'a Matched>>, revoked: &HashSet<&str>) -> Vec<&'a
 /// Routes one chunk of pending deliveries inside the caller's transaction; returns how many it
 /// claimed (fewer than `limit`: nothing more was pending and unlocked).
 fn route_chunk(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<usize, DbError> {
-    let events: Vec<EventRow> = diesel::sql_query(CLAIM_SQL)
+    let events: Vec<EventRow> = crate::db::prepared(CLAIM_SQL)
         .bind::<BigInt, _>(limit)
         .load(conn)?;
     if events.is_empty() {
@@ -153,7 +153,7 @@ fn route_chunk(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Resul
     let connections: Vec<Matched> = if orgs.is_empty() && accounts.is_empty() {
         Vec::new()
     } else {
-        diesel::sql_query(
+        crate::db::prepared(
             "SELECT id, owner_id, provider, external_account_id, external_org_id FROM connections \
              WHERE status <> 'revoked' AND ((provider = 'linear' AND external_org_id = ANY($1)) \
                 OR (provider = 'github' AND external_account_id = ANY($2))) \
@@ -198,7 +198,7 @@ fn route_chunk(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Resul
             && !matched.is_empty()
         {
             let ids: Vec<&str> = matched.iter().map(|m| m.id.as_str()).collect();
-            diesel::sql_query(
+            crate::db::prepared(
                 "UPDATE connections SET status = 'revoked', updated_at = $2 WHERE id = ANY($1)",
             )
             .bind::<Array<Text>, _>(&ids)
@@ -237,11 +237,11 @@ fn route_chunk(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Resul
             .push(i32::try_from(matched.len()).unwrap_or(i32::MAX));
     }
     if !feed.event_ids.is_empty() {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        crate::db::prepared("SELECT pg_advisory_xact_lock($1)")
             .bind::<BigInt, _>(FEED_LOCK)
             .execute(conn)?;
         // Cursors are handed out in (delivery, connection) order.
-        diesel::sql_query(
+        crate::db::prepared(
             "INSERT INTO connection_events (event_id, connection_id, owner_id, provider, event_type, created_at) \
              SELECT event_id, connection_id, owner_id, provider, event_type, created_at \
              FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
@@ -256,7 +256,7 @@ fn route_chunk(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Resul
         .bind::<Array<Timestamptz>, _>(&feed.created_at)
         .execute(conn)?;
     }
-    diesel::sql_query(
+    crate::db::prepared(
         "UPDATE webhook_events w SET status = m.status, matched = m.matched, routed_at = $4 \
          FROM unnest($1::bigint[], $2::text[], $3::int[]) AS m(id, status, matched) WHERE w.id = m.id",
     )
@@ -294,7 +294,7 @@ struct Marks {
 /// skipped (they run and find little). Without this, a backlog of N batches was N runs, all but
 /// one finding nothing.
 fn absorb_waiting_jobs(conn: &mut PgConnection, own: i64) -> QueryResult<usize> {
-    diesel::sql_query(
+    crate::db::prepared(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE kind = $1 AND state = 'queued' \
          AND id <> $2 FOR UPDATE SKIP LOCKED)",
     )
@@ -356,7 +356,7 @@ pub(crate) async fn run_prune(ctx: Arc<Ctx>, _job: Job) -> Result<(), JobError> 
     let mut total = 0;
     loop {
         let n = db::query(&ctx.jobs_pool, move |conn| {
-            diesel::sql_query(
+            crate::db::prepared(
                 "DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events \
                  WHERE received_at < $1 ORDER BY received_at LIMIT 5000)",
             )
