@@ -85,8 +85,7 @@ struct ClaimRow {
     max_attempts: i32,
 }
 
-/// Claims up to `limit` ready jobs of `kind` for `worker` until `lease_until`. Two workers never
-/// get the same row: the inner select skips rows another claim has locked.
+/// Claims up to `limit` ready jobs of `kind` for `worker` until `lease_until`.
 pub fn claim(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
@@ -95,16 +94,34 @@ pub fn claim(
     worker: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, DbError> {
+    claim_kinds(conn, now, &[(kind, limit)], worker, lease_until)
+}
+
+/// Claims ready jobs for `worker` until `lease_until`, up to a limit per kind, in one statement
+/// (a worker looking for work in every kind it runs makes one round trip, not one per kind).
+/// Two workers never get the same row: each kind's select skips rows another claim has locked.
+/// Returns the jobs in id order.
+pub fn claim_kinds(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    wanted: &[(&str, i64)],
+    worker: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Job>, DbError> {
+    let kinds: Vec<&str> = wanted.iter().map(|(k, _)| *k).collect();
+    let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n).collect();
     let rows = crate::db::prepared(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $4, \
              locked_by = $5, updated_at = $1 \
-         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND kind = $2 AND run_at <= $1 \
-             ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         WHERE id IN (SELECT j.id FROM unnest($2::text[], $3::bigint[]) AS k(kind, n) \
+             CROSS JOIN LATERAL (SELECT id FROM jobs WHERE state = 'queued' AND kind = k.kind \
+                 AND run_at <= $1 ORDER BY priority DESC, run_at, id LIMIT k.n \
+                 FOR UPDATE SKIP LOCKED) j) \
          RETURNING id, kind, payload, attempts, max_attempts",
     )
     .bind::<Timestamptz, _>(now)
-    .bind::<Text, _>(kind)
-    .bind::<BigInt, _>(limit)
+    .bind::<Array<Text>, _>(&kinds)
+    .bind::<Array<BigInt>, _>(&limits)
     .bind::<Timestamptz, _>(lease_until)
     .bind::<Text, _>(worker)
     .load::<ClaimRow>(conn)?;

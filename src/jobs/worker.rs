@@ -92,6 +92,21 @@ impl Runner {
         .await
     }
 
+    /// Claims up to the given number of ready jobs of each kind, in one statement.
+    async fn claim_kinds(&self, wanted: Vec<(String, usize)>) -> Result<Vec<Job>, DbError> {
+        let now = self.clock.now();
+        let lease_until = now + self.lease();
+        let worker = self.worker.clone();
+        db::run(&self.pool, move |conn| {
+            let wanted: Vec<(&str, i64)> = wanted
+                .iter()
+                .map(|(k, n)| (k.as_str(), i64::try_from(*n).unwrap_or(1)))
+                .collect();
+            store::claim_kinds(conn, now, &wanted, &worker, lease_until)
+        })
+        .await
+    }
+
     /// Runs one claimed job to its end: its handler under a lease renewed every third of the
     /// lease, a panic counted as a failure, then done / retry / dead.
     async fn run_one(&self, job: Job) {
@@ -225,7 +240,11 @@ impl Runner {
             }
             let mut claimed = 0;
             let mut full = true;
-            for ((kind, capacity, permits), last_claim) in kinds.iter().zip(&mut last_claim) {
+            // Every kind with room, in one claim.
+            let mut wanted: Vec<(usize, usize)> = Vec::new();
+            for (i, ((_, capacity, permits), last_claim)) in
+                kinds.iter().zip(&mut last_claim).enumerate()
+            {
                 let free = permits.available_permits();
                 // While busy, claim in batches of at least a quarter of the capacity (one claim
                 // per finished job would be one commit per job again), but never wait more than
@@ -237,11 +256,22 @@ impl Runner {
                 }
                 full = false;
                 *last_claim = std::time::Instant::now();
-                match self.claim(kind, free).await {
+                wanted.push((i, free));
+            }
+            if !wanted.is_empty() {
+                let asked: Vec<(String, usize)> = wanted
+                    .iter()
+                    .filter_map(|(i, free)| kinds.get(*i).map(|k| (k.0.clone(), *free)))
+                    .collect();
+                match self.claim_kinds(asked).await {
                     Ok(jobs) => {
                         for job in jobs {
+                            let Some((_, _, permits)) = kinds.iter().find(|k| k.0 == job.kind)
+                            else {
+                                continue;
+                            };
                             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                                break;
+                                continue;
                             };
                             claimed += 1;
                             let runner = shared.clone();
@@ -251,7 +281,7 @@ impl Runner {
                             });
                         }
                     }
-                    Err(err) => tracing::warn!(kind = %kind, error = %err, "claiming jobs failed"),
+                    Err(err) => tracing::warn!(error = %err, "claiming jobs failed"),
                 }
             }
             while running.try_join_next().is_some() {}

@@ -535,3 +535,41 @@ async fn a_worker_that_lost_its_claim_can_neither_finish_nor_fail_the_job() {
     assert!(store::complete(&mut conn, &fresh[0]).unwrap());
     assert!(state_of(&db, id).is_none());
 }
+
+#[actix_web::test]
+async fn one_claim_takes_up_to_each_kinds_limit_and_the_next_claim_gets_the_rest() {
+    let db = TestDb::new();
+    let clock = ManualClock::starting_now();
+    let mut ids: HashMap<&str, Vec<i64>> = HashMap::new();
+    for kind in ["a", "b", "a", "c", "b", "a"] {
+        let id = enqueue(&db, clock.now(), kind, EnqueueOpts::default()).unwrap();
+        ids.entry(kind).or_default().push(id);
+    }
+    let until = clock.now() + chrono::Duration::seconds(60);
+    let mut conn = db.conn();
+    let first =
+        store::claim_kinds(&mut conn, clock.now(), &[("a", 2), ("b", 5)], "w_1", until).unwrap();
+    let got: Vec<(String, i64)> = first.iter().map(|j| (j.kind.clone(), j.id)).collect();
+    let mut want = vec![
+        ("a".to_owned(), ids["a"][0]),
+        ("a".to_owned(), ids["a"][1]),
+        ("b".to_owned(), ids["b"][0]),
+        ("b".to_owned(), ids["b"][1]),
+    ];
+    want.sort_by_key(|(_, id)| *id);
+    assert_eq!(got, want, "two of a, both of b, none of c, in id order");
+    // Another worker gets what is left of a, and c.
+    let second = store::claim_kinds(
+        &mut conn,
+        clock.now(),
+        &[("a", 5), ("c", 1), ("b", 1)],
+        "w_2",
+        until,
+    )
+    .unwrap();
+    let got: Vec<i64> = second.iter().map(|j| j.id).collect();
+    let mut want = vec![ids["a"][2], ids["c"][0]];
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(second.iter().all(|j| j.worker == "w_2" && j.attempt == 1));
+}
