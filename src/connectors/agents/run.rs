@@ -8,7 +8,9 @@
 //! with its tool calls recorded `started` when it asks for tools (so a crash between that
 //! commit and a call reports the call as interrupted too, though it never began). A finished
 //! call's result is written on a task of its own while the next model call goes out; the next
-//! step, the run's end and the next turn's first text delta wait for it.
+//! step, the run's end and the next turn's first text delta wait for it. That write does not
+//! wait for the WAL flush ([`store::Commit::Lazy`]): the durable commit that must follow it
+//! (the next step or the run's end) flushes it too, so each turn waits for one flush.
 
 use super::models::{NewStep, RunRow, StepRow};
 use super::store::{self, Ending, ModelStep};
@@ -500,7 +502,7 @@ impl Loop {
                     content: &content,
                     duration_ms: Some(ms),
                 };
-                store::finish_tool(c, &out, session, now)
+                store::finish_tool(c, &out, session, store::Commit::Lazy, now)
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -684,6 +686,7 @@ impl Loop {
             let table = self.new_table.take();
             let now = self.ctx.clock.now();
             let end_of = ending.clone();
+            let session = self.session();
             // The previous turn's tool results first: they precede this step.
             let db_started = Instant::now();
             self.settle().await?;
@@ -703,6 +706,7 @@ impl Loop {
                         tool_table: table.as_ref(),
                         tools: &tools,
                         ending: end.as_ref(),
+                        session,
                     },
                     now,
                 )
@@ -795,7 +799,7 @@ impl Loop {
                                 content: &content,
                                 duration_ms: None,
                             };
-                            store::finish_tool(c, &out, session, now)?;
+                            store::finish_tool(c, &out, session, store::Commit::Durable, now)?;
                         }
                         Ok(())
                     })

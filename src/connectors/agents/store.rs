@@ -141,12 +141,6 @@ pub fn start(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResu
     })
 }
 
-#[derive(QueryableByName)]
-struct CancelFlag {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    cancel_requested: bool,
-}
-
 /// Event rows whose loss in a crash costs nothing the run needs (text deltas: the model step
 /// that follows carries the whole message): written without waiting for the WAL flush.
 pub fn add_event_async_commit(
@@ -174,20 +168,19 @@ pub struct ModelStep<'a> {
     pub tools: &'a [NewStep],
     /// The run's end, when this message ends it.
     pub ending: Option<&'a Ending<'a>>,
+    /// The run answers a Linear agent session: its end also queues the session's final reply.
+    pub session: bool,
 }
 
-/// A completed model call: the stream's last unsent text delta, its step, the run's turn count
-/// and usage, the tool table of a first step, its event, the tool calls it asks for (recorded
-/// `started`, so none runs twice) and the run's end if it ends it, in one durable commit. Returns whether a cancel
-/// was requested meanwhile (the loop's cancel check rides on this write instead of a query of
-/// its own).
+/// Records a model step in one durable commit; returns the run's cancel flag. One statement,
+/// one round trip, unless the step ends a session run (whose final reply is queued with it).
 pub fn record_model_step(
     conn: &mut PgConnection,
     m: &ModelStep<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     let step = m.step;
-    let mut events = Vec::with_capacity(2 + m.tools.len());
+    let mut events = Vec::with_capacity(3 + m.tools.len());
     if let Some(data) = m.tail {
         events.push(serde_json::json!({"kind": "text_delta", "data": data}));
     }
@@ -204,20 +197,25 @@ pub fn record_model_step(
         tools_started_events(m.tools)
             .map(|(_, kind, data)| serde_json::json!({"kind": kind, "data": data})),
     );
+    if let Some(end) = m.ending {
+        // Kept only when the statement does end the run (see `model_step_statement`).
+        events.push(serde_json::json!({"kind": "status", "data": status_data(end)}));
+    }
     let steps: Vec<&NewStep> = std::iter::once(step).chain(m.tools).collect();
     let rows = StepRows {
         steps: serde_json::to_value(&steps).unwrap_or(Value::Null),
         events: Value::Array(events),
     };
-    match m.ending {
-        // A step that goes on is one statement: one round trip, its own commit.
-        None => model_step_statement(conn, m, &rows, now),
-        Some(end) => conn.transaction(|c| {
-            let cancel = model_step_statement(c, m, &rows, now)?;
-            finish_run_in(c, &step.run_id, end, now)?;
-            Ok(cancel)
-        }),
+    if m.ending.is_none() || !m.session {
+        return model_step_statement(conn, m, &rows, now).map(|r| r.cancel_requested);
     }
+    conn.transaction(|c| {
+        let r = model_step_statement(c, m, &rows, now)?;
+        if r.ends {
+            crate::connectors::linear_agent::on_run_end(c, &step.run_id, now)?;
+        }
+        Ok(r.cancel_requested)
+    })
 }
 
 /// The rows of a model step, as the parameters of its statement.
@@ -226,20 +224,35 @@ struct StepRows {
     events: Value,
 }
 
-/// The step rows, the run's turn count, usage and tool table, and the events, in one statement
-/// (data-modifying CTEs); returns the run's cancel flag. Rows keep the order given (their ids
-/// follow it).
+#[derive(QueryableByName)]
+struct StepWritten {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cancel_requested: bool,
+    /// The step ended the run (it was still queued or running).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ends: bool,
+}
+
+/// The step rows, the run's turn count, usage and tool table (and its end, when the step ends
+/// it and the run had not already ended), and the events, in one statement of data-modifying
+/// CTEs. `cur` locks the run's row and reads whether it is still open, so a run ended by
+/// another claim meanwhile is not ended twice: its `status` event is then dropped too. Rows
+/// keep the order given (their ids follow it).
 fn model_step_statement(
     conn: &mut PgConnection,
     m: &ModelStep<'_>,
     rows: &StepRows,
     now: DateTime<Utc>,
-) -> QueryResult<bool> {
+) -> QueryResult<StepWritten> {
     use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let usage = m.usage;
-    let flag: CancelFlag = crate::db::prepared(
-        "WITH steps AS ( \
+    let end = m.ending;
+    crate::db::prepared(
+        "WITH cur AS MATERIALIZED ( \
+             SELECT status IN ('queued', 'running') AND $10::text IS NOT NULL AS ends \
+             FROM agent_runs WHERE id = $1 FOR UPDATE), \
+         steps AS ( \
              INSERT INTO agent_steps (run_id, turn, kind, status, content, stop_reason, usage, \
                  request_id, tool_use_id, tool_name, input, started_at, finished_at, duration_ms) \
              SELECT s->>'run_id', (s->>'turn')::int, s->>'kind', s->>'status', \
@@ -248,17 +261,25 @@ fn model_step_statement(
                  (s->>'started_at')::timestamptz, \
                  (s->>'finished_at')::timestamptz, (s->>'duration_ms')::int \
              FROM jsonb_array_elements($7) WITH ORDINALITY AS r(s, i) ORDER BY i), \
+         run AS ( \
+             UPDATE agent_runs r SET turns = r.turns + 1, usage = jsonb_build_object( \
+                 'input_tokens', coalesce((r.usage->>'input_tokens')::bigint, 0) + $2, \
+                 'output_tokens', coalesce((r.usage->>'output_tokens')::bigint, 0) + $3, \
+                 'cache_creation_input_tokens', coalesce((r.usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
+                 'cache_read_input_tokens', coalesce((r.usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
+                 tool_table = coalesce($6, r.tool_table), \
+                 status = CASE WHEN cur.ends THEN $10 ELSE r.status END, \
+                 stop_reason = CASE WHEN cur.ends THEN $11 ELSE r.stop_reason END, \
+                 final_text = CASE WHEN cur.ends THEN $12 ELSE r.final_text END, \
+                 error = CASE WHEN cur.ends THEN $13 ELSE r.error END, \
+                 finished_at = CASE WHEN cur.ends THEN $9 ELSE r.finished_at END \
+             FROM cur WHERE r.id = $1 RETURNING r.cancel_requested, cur.ends), \
          events AS ( \
              INSERT INTO agent_events (run_id, event_type, data, created_at) \
              SELECT $1, e->>'kind', e->'data', $9 \
-             FROM jsonb_array_elements($8) WITH ORDINALITY AS r(e, i) ORDER BY i) \
-         UPDATE agent_runs SET turns = turns + 1, usage = jsonb_build_object( \
-             'input_tokens', coalesce((usage->>'input_tokens')::bigint, 0) + $2, \
-             'output_tokens', coalesce((usage->>'output_tokens')::bigint, 0) + $3, \
-             'cache_creation_input_tokens', coalesce((usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
-             'cache_read_input_tokens', coalesce((usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
-             tool_table = coalesce($6, tool_table) \
-         WHERE id = $1 RETURNING cancel_requested",
+             FROM jsonb_array_elements($8) WITH ORDINALITY AS r(e, i) \
+             WHERE e->>'kind' <> 'status' OR (SELECT ends FROM run) ORDER BY i) \
+         SELECT cancel_requested, ends FROM run",
     )
     .bind::<Text, _>(&m.step.run_id)
     .bind::<BigInt, _>(n(usage.input_tokens))
@@ -269,8 +290,11 @@ fn model_step_statement(
     .bind::<Jsonb, _>(&rows.steps)
     .bind::<Jsonb, _>(&rows.events)
     .bind::<Timestamptz, _>(now)
-    .get_result(conn)?;
-    Ok(flag.cancel_requested)
+    .bind::<Nullable<Text>, _>(end.map(|e| e.status))
+    .bind::<Nullable<Text>, _>(end.map(|e| e.stop_reason))
+    .bind::<Nullable<Text>, _>(end.and_then(|e| e.final_text))
+    .bind::<Nullable<Text>, _>(end.and_then(|e| e.error))
+    .get_result(conn)
 }
 
 /// Event rows in one statement, in the order given (their ids follow it).
@@ -334,6 +358,19 @@ pub struct ToolOutcome<'a> {
     pub duration_ms: Option<i32>,
 }
 
+/// How a tool call's outcome is committed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Waits for the WAL flush, as every other write here.
+    Durable,
+    /// Does not wait for it (`synchronous_commit = off` for this transaction alone). For a
+    /// finished call's result while the run goes on: the run's next write is a durable commit
+    /// (its next model step, or its end), and it flushes the WAL through this one, so nothing
+    /// is lost unless PostgreSQL itself crashes before that. If it does, the call is found
+    /// `started` on resume and reported to the model as interrupted, never run again.
+    Lazy,
+}
+
 /// A tool call's outcome and its event, in one statement. A run answering a Linear agent
 /// session (`session`) also gets the job mirroring the call as an `action`, in the same
 /// transaction.
@@ -341,30 +378,37 @@ pub fn finish_tool(
     conn: &mut PgConnection,
     out: &ToolOutcome<'_>,
     session: bool,
+    commit: Commit,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     if !session {
-        return finish_tool_statement(conn, out, now);
+        return finish_tool_statement(conn, out, commit, now);
     }
     conn.transaction(|c| {
-        finish_tool_statement(c, out, now)?;
+        finish_tool_statement(c, out, commit, now)?;
         crate::connectors::linear_agent::on_tool_finished(c, out.run, now)
     })
 }
 
+/// `set_config(…, true)` holds until the end of the transaction, whether the statement's own
+/// or the caller's, and the commit reads it: one round trip, no `SET LOCAL` of its own.
 fn finish_tool_statement(
     conn: &mut PgConnection,
     out: &ToolOutcome<'_>,
+    commit: Commit,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
     crate::db::prepared(
-        "WITH step AS ( \
+        "WITH lazy AS (SELECT set_config('synchronous_commit', \
+             CASE WHEN $7 THEN 'off' ELSE current_setting('synchronous_commit') END, true)), \
+         step AS ( \
              UPDATE agent_steps SET status = $3, content = $4, finished_at = $6, duration_ms = $5 \
              WHERE run_id = $1 AND kind = 'tool' AND tool_use_id = $2 RETURNING run_id) \
          INSERT INTO agent_events (run_id, event_type, data, created_at) \
-         VALUES ($1, 'tool_call_finished', jsonb_build_object('tool_use_id', $2::text, \
-             'status', $3::text, 'is_error', $3::text <> 'ok', 'duration_ms', $5::int), $6)",
+         SELECT $1, 'tool_call_finished', jsonb_build_object('tool_use_id', $2::text, \
+             'status', $3::text, 'is_error', $3::text <> 'ok', 'duration_ms', $5::int), $6 \
+         FROM lazy",
     )
     .bind::<Text, _>(out.run)
     .bind::<Text, _>(out.tool_use_id)
@@ -372,6 +416,7 @@ fn finish_tool_statement(
     .bind::<Jsonb, _>(out.content)
     .bind::<Nullable<Integer>, _>(out.duration_ms)
     .bind::<Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Bool, _>(commit == Commit::Lazy)
     .execute(conn)
     .map(drop)
 }
@@ -414,20 +459,19 @@ fn finish_run_in(
     ))
     .execute(c)?;
     if n == 1 {
-        add_event(
-            c,
-            id,
-            "status",
-            &serde_json::json!({
-                "status": end.status, "stop_reason": end.stop_reason,
-                "final_text": end.final_text, "error": end.error,
-            }),
-            now,
-        )?;
+        add_event(c, id, "status", &status_data(end), now)?;
         // A run answering a Linear agent session: its final activity goes out as a job.
         crate::connectors::linear_agent::on_run_end(c, id, now)?;
     }
     Ok(n == 1)
+}
+
+/// A `status` event's data for a run's end.
+fn status_data(end: &Ending<'_>) -> Value {
+    serde_json::json!({
+        "status": end.status, "stop_reason": end.stop_reason,
+        "final_text": end.final_text, "error": end.error,
+    })
 }
 
 /// Asks a run to stop: a queued one is cancelled at once; a running one when its worker next

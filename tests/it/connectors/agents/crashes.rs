@@ -155,3 +155,46 @@ async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
     assert_eq!(anthropic.received_requests().await.unwrap().len(), 1);
     assert_eq!(w.sql_texts("SELECT count(*)::text AS t FROM jobs"), ["0"]);
 }
+
+#[actix_web::test]
+async fn a_worker_answering_after_its_run_was_ended_by_another_claim_changes_nothing() {
+    let anthropic = anthropic_stand_in(vec![
+        text_answer("too late").set_delay(Duration::from_secs(2)),
+    ])
+    .await;
+    let mut w = world(
+        &anthropic,
+        &[("SWITCHBOARD__CONNECTORS__AGENTS__MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let ada = w.user("ada");
+    let id = start_run(&mut w, &ada, json!({"prompt": "slow"})).await;
+    // A worker that seems dead (its lease runs out) but is only waiting for the model.
+    let stalled = spawn_worker(&w).await;
+    until_model_calls(&anthropic, 1).await;
+    w.app.clock.advance(chrono::Duration::seconds(120));
+    // Another claim ends the run as interrupted too many times.
+    assert_eq!(drain(&w).await, 1);
+    // Then the model answers the first worker, which records its step, but the run's end
+    // stays the one already made, with one status event.
+    let _ = stalled.await;
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"], "the run was interrupted too many times");
+    assert_eq!(run["final_text"], Value::Null);
+    assert_eq!(
+        w.sql_texts(
+            "SELECT string_agg(data->>'status', ',' ORDER BY id) AS t FROM agent_events \
+             WHERE event_type = 'status'"
+        ),
+        ["queued,running,failed"],
+        "no status event after the run's end"
+    );
+    assert_eq!(
+        w.sql_texts("SELECT count(*)::text AS t FROM agent_steps WHERE kind = 'model'"),
+        ["1"],
+        "the late answer was recorded, as a step of an ended run"
+    );
+}
