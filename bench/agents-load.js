@@ -102,6 +102,12 @@ function quantile(h, q) {
   return Infinity;
 }
 
+/// The share of samples at or under `le` seconds (a bucket bound).
+function share(h, le) {
+  const b = h.buckets.find(([bound]) => bound >= le);
+  return `${((100 * (b ? b[1] : h.count)) / Math.max(1, h.count)).toFixed(1)} %`;
+}
+
 const ms = (s) => (s === Infinity ? "+Inf" : `${(s * 1000).toFixed(2)} ms`);
 
 async function create(prompt) {
@@ -140,7 +146,10 @@ async function overhead() {
     runs, concurrency: conc, seconds: took, runs_per_second: +(runs / took).toFixed(1), statuses,
     run_wall_ms: { p50: pct(0.5), p99: pct(0.99) },
     turns: d.count,
-    overhead_per_turn: { mean: ms(d.sum / Math.max(1, d.count)), p50: ms(quantile(d, 0.5)), p99: ms(quantile(d, 0.99)) },
+    overhead_per_turn: {
+      mean: ms(d.sum / Math.max(1, d.count)), p50: ms(quantile(d, 0.5)), p90: ms(quantile(d, 0.9)),
+      p99: ms(quantile(d, 0.99)), within_2ms: share(d, 0.002),
+    },
     of_which_db_wait: { mean: ms(db.sum / Math.max(1, db.count)), p50: ms(quantile(db, 0.5)), p99: ms(quantile(db, 0.99)) },
   }));
 }
