@@ -11,5 +11,5 @@ pub mod schema;
 
 pub use error::DbError;
 pub use ids::{ConnectionId, SessionId, UserId};
-pub use pool::{DbPool, build_pool, query, run};
+pub use pool::{DbPool, build_pool, query, query_in_place, run};
 pub use prepared::prepared;

@@ -53,6 +53,31 @@ where
     run(pool, move |conn| f(conn).map_err(DbError::from)).await
 }
 
+/// [`query`] for a short statement on a task's critical path (the agent loop's step write). On
+/// a multi-threaded runtime the calling worker runs it itself (`block_in_place`: tokio hands
+/// the worker's other tasks to another thread meanwhile), which saves the two thread hand-offs
+/// of [`run`], to a blocking thread and back: about 0.15 ms each on a VM whose idle vCPUs halt
+/// (`bench/RESULTS.md`, session 6). On a single-threaded runtime (the tests') it is [`query`].
+pub async fn query_in_place<F, T>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
+        return query(pool, f).await;
+    }
+    let _permit = pool
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?;
+    tokio::task::block_in_place(|| {
+        let mut conn = pool.inner.get().map_err(DbError::from)?;
+        f(&mut conn).map_err(DbError::from)
+    })
+}
+
 /// Runs `f` with a pooled connection on tokio's blocking pool.
 pub async fn run<F, T, E>(pool: &DbPool, f: F) -> Result<T, E>
 where

@@ -50,3 +50,50 @@ fn a_prepared_statement_is_parsed_once_per_connection_and_binds_in_order() {
     assert_eq!(echo(&mut other, "w", None), "w:null:w");
     assert_eq!(prepared_here(&mut other, "SELECT $1 || %"), "1");
 }
+
+/// `db::query_in_place` answers the same on the multi-threaded runtime the server runs (where
+/// the calling worker runs the statement itself) and on a single-threaded one (where it falls
+/// back to the blocking pool), on the pool's own connections.
+#[test]
+fn query_in_place_runs_on_both_kinds_of_runtime() {
+    let db = TestDb::empty();
+    let config = crate::common::test_config(&[("DATABASE_URL", db.url())]);
+    let pool = switchboard::db::build_pool(&config.database);
+    let ask = |pool: switchboard::db::DbPool| async move {
+        switchboard::db::query_in_place(&pool, |c| {
+            prepared("SELECT $1 || pg_backend_pid()::text AS t")
+                .bind::<Text, _>("pid ")
+                .get_result::<Row>(c)
+        })
+        .await
+        .unwrap()
+        .t
+    };
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers = multi.block_on(async {
+        let tasks: Vec<_> = (0..8).map(|_| tokio::spawn(ask(pool.clone()))).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert_eq!(answers.len(), 8);
+    assert!(answers.iter().all(|a| a.starts_with("pid ")), "{answers:?}");
+    let backends: std::collections::HashSet<&String> = answers.iter().collect();
+    assert!(
+        backends.len() <= config.database.pool_max_size as usize,
+        "{} connections for a pool of {}",
+        backends.len(),
+        config.database.pool_max_size
+    );
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(single.block_on(ask(pool.clone())).starts_with("pid "));
+}

@@ -494,7 +494,7 @@ impl Loop {
         let session = self.session();
         let task = tokio::spawn(async move {
             let id = run.clone();
-            db::query(&pool, move |c| {
+            db::query_in_place(&pool, move |c| {
                 let out = store::ToolOutcome {
                     run: &id,
                     tool_use_id: &tid,
@@ -690,7 +690,7 @@ impl Loop {
             // The previous turn's tool results first: they precede this step.
             let db_started = Instant::now();
             self.settle().await?;
-            self.cancel_seen |= db::query(&self.ctx.jobs_pool, move |c| {
+            self.cancel_seen |= db::query_in_place(&self.ctx.jobs_pool, move |c| {
                 let end = end_of.as_ref().map(|(status, reason, text)| Ending {
                     status,
                     stop_reason: reason,
