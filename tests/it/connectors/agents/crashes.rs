@@ -128,21 +128,35 @@ async fn a_tool_call_cut_off_by_a_crash_is_reported_as_interrupted_not_run_again
     );
 }
 
-#[actix_web::test]
-async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
-    let anthropic = anthropic_stand_in(vec![
-        text_answer("never").set_delay(Duration::from_secs(60)),
-    ])
-    .await;
+/// A run allowed one claim (`max_attempts` 1), whose worker is waiting `delay` for the model's
+/// answer `text`: returned once the model has the call.
+async fn a_run_with_one_claim_waiting_for(
+    text: &str,
+    delay: Duration,
+) -> (
+    MockServer,
+    World,
+    String,
+    String,
+    actix_web::rt::task::JoinHandle<Result<usize, switchboard::db::DbError>>,
+) {
+    let anthropic = anthropic_stand_in(vec![text_answer(text).set_delay(delay)]).await;
     let mut w = world(
         &anthropic,
         &[("SWITCHBOARD__CONNECTORS__AGENTS__MAX_ATTEMPTS", "1")],
     )
     .await;
     let ada = w.user("ada");
-    let id = start_run(&mut w, &ada, json!({"prompt": "doomed"})).await;
+    let id = start_run(&mut w, &ada, json!({"prompt": "go"})).await;
     let worker = spawn_worker(&w).await;
     until_model_calls(&anthropic, 1).await;
+    (anthropic, w, ada, id, worker)
+}
+
+#[actix_web::test]
+async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
+    let (anthropic, mut w, ada, id, worker) =
+        a_run_with_one_claim_waiting_for("never", Duration::from_secs(60)).await;
     worker.abort();
     let _ = worker.await;
     w.app.clock.advance(chrono::Duration::seconds(120));
@@ -158,20 +172,9 @@ async fn a_run_whose_workers_keep_dying_fails_instead_of_running_forever() {
 
 #[actix_web::test]
 async fn a_worker_answering_after_its_run_was_ended_by_another_claim_changes_nothing() {
-    let anthropic = anthropic_stand_in(vec![
-        text_answer("too late").set_delay(Duration::from_secs(2)),
-    ])
-    .await;
-    let mut w = world(
-        &anthropic,
-        &[("SWITCHBOARD__CONNECTORS__AGENTS__MAX_ATTEMPTS", "1")],
-    )
-    .await;
-    let ada = w.user("ada");
-    let id = start_run(&mut w, &ada, json!({"prompt": "slow"})).await;
     // A worker that seems dead (its lease runs out) but is only waiting for the model.
-    let stalled = spawn_worker(&w).await;
-    until_model_calls(&anthropic, 1).await;
+    let (_anthropic, mut w, ada, id, stalled) =
+        a_run_with_one_claim_waiting_for("too late", Duration::from_secs(2)).await;
     w.app.clock.advance(chrono::Duration::seconds(120));
     // Another claim ends the run as interrupted too many times.
     assert_eq!(drain(&w).await, 1);
