@@ -241,10 +241,8 @@ impl Runner {
             let mut claimed = 0;
             let mut full = true;
             // Every kind with room, in one claim.
-            let mut wanted: Vec<(usize, usize)> = Vec::new();
-            for (i, ((_, capacity, permits), last_claim)) in
-                kinds.iter().zip(&mut last_claim).enumerate()
-            {
+            let mut wanted: Vec<(String, usize)> = Vec::new();
+            for ((kind, capacity, permits), last_claim) in kinds.iter().zip(&mut last_claim) {
                 let free = permits.available_permits();
                 // While busy, claim in batches of at least a quarter of the capacity (one claim
                 // per finished job would be one commit per job again), but never wait more than
@@ -256,14 +254,10 @@ impl Runner {
                 }
                 full = false;
                 *last_claim = std::time::Instant::now();
-                wanted.push((i, free));
+                wanted.push((kind.clone(), free));
             }
             if !wanted.is_empty() {
-                let asked: Vec<(String, usize)> = wanted
-                    .iter()
-                    .filter_map(|(i, free)| kinds.get(*i).map(|k| (k.0.clone(), *free)))
-                    .collect();
-                match self.claim_kinds(asked).await {
+                match self.claim_kinds(wanted).await {
                     Ok(jobs) => {
                         for job in jobs {
                             let Some((_, _, permits)) = kinds.iter().find(|k| k.0 == job.kind)
