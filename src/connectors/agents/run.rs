@@ -4,13 +4,17 @@
 //! mid-call) is reported to the model as an error rather than run again — the tool may have
 //! had its effect, and running it twice is worse than the model hearing it is unknown.
 //!
-//! One durable commit per model step: the step with the run's end when it ends the run, or
-//! with its tool calls recorded `started` when it asks for tools (so a crash between that
-//! commit and a call reports the call as interrupted too, though it never began). A finished
-//! call's result is written on a task of its own while the next model call goes out; the next
-//! step, the run's end and the next turn's first text delta wait for it. That write does not
-//! wait for the WAL flush ([`store::Commit::Lazy`]): the durable commit that must follow it
-//! (the next step or the run's end) flushes it too, so each turn waits for one flush.
+//! One commit per model step: the step with the run's end when it ends the run, or with its
+//! tool calls recorded `started` when it asks for tools (so a crash between that commit and a
+//! call reports the call as interrupted too, though it never began). A finished call's result,
+//! and the tool table listed when the run first starts, are written on a task of their own
+//! while the next model call goes out; the next step, the run's end and the next turn's first
+//! text delta wait for them.
+//!
+//! The WAL is flushed only before something outside the database acts on what was written
+//! ([`store::Commit`]): a turn waits for a flush when its message asks for a tool that may
+//! change something, and for none when it asks only for read-only tools or ends the run (the
+//! job's completion, a durable commit, follows and flushes it).
 
 use super::models::{NewStep, RunRow, StepRow};
 use super::store::{self, Ending, ModelStep};
@@ -312,12 +316,11 @@ struct Loop {
     /// A cancel request read from the database (the claimed row, then each step write).
     cancel_seen: bool,
     clock: TurnClock,
-    /// The tool table listed in this claim, stored with the first model step.
-    new_table: Option<Value>,
     /// The last model message's tool calls were recorded `started` with it (in this claim).
     prestarted: bool,
-    /// Finished tool calls' writes still in flight: they overlap the next model call and are
-    /// awaited before anything that must follow them (the next step, the run's end, a delta).
+    /// Writes still in flight (finished tool calls, the tool table): they overlap the next
+    /// model call and are awaited before anything that must follow them (the next step, the
+    /// run's end, a delta).
     pending: Mutex<Vec<Write>>,
 }
 
@@ -325,8 +328,8 @@ struct Loop {
 type Write = Shared<BoxFuture<'static, Result<(), String>>>;
 
 async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
-    // The tool table is stored with the first model step (one commit less), so a run without
-    // one has recorded no step yet: its steps need no query either.
+    // The tool table is stored before the first model step (settled with it), so a run
+    // without one has recorded no step yet: its steps need no query either.
     let mut new_table = None;
     let table = match &run.tool_table {
         Some(t) => serde_json::from_value::<Vec<ToolEntry>>(t.clone())
@@ -370,11 +373,14 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         cancel: ctx.agent_cancels.watch(&run.id),
         cancel_seen: run.cancel_requested,
         clock: TurnClock::new(),
-        new_table,
         prestarted: false,
         pending: Mutex::new(Vec::new()),
         run,
     };
+    if let Some(table) = new_table {
+        let id = l.run.id.clone();
+        l.write_aside(false, move |c| store::record_tool_table(c, &id, &table));
+    }
     let last = l.replay(&steps);
     let looped = l.run_loop(last, &steps).await;
     // A failed run's writes still land before its job is given up or retried.
@@ -489,24 +495,38 @@ impl Loop {
     /// Records a finished tool call on a task of its own, so the next model call need not
     /// wait for the commit; [`Self::settle`] waits for it.
     fn write_tool_result(&self, id: &str, status: &'static str, content: Value, ms: i32) {
-        let (pool, ctx) = (self.ctx.jobs_pool.clone(), self.ctx.clone());
         let (run, tid, now) = (self.run.id.clone(), id.to_owned(), self.ctx.clock.now());
         let session = self.session();
+        self.write_aside(true, move |c| {
+            let out = store::ToolOutcome {
+                run: &run,
+                tool_use_id: &tid,
+                status,
+                content: &content,
+                duration_ms: Some(ms),
+            };
+            store::finish_tool(c, &out, session, store::Commit::Lazy, now)
+        });
+    }
+
+    /// Runs a write on a task of its own, added to the writes [`Self::settle`] waits for;
+    /// `events` when it adds events (the run's SSE readers are woken).
+    fn write_aside<F>(&self, events: bool, write: F)
+    where
+        F: FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + 'static,
+    {
+        let (pool, ctx, run) = (
+            self.ctx.jobs_pool.clone(),
+            self.ctx.clone(),
+            self.run.id.clone(),
+        );
         let task = tokio::spawn(async move {
-            let id = run.clone();
-            db::query_in_place(&pool, move |c| {
-                let out = store::ToolOutcome {
-                    run: &id,
-                    tool_use_id: &tid,
-                    status,
-                    content: &content,
-                    duration_ms: Some(ms),
-                };
-                store::finish_tool(c, &out, session, store::Commit::Lazy, now)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            ctx.agent_events.nudge(&run);
+            db::query_in_place(&pool, write)
+                .await
+                .map_err(|e| e.to_string())?;
+            if events {
+                ctx.agent_events.nudge(&run);
+            }
             Ok(())
         });
         let write: Write = async move { task.await.map_err(|e| e.to_string())? }
@@ -516,6 +536,12 @@ impl Loop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(write);
+    }
+
+    /// How a model step is committed: flushed when a tool it asks for may change something,
+    /// so that such a tool never runs on a step a PostgreSQL crash could still lose.
+    fn commit_for(&self, tools: &[NewStep]) -> store::Commit {
+        commit_before(&self.table, tools)
     }
 
     /// The `started` step rows of a model message's tool calls.
@@ -683,7 +709,7 @@ impl Loop {
                 _ => Vec::new(),
             };
             self.prestarted = !tools.is_empty();
-            let table = self.new_table.take();
+            let commit = self.commit_for(&tools);
             let now = self.ctx.clock.now();
             let end_of = ending.clone();
             let session = self.session();
@@ -703,8 +729,8 @@ impl Loop {
                         step: &step,
                         usage: &usage,
                         tail: tail.as_ref(),
-                        tool_table: table.as_ref(),
                         tools: &tools,
+                        commit,
                         ending: end.as_ref(),
                         session,
                     },
@@ -845,6 +871,21 @@ impl Loop {
             results.push(result);
         }
         Ok((results, longest))
+    }
+}
+
+/// [`Loop::commit_for`]: a tool not in the table is never called (the model hears it is
+/// unknown), so only tools in the table and not read-only need the flush.
+pub(crate) fn commit_before(table: &[ToolEntry], tools: &[NewStep]) -> store::Commit {
+    let changes = |s: &NewStep| {
+        table
+            .iter()
+            .any(|t| Some(t.name.as_str()) == s.tool_name.as_deref() && !t.read_only)
+    };
+    if tools.iter().any(changes) {
+        store::Commit::Durable
+    } else {
+        store::Commit::Lazy
     }
 }
 

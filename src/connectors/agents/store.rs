@@ -156,23 +156,23 @@ pub fn add_event_async_commit(
     })
 }
 
-/// What a completed model call writes, in one durable commit.
+/// What a completed model call writes, in one commit.
 pub struct ModelStep<'a> {
     pub step: &'a NewStep,
     pub usage: &'a crate::connectors::anthropic::Usage,
     /// The stream's last text delta not yet written.
     pub tail: Option<&'a Value>,
-    /// The tool table fixed by the run's first step.
-    pub tool_table: Option<&'a Value>,
     /// The message's tool calls, recorded `started` before any of them runs.
     pub tools: &'a [NewStep],
+    /// [`Commit::Durable`] when a tool that may change something runs next (see [`Commit`]).
+    pub commit: Commit,
     /// The run's end, when this message ends it.
     pub ending: Option<&'a Ending<'a>>,
     /// The run answers a Linear agent session: its end also queues the session's final reply.
     pub session: bool,
 }
 
-/// Records a model step in one durable commit; returns the run's cancel flag. One statement,
+/// Records a model step in one commit; returns the run's cancel flag. One statement,
 /// one round trip, unless the step ends a session run (whose final reply is queued with it).
 pub fn record_model_step(
     conn: &mut PgConnection,
@@ -233,11 +233,11 @@ struct StepWritten {
     ends: bool,
 }
 
-/// The step rows, the run's turn count, usage and tool table (and its end, when the step ends
-/// it and the run had not already ended), and the events, in one statement of data-modifying
-/// CTEs. `cur` locks the run's row and reads whether it is still open, so a run ended by
-/// another claim meanwhile is not ended twice: its `status` event is then dropped too. Rows
-/// keep the order given (their ids follow it).
+/// The step rows, the run's turn count and usage (and its end, when the step ends it and the
+/// run had not already ended), and the events, in one statement of data-modifying CTEs. `cur`
+/// locks the run's row and reads whether it is still open, so a run ended by another claim
+/// meanwhile is not ended twice: its `status` event is then dropped too. Rows keep the order
+/// given (their ids follow it). `lazy` sets the commit's mode (see [`finish_tool_statement`]).
 fn model_step_statement(
     conn: &mut PgConnection,
     m: &ModelStep<'_>,
@@ -249,9 +249,11 @@ fn model_step_statement(
     let usage = m.usage;
     let end = m.ending;
     crate::db::prepared(
-        "WITH cur AS MATERIALIZED ( \
+        "WITH lazy AS (SELECT set_config('synchronous_commit', \
+             CASE WHEN $6 THEN 'off' ELSE current_setting('synchronous_commit') END, true) AS mode), \
+         cur AS MATERIALIZED ( \
              SELECT status IN ('queued', 'running') AND $10::text IS NOT NULL AS ends \
-             FROM agent_runs WHERE id = $1 FOR UPDATE), \
+             FROM agent_runs, lazy WHERE id = $1 FOR UPDATE OF agent_runs), \
          steps AS ( \
              INSERT INTO agent_steps (run_id, turn, kind, status, content, stop_reason, usage, \
                  request_id, tool_use_id, tool_name, input, started_at, finished_at, duration_ms) \
@@ -267,7 +269,6 @@ fn model_step_statement(
                  'output_tokens', coalesce((r.usage->>'output_tokens')::bigint, 0) + $3, \
                  'cache_creation_input_tokens', coalesce((r.usage->>'cache_creation_input_tokens')::bigint, 0) + $4, \
                  'cache_read_input_tokens', coalesce((r.usage->>'cache_read_input_tokens')::bigint, 0) + $5), \
-                 tool_table = coalesce($6, r.tool_table), \
                  status = CASE WHEN cur.ends THEN $10 ELSE r.status END, \
                  stop_reason = CASE WHEN cur.ends THEN $11 ELSE r.stop_reason END, \
                  final_text = CASE WHEN cur.ends THEN $12 ELSE r.final_text END, \
@@ -286,7 +287,7 @@ fn model_step_statement(
     .bind::<BigInt, _>(n(usage.output_tokens))
     .bind::<BigInt, _>(n(usage.cache_creation_input_tokens))
     .bind::<BigInt, _>(n(usage.cache_read_input_tokens))
-    .bind::<Nullable<Jsonb>, _>(m.tool_table)
+    .bind::<diesel::sql_types::Bool, _>(m.commit == Commit::Lazy)
     .bind::<Jsonb, _>(&rows.steps)
     .bind::<Jsonb, _>(&rows.events)
     .bind::<Timestamptz, _>(now)
@@ -358,17 +359,42 @@ pub struct ToolOutcome<'a> {
     pub duration_ms: Option<i32>,
 }
 
-/// How a tool call's outcome is committed.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How a step of the loop is committed. The rule: the WAL is flushed before anything outside
+/// the database can act on what was written, and only then.
+///
+/// PostgreSQL's WAL is one sequence, so any later durable commit (of this run or any other
+/// transaction) flushes an earlier lazy one too. Everything the loop does outside the database
+/// after a lazy commit is harmless to repeat (a model call, a tool that declares
+/// `readOnlyHint`), or comes after a durable commit: a tool that may change something runs
+/// after its step's flush, and a job (the run's next claim, a Linear activity or reply) acts
+/// only after its claim, which is durable. A worker crash loses nothing either way: the commit
+/// has happened, only its flush is pending. What a PostgreSQL crash in that gap (a fraction of
+/// a second: the WAL writer flushes within `wal_writer_delay`) can lose is lost as a whole
+/// suffix of the run: the run resumes from its last flushed step, calls the model again, and
+/// the calls it finds `started` are reported to the model as interrupted, never run again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Commit {
-    /// Waits for the WAL flush, as every other write here.
+    /// Waits for the WAL flush: a step after which a tool that may change something runs, and
+    /// every write outside the loop.
     Durable,
-    /// Does not wait for it (`synchronous_commit = off` for this transaction alone). For a
-    /// finished call's result while the run goes on: the run's next write is a durable commit
-    /// (its next model step, or its end), and it flushes the WAL through this one, so nothing
-    /// is lost unless PostgreSQL itself crashes before that. If it does, the call is found
-    /// `started` on resume and reported to the model as interrupted, never run again.
+    /// Does not wait for it (`synchronous_commit = off` for this transaction alone): a finished
+    /// tool call's result, the run's tool table, a step that ends the run (the job's durable
+    /// completion follows) or that asks only for read-only tools.
     Lazy,
+}
+
+/// Stores the run's tool table, listed when its first claim began; written while the first
+/// model call goes out, and settled before its step (so a run with steps has a table).
+pub fn record_tool_table(conn: &mut PgConnection, run: &str, table: &Value) -> QueryResult<()> {
+    use diesel::sql_types::{Jsonb, Text};
+    crate::db::prepared(
+        "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true) AS mode) \
+         UPDATE agent_runs SET tool_table = $2 FROM lazy WHERE id = $1",
+    )
+    .bind::<Text, _>(run)
+    .bind::<Jsonb, _>(table)
+    .execute(conn)
+    .map(drop)
 }
 
 /// A tool call's outcome and its event, in one statement. A run answering a Linear agent

@@ -21,6 +21,12 @@ pub struct ToolEntry {
     /// Reached through this provider connection (no server row of the owner's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<super::models::ToolConnection>,
+    /// The server says the tool changes nothing (`readOnlyHint`), so calling it again is
+    /// harmless: the step asking for it needs no WAL flush before it runs
+    /// ([`super::store::Commit`]). A server that lies about it harms only its own user, and
+    /// only if PostgreSQL crashes in the moment before the flush.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// The owner's tools, narrowed to `filter` (server ids or names, tool names or namespaced
@@ -57,6 +63,7 @@ pub async fn table(
             }),
         })
         .map(|t| ToolEntry {
+            read_only: t.read_only(),
             name: t.namespaced_name,
             server_id: t.server_id,
             tool: t.name,
@@ -85,6 +92,7 @@ pub async fn table_for_connection(
     Ok(tools
         .into_iter()
         .map(|t| ToolEntry {
+            read_only: t.read_only(),
             name: t.namespaced_name,
             server_id: t.server_id,
             tool: t.name,

@@ -200,4 +200,13 @@ impl ToolView {
             annotations: tool.get("annotations").cloned(),
         })
     }
+
+    /// The server declares that the tool changes nothing (`readOnlyHint: true`).
+    pub fn read_only(&self) -> bool {
+        self.annotations
+            .as_ref()
+            .and_then(|a| a.get("readOnlyHint"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
 }

@@ -289,3 +289,87 @@ async fn a_tool_past_its_timeout_is_an_error_result() {
         "{results:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_something() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let (echo, _) = add_everything(&mut w, &ada, &everything).await;
+    // server-everything: echo says `readOnlyHint: true`, toggle-simulated-logging `false`.
+    let toggle = tool_name(&mut w, &ada, "toggle-simulated-logging").await;
+    anthropic.reset().await;
+    // Each write records the commit mode its transaction will use (triggers fire at the end
+    // of the statement, after the statement's own `set_config`).
+    for sql in [
+        "CREATE TABLE commit_modes (id bigserial, what text, mode text)",
+        "CREATE FUNCTION note_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO commit_modes (what, mode) VALUES ('run:' || NEW.status || \
+             CASE WHEN OLD.tool_table IS NULL AND NEW.tool_table IS NOT NULL \
+             THEN '+table' ELSE '' END, current_setting('synchronous_commit')); \
+           RETURN NULL; END $$",
+        "CREATE FUNCTION note_step() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO commit_modes (what, mode) VALUES ( \
+             NEW.kind || ':' || NEW.status || ':' || NEW.turn, \
+             current_setting('synchronous_commit')); RETURN NULL; END $$",
+        "CREATE TRIGGER steps_mode AFTER INSERT OR UPDATE ON agent_steps \
+           FOR EACH ROW EXECUTE FUNCTION note_step()",
+        "CREATE TRIGGER runs_mode AFTER UPDATE ON agent_runs \
+           FOR EACH ROW EXECUTE FUNCTION note_run()",
+    ] {
+        w.exec(sql);
+    }
+    let script = vec![
+        tool_calls(&[("toolu_r", &echo, json!({"message": "hi"}))]),
+        text_answer("Read."),
+        tool_calls(&[("toolu_w", &toggle, json!({}))]),
+        text_answer("Toggled."),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(Script(Mutex::new(script.into())))
+        .mount(&anthropic)
+        .await;
+
+    let modes = |w: &World| {
+        let m = w.sql_texts("SELECT concat(what, '=', mode) AS t FROM commit_modes ORDER BY id");
+        w.exec("DELETE FROM commit_modes");
+        m
+    };
+    for (prompt, text) in [("Read", "Read."), ("Toggle", "Toggled.")] {
+        let id = start_run(&mut w, &ada, json!({ "prompt": prompt })).await;
+        assert_eq!(drain(&w).await, 1);
+        let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+            .await
+            .json();
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(run["final_text"], text);
+    }
+    let all = modes(&w);
+    // The first run: its start (the claim's update) is durable; the tool table, the step
+    // asking for echo, echo's result and the run's end are not (the job's completion is).
+    // The second: the step asking for the tool that changes something is flushed first.
+    // Within one statement the run's update fires before the step rows'.
+    assert_eq!(
+        all,
+        [
+            "run:running=on",
+            "run:running+table=off",
+            "run:running=off",
+            "model:ok:1=off",
+            "tool:started:1=off",
+            "tool:ok:1=off",
+            "run:completed=off",
+            "model:ok:2=off",
+            "run:running=on",
+            "run:running+table=off",
+            "run:running=on",
+            "model:ok:1=on",
+            "tool:started:1=on",
+            "tool:ok:1=off",
+            "run:completed=off",
+            "model:ok:2=off",
+        ],
+    );
+}
