@@ -1,7 +1,8 @@
 // The client side of bench/agents.sh (node 18+, no dependencies).
 //
 //   MODE=overhead BASE=http://127.0.0.1:5322 TOKEN=<jwt> RUNS=300 CONCURRENCY=8 node bench/agents-load.js
-//     Runs RUNS agent runs (a tool turn and an answer each against the instant stand-in),
+//     Runs RUNS agent runs (a turn calling TOOL, default echo, and an answer each against the
+//     instant stand-in),
 //     CONCURRENCY at a time, each followed to its end on its SSE stream; then prints the
 //     server's own time per turn (p50/p99) from the switchboard_agent_turn_overhead_seconds
 //     histogram on BASE/metrics (the difference over this phase), and the wall time per run.
@@ -18,6 +19,8 @@ const fs = require("fs");
 const BASE = new URL(process.env.BASE || "http://127.0.0.1:5322");
 const TOKEN = process.env.TOKEN;
 const MODE = process.env.MODE || "overhead";
+// The tool the model calls in MODE=overhead (a server-everything tool; see anthropic-standin.js).
+const TOOL = process.env.TOOL || "echo";
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 
 function request(method, path, body, extra = {}) {
@@ -129,7 +132,7 @@ async function overhead() {
     while (next < runs) {
       next++;
       const t = Date.now();
-      const id = await create("Echo hello, then say you are done.");
+      const id = await create(`Echo hello, then say you are done. [tool:${TOOL}]`);
       let status = null;
       await follow(id, (type, data) => { if (type === "status") status = data.status; });
       walls.push(Date.now() - t);
@@ -143,7 +146,7 @@ async function overhead() {
   walls.sort((a, b) => a - b);
   const pct = (p) => walls[Math.min(walls.length - 1, Math.floor(p * walls.length))];
   console.log(JSON.stringify({
-    runs, concurrency: conc, seconds: took, runs_per_second: +(runs / took).toFixed(1), statuses,
+    runs, concurrency: conc, tool: TOOL, seconds: took, runs_per_second: +(runs / took).toFixed(1), statuses,
     run_wall_ms: { p50: pct(0.5), p99: pct(0.99) },
     turns: d.count,
     overhead_per_turn: {

@@ -13,7 +13,9 @@
 #      run then executes: a model turn calling `echo` through MCP, a model answer), and how
 #      long the queue takes to finish them;
 #   2. the loop's own time per turn, p50/p99: first $ALONE runs one at a time (the loop's own
-#      cost), then $RUNS runs, 8 at a time, each followed on its SSE
+#      cost) calling echo (`readOnlyHint`: no WAL flush in the run's turns), then (2b) as many
+#      calling toggle-simulated-logging (no such hint: the step asking for it is flushed before
+#      it runs), then $RUNS runs calling echo, 8 at a time, each followed on its SSE
 #      stream, read from the switchboard_agent_turn_overhead_seconds histogram on /metrics
 #      (per turn: wall time minus the model stream and the tool calls; bucket upper bounds);
 #   3. memory per active streaming run: $STREAMS runs whose model streams a delta a second for
@@ -132,6 +134,10 @@ fi
 if phase 2; then
 echo "== 2a. server time per turn, excluding model and tools ($ALONE runs, one at a time)"
 RUNS="$ALONE" CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js | tee "$out/agents-overhead-alone.json"
+load
+echo "== 2b. the same, calling a tool that may change something (its step waits for the WAL flush)"
+TOOL=toggle-simulated-logging RUNS="$ALONE" CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js |
+  tee "$out/agents-overhead-alone-flushed.json"
 load
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
 x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")

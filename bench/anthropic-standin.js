@@ -3,8 +3,9 @@
 //   PORT=5323 node bench/anthropic-standin.js
 //
 // POST /v1/messages answers at once, by the conversation so far:
-//   - the first turn: one tool_use block calling the offered tool whose name ends in "echo"
-//     (the run's tool call through MCP), stop_reason tool_use;
+//   - the first turn: one tool_use block calling the offered tool whose name ends in "echo",
+//     or in NAME if the prompt says "[tool:NAME]" (the run's tool call through MCP; echo gets
+//     {"message": "hello"}, any other tool {}), stop_reason tool_use;
 //   - after a tool_result: a short text answer, end_turn;
 //   - a prompt containing "[slow]": one text answer streamed slowly, a text_delta every
 //     SLOW_DELTA_MS (default 1000) for SLOW_SECONDS (default 120), or until the client goes.
@@ -54,11 +55,12 @@ function answer(body, res) {
       { type: "content_block_stop", index: 0 },
       ...end("end_turn")];
   } else {
-    const tool = (body.tools || []).find((t) => t.name.endsWith("echo")) || { name: "echo" };
+    const wanted = (textOf(first.content).match(/\[tool:([\w-]+)\]/) || [null, "echo"])[1];
+    const tool = (body.tools || []).find((t) => t.name.endsWith(`__${wanted}`)) || { name: wanted };
     ev = [start(),
       { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: `toolu_${served}`, name: tool.name, input: {} } },
-      { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: '{"message":' } },
-      { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: '"hello"}' } },
+      { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: wanted === "echo" ? '{"message":' : "{" } },
+      { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: wanted === "echo" ? '"hello"}' : "}" } },
       { type: "content_block_stop", index: 0 },
       ...end("tool_use")];
   }
