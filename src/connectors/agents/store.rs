@@ -142,7 +142,8 @@ pub fn start(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResu
 }
 
 /// Event rows whose loss in a crash costs nothing the run needs (text deltas: the model step
-/// that follows carries the whole message): written without waiting for the WAL flush.
+/// that follows carries the whole message): written without waiting for the WAL flush, in one
+/// statement (the setting holds for its transaction alone).
 pub fn add_event_async_commit(
     conn: &mut PgConnection,
     run: &str,
@@ -150,10 +151,18 @@ pub fn add_event_async_commit(
     data: &Value,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    conn.transaction(|c| {
-        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c)?;
-        add_event(c, run, kind, data, now)
-    })
+    use diesel::sql_types::{Jsonb, Text, Timestamptz};
+    crate::db::prepared(
+        "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true) AS mode) \
+         INSERT INTO agent_events (run_id, event_type, data, created_at) \
+         SELECT $1, $2, $3, $4 FROM lazy",
+    )
+    .bind::<Text, _>(run)
+    .bind::<Text, _>(kind)
+    .bind::<Jsonb, _>(data)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .map(drop)
 }
 
 /// What a completed model call writes, in one commit.

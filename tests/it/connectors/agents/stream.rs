@@ -172,3 +172,38 @@ async fn a_stream_in_the_runs_own_process_sees_its_end_without_waiting_for_a_pol
     assert_eq!(last.2["final_text"], "done");
     assert!(events.iter().any(|e| e.1 == "tool_call_finished"));
 }
+
+#[actix_web::test]
+async fn long_text_streams_as_deltas_written_without_waiting_for_the_flush() {
+    // 1,100 bytes in two deltas: each fills the 512-byte buffer and is written at once.
+    let text = "lorem ipsum ".repeat(92)[..1100].to_owned();
+    let anthropic = anthropic_stand_in(vec![text_answer(&text)]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    for sql in [
+        "CREATE TABLE commit_modes (what text, mode text)",
+        "CREATE FUNCTION note_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO commit_modes VALUES (NEW.event_type, current_setting('synchronous_commit')); \
+           RETURN NULL; END $$",
+        "CREATE TRIGGER events_mode AFTER INSERT ON agent_events \
+           FOR EACH ROW WHEN (NEW.event_type = 'text_delta') EXECUTE FUNCTION note_event()",
+    ] {
+        w.exec(sql);
+    }
+    let id = start_run(&mut w, &ada, json!({"prompt": "a long answer"})).await;
+    drain(&w).await;
+
+    let res = get(&mut w, &ada, &format!("/api/agent-runs/{id}/events")).await;
+    let events = parse_sse(&res.body);
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter(|(_, k, _)| k == "text_delta")
+        .map(|(_, _, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas.len(), 2, "{events:?}");
+    assert_eq!(deltas.concat(), text);
+    assert_eq!(
+        w.sql_texts("SELECT concat(what, '=', mode) AS t FROM commit_modes"),
+        ["text_delta=off", "text_delta=off"]
+    );
+}
