@@ -132,12 +132,20 @@ load
 fi
 
 if phase 2; then
+# WAL flushes (fsync calls) in the whole cluster: the runs' durable commits and the WAL writer's
+# own flushes of lazy commits (at most one per wal_writer_delay, 200 ms by default).
+syncs() { psql "$server/postgres" -Atqc "SELECT wal_sync FROM pg_stat_wal"; }
+per_run() { echo "WAL flushes per run (the WAL writer's included): $(echo "scale=2; ($(syncs) - $1) / $ALONE" | bc)"; }
 echo "== 2a. server time per turn, excluding model and tools ($ALONE runs, one at a time)"
+s0=$(syncs)
 RUNS="$ALONE" CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js | tee "$out/agents-overhead-alone.json"
+per_run "$s0"
 load
 echo "== 2b. the same, calling a tool that may change something (its step waits for the WAL flush)"
+s0=$(syncs)
 TOOL=toggle-simulated-logging RUNS="$ALONE" CONCURRENCY=1 "${pin_load[@]}" node bench/agents-load.js |
   tee "$out/agents-overhead-alone-flushed.json"
+per_run "$s0"
 load
 echo "== 2. server time per turn, excluding model and tools ($RUNS runs, 8 at a time)"
 x0=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
