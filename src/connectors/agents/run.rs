@@ -876,7 +876,7 @@ impl Loop {
 
 /// [`Loop::commit_for`]: a tool not in the table is never called (the model hears it is
 /// unknown), so only tools in the table and not read-only need the flush.
-pub(crate) fn commit_before(table: &[ToolEntry], tools: &[NewStep]) -> store::Commit {
+fn commit_before(table: &[ToolEntry], tools: &[NewStep]) -> store::Commit {
     let changes = |s: &NewStep| {
         table
             .iter()
@@ -981,5 +981,71 @@ async fn pump(
                 flush("model_retry", json!({"turn": turn, "attempt": attempt})).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &str) -> NewStep {
+        NewStep {
+            run_id: "run_1".into(),
+            turn: 1,
+            kind: "tool".into(),
+            status: "started".into(),
+            content: None,
+            stop_reason: None,
+            usage: None,
+            request_id: None,
+            tool_use_id: Some(format!("toolu_{name}")),
+            tool_name: Some(name.into()),
+            input: Some(json!({})),
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn only_a_tool_that_may_change_something_needs_the_flush_first() {
+        // A table stored before `read_only` existed reads as "may change something".
+        let table: Vec<ToolEntry> = serde_json::from_value(json!([
+            {"name": "s__read", "server_id": "s", "tool": "read", "input_schema": {}, "read_only": true},
+            {"name": "s__write", "server_id": "s", "tool": "write", "input_schema": {}},
+        ]))
+        .unwrap();
+        let lazy = store::Commit::Lazy;
+        let durable = store::Commit::Durable;
+        assert_eq!(
+            commit_before(&table, &[]),
+            lazy,
+            "no tool: an answer or the end"
+        );
+        assert_eq!(commit_before(&table, &[call("s__read")]), lazy);
+        assert_eq!(commit_before(&table, &[call("nope")]), lazy, "never called");
+        assert_eq!(commit_before(&table, &[call("s__write")]), durable);
+        assert_eq!(
+            commit_before(&table, &[call("s__read"), call("s__write")]),
+            durable
+        );
+    }
+
+    #[test]
+    fn only_a_literal_read_only_hint_counts() {
+        let view = |annotations: Value| {
+            crate::connectors::mcp::models::ToolView::new(
+                "s",
+                &json!({"name": "t", "annotations": annotations}),
+            )
+            .unwrap()
+            .read_only()
+        };
+        assert!(view(json!({"readOnlyHint": true})));
+        assert!(!view(json!({"readOnlyHint": "true"})));
+        assert!(!view(
+            json!({"readOnlyHint": false, "idempotentHint": true})
+        ));
+        assert!(!view(json!(null)));
     }
 }
