@@ -546,25 +546,7 @@ impl Loop {
 
     /// The `started` step rows of a model message's tool calls.
     fn tool_steps(&self, uses: &[(String, String, Value)], turn: i32) -> Vec<NewStep> {
-        let now = self.ctx.clock.now();
-        uses.iter()
-            .map(|(id, name, input)| NewStep {
-                run_id: self.run.id.clone(),
-                turn,
-                kind: "tool".into(),
-                status: "started".into(),
-                content: None,
-                stop_reason: None,
-                usage: None,
-                request_id: None,
-                tool_use_id: Some(id.clone()),
-                tool_name: Some(name.clone()),
-                input: Some(input.clone()),
-                started_at: now,
-                finished_at: None,
-                duration_ms: None,
-            })
-            .collect()
+        started_steps(&self.run.id, uses, turn, self.ctx.clock.now())
     }
 
     /// How a model message ends the run, if it does: status, stop reason and final text. A
@@ -874,6 +856,33 @@ impl Loop {
     }
 }
 
+/// [`Loop::tool_steps`].
+fn started_steps(
+    run: &str,
+    uses: &[(String, String, Value)],
+    turn: i32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<NewStep> {
+    uses.iter()
+        .map(|(id, name, input)| NewStep {
+            run_id: run.to_owned(),
+            turn,
+            kind: "tool".into(),
+            status: "started".into(),
+            content: None,
+            stop_reason: None,
+            usage: None,
+            request_id: None,
+            tool_use_id: Some(id.clone()),
+            tool_name: Some(name.clone()),
+            input: Some(input.clone()),
+            started_at: now,
+            finished_at: None,
+            duration_ms: None,
+        })
+        .collect()
+}
+
 /// [`Loop::commit_for`]: a tool not in the table is never called (the model hears it is
 /// unknown), so only tools in the table and not read-only need the flush.
 fn commit_before(table: &[ToolEntry], tools: &[NewStep]) -> store::Commit {
@@ -988,23 +997,12 @@ async fn pump(
 mod tests {
     use super::*;
 
-    fn call(name: &str) -> NewStep {
-        NewStep {
-            run_id: "run_1".into(),
-            turn: 1,
-            kind: "tool".into(),
-            status: "started".into(),
-            content: None,
-            stop_reason: None,
-            usage: None,
-            request_id: None,
-            tool_use_id: Some(format!("toolu_{name}")),
-            tool_name: Some(name.into()),
-            input: Some(json!({})),
-            started_at: chrono::Utc::now(),
-            finished_at: None,
-            duration_ms: None,
-        }
+    fn calls(names: &[&str]) -> Vec<NewStep> {
+        let uses: Vec<_> = names
+            .iter()
+            .map(|n| (format!("toolu_{n}"), (*n).to_owned(), json!({})))
+            .collect();
+        started_steps("run_1", &uses, 1, chrono::Utc::now())
     }
 
     #[test]
@@ -1022,11 +1020,15 @@ mod tests {
             lazy,
             "no tool: an answer or the end"
         );
-        assert_eq!(commit_before(&table, &[call("s__read")]), lazy);
-        assert_eq!(commit_before(&table, &[call("nope")]), lazy, "never called");
-        assert_eq!(commit_before(&table, &[call("s__write")]), durable);
+        assert_eq!(commit_before(&table, &calls(&["s__read"])), lazy);
         assert_eq!(
-            commit_before(&table, &[call("s__read"), call("s__write")]),
+            commit_before(&table, &calls(&["nope"])),
+            lazy,
+            "never called"
+        );
+        assert_eq!(commit_before(&table, &calls(&["s__write"])), durable);
+        assert_eq!(
+            commit_before(&table, &calls(&["s__read", "s__write"])),
             durable
         );
     }
