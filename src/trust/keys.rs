@@ -112,6 +112,11 @@ impl KeySet {
         self.keys.get(kid).cloned()
     }
 
+    /// Both sets hold the same `kid`s.
+    fn same_kids(&self, other: &Self) -> bool {
+        self.keys.len() == other.keys.len() && self.keys.keys().all(|k| other.keys.contains_key(k))
+    }
+
     /// This set without the keys `revoked` names.
     fn without(&self, revoked: &HashSet<String>) -> Self {
         let keys = self
@@ -157,6 +162,9 @@ pub const REFETCH_COOLDOWN_SECS: i64 = 30;
 /// Most revoked `kid`s remembered from notices (past it the memory starts again; a revoked key is
 /// also gone from every JWKS fetched after its revocation committed).
 const REVOKED_MAX: usize = 1024;
+/// Fetches a key notice exempts from the cooldown until a fetched set shows a change: the auth
+/// processes hear the notice when we do, so the first fetches after it may get the old set.
+const NOTICE_FETCHES: u8 = 3;
 /// Larger JWKS documents are refused.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -174,6 +182,9 @@ struct Cache {
     /// Keys revoked by notice: never used again, even if a fetch that raced the auth role's own
     /// reload still lists them.
     revoked: HashSet<String>,
+    /// Left of [`NOTICE_FETCHES`] since the last notice (none once a fetched set changed, or a
+    /// fetch failed).
+    notice_fetches: u8,
 }
 
 /// The auth role's JWKS over HTTP, cached.
@@ -239,6 +250,7 @@ impl HttpJwksSource {
                 cache.set = without.map(Arc::new);
             }
             cache.forced = true;
+            cache.notice_fetches = NOTICE_FETCHES;
             cache.generation += 1;
             cache.fresh_until = None;
             cache.last_attempt = None;
@@ -256,6 +268,10 @@ impl HttpJwksSource {
 
     async fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, TrustError> {
         let inner = &self.inner;
+        // Known to be revoked: no fetch could bring it back, so none is spent on it.
+        if inner.revoked(kid) {
+            return Err(TrustError::Invalid("unknown key"));
+        }
         let (key, fresh, forced) = inner.cached(kid, inner.clock.now());
         let guard = match key {
             Some(key) if fresh => return Ok(key),
@@ -300,7 +316,13 @@ impl Inner {
         (key, fresh, cache.forced)
     }
 
-    /// Fetches unless a fetch was attempted within the cooldown. Call with the fetch lock held.
+    fn revoked(&self, kid: &str) -> bool {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache.revoked.contains(kid)
+    }
+
+    /// Fetches unless a fetch was attempted within the cooldown (and no notice's change is
+    /// still awaited, see [`NOTICE_FETCHES`]). Call with the fetch lock held.
     async fn refresh_if_allowed(&self) {
         let now = self.clock.now();
         let (generation, forced) = {
@@ -309,7 +331,10 @@ impl Inner {
                 .last_attempt
                 .is_some_and(|t| now - t < Duration::seconds(REFETCH_COOLDOWN_SECS))
             {
-                return;
+                if cache.notice_fetches == 0 {
+                    return;
+                }
+                cache.notice_fetches -= 1;
             }
             cache.last_attempt = Some(now);
             (cache.generation, cache.forced)
@@ -321,7 +346,11 @@ impl Inner {
         match fetched {
             Ok((set, ttl)) => {
                 tracing::debug!(keys = set.len(), ttl_secs = ttl, "JWKS fetched");
-                cache.set = Some(Arc::new(set.without(&cache.revoked)));
+                let set = set.without(&cache.revoked);
+                if cache.set.as_ref().is_none_or(|old| !old.same_kids(&set)) {
+                    cache.notice_fetches = 0;
+                }
+                cache.set = Some(Arc::new(set));
                 if current {
                     cache.fresh_until = Some(now + Duration::seconds(ttl));
                     cache.forced = false;
@@ -339,6 +368,8 @@ impl Inner {
                 if current {
                     cache.forced = false;
                 }
+                // Unreachable: the cooldown paces the retries, notice or not.
+                cache.notice_fetches = 0;
                 tracing::warn!(url = %self.url, %why, "JWKS fetch failed; keeping the last good key set")
             }
         }
@@ -825,6 +856,41 @@ mod tests {
             matches!(jwks.key("a").await, Err(TrustError::Invalid("unknown key"))),
             "a revoked key stays out of later sets"
         );
+    }
+
+    /// Another process changed the keys, and the auth processes hear the notice when we do: a
+    /// fetch after it, and the next, may still get the old set. Until a fetched set shows the
+    /// change, a few fetches skip the cooldown; a revoked key never costs one.
+    #[tokio::test]
+    async fn a_notice_fetches_past_the_cooldown_until_its_change_shows() {
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.serve(200, jwks_of(&["a"]), "max-age=300").await;
+        jwks.at(1);
+        jwks.source.invalidate_revoking(Some("a"), None);
+        assert!(matches!(
+            jwks.key("a").await,
+            Err(TrustError::Invalid("unknown key"))
+        ));
+        assert_eq!(jwks.fetches().await, 0, "no fetch for a revoked key");
+        // The notice's fetch, then one an unknown kid asks for within the cooldown: both get
+        // the old set.
+        for fetches in [1, 2] {
+            assert!(matches!(
+                jwks.key("n").await,
+                Err(TrustError::Invalid("unknown key"))
+            ));
+            assert_eq!(jwks.fetches().await, fetches);
+        }
+        jwks.serve(200, jwks_of(&["a", "n"]), "max-age=300").await;
+        assert_eq!(jwks.key("n").await.unwrap(), "n");
+        assert_eq!(jwks.fetches().await, 1);
+        // The change arrived: the cooldown holds again.
+        assert!(matches!(
+            jwks.key("m").await,
+            Err(TrustError::Invalid("unknown key"))
+        ));
+        assert_eq!(jwks.fetches().await, 1, "within the cooldown");
     }
 
     /// A notice while the auth role is unreachable: the last good set stays in use.
