@@ -28,6 +28,7 @@ use diesel::Connection;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -313,14 +314,16 @@ struct Loop {
     cancel: super::hub::Watching,
     /// Offers the model [`crate::connectors::linear_agent::ASK_USER`].
     elicits: bool,
-    /// A cancel request read from the database (the claimed row, then each step write).
-    cancel_seen: bool,
+    /// A cancel request read from the database (the claimed row, then each step write, which
+    /// may be on a task of its own).
+    cancel_seen: Arc<AtomicBool>,
     clock: TurnClock,
     /// The last model message's tool calls were recorded `started` with it (in this claim).
     prestarted: bool,
-    /// Writes still in flight (finished tool calls, the tool table): they overlap the next
-    /// model call and are awaited before anything that must follow them (the next step, the
-    /// run's end, a delta).
+    /// Writes still in flight (the tool table, a model step that needs no flush, finished tool
+    /// calls), each after those it follows: they overlap the tools and the next model call,
+    /// and are awaited before anything that must follow them (a flushed step, the run's end, a
+    /// delta).
     pending: Mutex<Vec<Write>>,
 }
 
@@ -371,7 +374,7 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         options,
         elicits,
         cancel: ctx.agent_cancels.watch(&run.id),
-        cancel_seen: run.cancel_requested,
+        cancel_seen: Arc::new(AtomicBool::new(run.cancel_requested)),
         clock: TurnClock::new(),
         prestarted: false,
         pending: Mutex::new(Vec::new()),
@@ -379,7 +382,9 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
     };
     if let Some(table) = new_table {
         let id = l.run.id.clone();
-        l.write_aside(false, move |c| store::record_tool_table(c, &id, &table));
+        l.write_aside(false, None, move |c| {
+            store::record_tool_table(c, &id, &table)
+        });
     }
     let last = l.replay(&steps);
     let looped = l.run_loop(last, &steps).await;
@@ -435,7 +440,7 @@ impl Loop {
     /// or by this process's cancel poller. No query of its own: the waits on the model and
     /// the tools race [`Self::watch_cancel`], so a request is never missed for long.
     fn cancel_requested(&self) -> bool {
-        self.cancel_seen || self.cancel.is_cancelled()
+        self.cancel_seen.load(Ordering::Relaxed) || self.cancel.is_cancelled()
     }
 
     /// Resolves when a cancel request is seen (any process may have made it): this process's
@@ -465,7 +470,7 @@ impl Loop {
         Ok(())
     }
 
-    /// The tool-result writes in flight now, as one future (they go on without it).
+    /// The writes in flight now, as one future (they go on without it).
     fn settling(&self) -> BoxFuture<'static, Result<(), String>> {
         let writes = self
             .pending
@@ -481,8 +486,8 @@ impl Loop {
         .boxed()
     }
 
-    /// Waits for the tool-result writes in flight; a failed one fails this claim (the run is
-    /// retried, and resumes from what was written).
+    /// Waits for the writes in flight; a failed one fails this claim (the run is retried, and
+    /// resumes from what was written).
     async fn settle(&self) -> Result<(), Failure> {
         self.settling().await.map_err(Failure::Retry)?;
         self.pending
@@ -492,12 +497,33 @@ impl Loop {
         Ok(())
     }
 
-    /// Records a finished tool call on a task of its own, so the next model call need not
-    /// wait for the commit; [`Self::settle`] waits for it.
-    fn write_tool_result(&self, id: &str, status: &'static str, content: Value, ms: i32) {
+    /// A write in flight that has already failed, without waiting for the others: checked
+    /// before each model call, so a claim whose writes fail stops within a turn.
+    fn failed_write(&self) -> Result<(), Failure> {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending
+            .iter()
+            .find_map(|w| w.peek().and_then(|r| r.clone().err()))
+        {
+            Some(e) => Err(Failure::Retry(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a finished tool call on a task of its own, after `after` (its `started` row's
+    /// write), so the next model call need not wait for the commit; [`Self::settle`] waits for
+    /// it.
+    fn write_tool_result(
+        &self,
+        after: &Write,
+        id: &str,
+        status: &'static str,
+        content: Value,
+        ms: i32,
+    ) {
         let (run, tid, now) = (self.run.id.clone(), id.to_owned(), self.ctx.clock.now());
         let session = self.session();
-        self.write_aside(true, move |c| {
+        self.write_aside(true, Some(after.clone()), move |c| {
             let out = store::ToolOutcome {
                 run: &run,
                 tool_use_id: &tid,
@@ -509,9 +535,10 @@ impl Loop {
         });
     }
 
-    /// Runs a write on a task of its own, added to the writes [`Self::settle`] waits for;
-    /// `events` when it adds events (the run's SSE readers are woken).
-    fn write_aside<F>(&self, events: bool, write: F)
+    /// Runs a write on a task of its own, once `after` has succeeded, added to the writes
+    /// [`Self::settle`] waits for; `events` when it adds events (the run's SSE readers are
+    /// woken). The task waits for `after` before it takes a connection.
+    fn write_aside<F>(&self, events: bool, after: Option<Write>, write: F)
     where
         F: FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + 'static,
     {
@@ -521,6 +548,9 @@ impl Loop {
             self.run.id.clone(),
         );
         let task = tokio::spawn(async move {
+            if let Some(after) = after {
+                after.await?;
+            }
             db::query_in_place(&pool, write)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -532,10 +562,15 @@ impl Loop {
         let write: Write = async move { task.await.map_err(|e| e.to_string())? }
             .boxed()
             .shared();
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(write);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writes done are dropped (a failed one stays, for the settle to report).
+        pending.retain(|w| !matches!(w.peek(), Some(Ok(()))));
+        pending.push(write);
+    }
+
+    /// Everything in flight now, as one write a later one can follow.
+    fn barrier(&self) -> Write {
+        self.settling().shared()
     }
 
     /// How a model step is committed: flushed when a tool it asks for may change something,
@@ -636,6 +671,7 @@ impl Loop {
             if self.cancel_requested() {
                 return self.stop("cancelled", "cancelled", None).await;
             }
+            self.failed_write()?;
             let turn = self.turn + 1;
             let called = tokio::select! {
                 r = self.call_model(turn, self.settling()) => match r {
@@ -692,36 +728,42 @@ impl Loop {
             };
             self.prestarted = !tools.is_empty();
             let commit = self.commit_for(&tools);
-            let now = self.ctx.clock.now();
-            let end_of = ending.clone();
-            let session = self.session();
-            // The previous turn's tool results first: they precede this step.
-            let db_started = Instant::now();
-            self.settle().await?;
-            self.cancel_seen |= db::query_in_place(&self.ctx.jobs_pool, move |c| {
+            let (now, session) = (self.ctx.clock.now(), self.session());
+            let (end_of, seen) = (ending.clone(), self.cancel_seen.clone());
+            let record = move |c: &mut diesel::PgConnection| {
                 let end = end_of.as_ref().map(|(status, reason, text)| Ending {
                     status,
                     stop_reason: reason,
                     final_text: text.as_deref(),
                     error: None,
                 });
-                store::record_model_step(
-                    c,
-                    &ModelStep {
-                        step: &step,
-                        usage: &usage,
-                        tail: tail.as_ref(),
-                        tools: &tools,
-                        commit,
-                        ending: end.as_ref(),
-                        session,
-                    },
-                    now,
-                )
-            })
-            .await?;
-            self.clock.db += db_started.elapsed();
-            self.ctx.agent_events.nudge(&self.run.id);
+                let m = ModelStep {
+                    step: &step,
+                    usage: &usage,
+                    tail: tail.as_ref(),
+                    tools: &tools,
+                    commit,
+                    ending: end.as_ref(),
+                    session,
+                };
+                if store::record_model_step(c, &m, now)? {
+                    seen.store(true, Ordering::Relaxed);
+                }
+                Ok(())
+            };
+            if commit == store::Commit::Lazy && ending.is_none() {
+                // Until it lands, nothing outside the database acts on this step but its
+                // read-only tools and the next model call, both harmless to repeat: it is
+                // written aside, after the writes before it, and the loop goes on.
+                self.write_aside(true, Some(self.barrier()), record);
+            } else {
+                // The previous turn's tool results first: they precede this step.
+                let db_started = Instant::now();
+                self.settle().await?;
+                db::query_in_place(&self.ctx.jobs_pool, record).await?;
+                self.clock.db += db_started.elapsed();
+                self.ctx.agent_events.nudge(&self.run.id);
+            }
             self.clock.turn();
             if ending.is_some() {
                 return Ok(());
@@ -817,6 +859,8 @@ impl Loop {
             }
         }
         let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
+        // A result follows its call's `started` row, which may still be in flight.
+        let after = &self.barrier();
         let calls = uses.iter().map(|(id, name, input)| async move {
             if let Some(s) = known
                 .iter()
@@ -843,7 +887,7 @@ impl Loop {
             let took = started.elapsed();
             let content = Value::Array(out.content);
             let status = if out.is_error { "error" } else { "ok" };
-            self.write_tool_result(id, status, content.clone(), out.duration_ms);
+            self.write_tool_result(after, id, status, content.clone(), out.duration_ms);
             (tool_result(id, out.is_error, content), took)
         });
         let mut results = Vec::with_capacity(uses.len());

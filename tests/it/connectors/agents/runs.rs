@@ -373,3 +373,89 @@ async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_somet
         ],
     );
 }
+
+#[actix_web::test]
+async fn a_step_asking_only_for_read_only_tools_is_written_while_they_run() {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let (echo, _) = add_everything(&mut w, &ada, &everything).await;
+    let toggle = tool_name(&mut w, &ada, "toggle-simulated-logging").await;
+    anthropic.reset().await;
+    let script = vec![
+        tool_calls(&[("toolu_r", &echo, json!({"message": "hi"}))]),
+        text_answer("Read."),
+        tool_calls(&[("toolu_w", &toggle, json!({}))]),
+        text_answer("Toggled."),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(Script(Mutex::new(script.into())))
+        .mount(&anthropic)
+        .await;
+    use diesel::RunQueryDsl;
+    // Holding this lock, no step can be written (reads go on).
+    let mut blocker = w.app.db.conn();
+    let block = |c: &mut diesel::PgConnection| {
+        for sql in ["BEGIN", "LOCK TABLE agent_steps IN EXCLUSIVE MODE"] {
+            diesel::sql_query(sql).execute(c).unwrap();
+        }
+    };
+    let steps = "SELECT concat(kind, ':', status, ':', turn) AS t FROM agent_steps ORDER BY id";
+
+    // Echo declares `readOnlyHint`: it runs, and the model is asked again, while its step
+    // waits for the lock.
+    block(&mut blocker);
+    let id = start_run(&mut w, &ada, json!({ "prompt": "Read" })).await;
+    let worker = spawn_worker(&w).await;
+    until_model_calls(&anthropic, 2).await;
+    until_a_write_waits_for_a_lock(&w).await;
+    assert_eq!(
+        tool_results(&requests(&anthropic).await[1])[0]["content"][0]["text"],
+        "Echo: hi"
+    );
+    assert!(w.sql_texts(steps).is_empty());
+    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
+    assert_eq!(worker.await.unwrap().unwrap(), 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["final_text"], "Read.");
+    // Written in the order they happened, nothing lost.
+    assert_eq!(
+        w.sql_texts(steps),
+        ["model:ok:1", "tool:ok:1", "model:ok:2"]
+    );
+
+    // toggle-simulated-logging may change something: it waits for its step.
+    w.exec("DELETE FROM agent_steps");
+    block(&mut blocker);
+    let id = start_run(&mut w, &ada, json!({ "prompt": "Toggle" })).await;
+    let worker = spawn_worker(&w).await;
+    until_a_write_waits_for_a_lock(&w).await;
+    assert_eq!(requests(&anthropic).await.len(), 3, "the tool did not run");
+    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
+    assert_eq!(worker.await.unwrap().unwrap(), 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["final_text"], "Toggled.");
+    assert_eq!(
+        w.sql_texts(steps),
+        ["model:ok:1", "tool:ok:1", "model:ok:2"]
+    );
+}
+
+/// Waits (up to 20 s) until one statement of the test's database waits for a lock.
+async fn until_a_write_waits_for_a_lock(w: &World) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let waiting = "SELECT count(*)::text AS t FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while w.sql_texts(waiting) != ["1"] {
+        assert!(std::time::Instant::now() < deadline, "no write waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
