@@ -3,7 +3,8 @@
 //   MODE=overhead BASE=http://127.0.0.1:5322 TOKEN=<jwt> RUNS=300 CONCURRENCY=8 node bench/agents-load.js
 //     Runs RUNS agent runs (a turn calling TOOL, default echo, and an answer each against the
 //     instant stand-in),
-//     CONCURRENCY at a time, each followed to its end on its SSE stream; then prints the
+//     CONCURRENCY at a time (with RATE, RATE runs started per second, CONCURRENCY at most at
+//     once), each followed to its end on its SSE stream; then prints the
 //     server's own time per turn (p50/p99) from the switchboard_agent_turn_overhead_seconds
 //     histogram on BASE/metrics (the difference over this phase), and the wall time per run.
 //
@@ -122,6 +123,7 @@ async function create(prompt) {
 async function overhead() {
   const runs = Number(process.env.RUNS || 300);
   const conc = Number(process.env.CONCURRENCY || 8);
+  const RATE = Number(process.env.RATE || 0);
   const before = await histogram();
   const dbBefore = await histogram("switchboard_agent_turn_db_wait_seconds");
   const walls = [];
@@ -130,7 +132,12 @@ async function overhead() {
   const t0 = Date.now();
   async function worker() {
     while (next < runs) {
-      next++;
+      const i = next++;
+      // RATE: runs start on a schedule (open loop), CONCURRENCY at most at once.
+      if (RATE > 0) {
+        const wait = t0 + (i * 1000) / RATE - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
       const t = Date.now();
       const id = await create(`Echo hello, then say you are done. [tool:${TOOL}]`);
       let status = null;
@@ -146,7 +153,7 @@ async function overhead() {
   walls.sort((a, b) => a - b);
   const pct = (p) => walls[Math.min(walls.length - 1, Math.floor(p * walls.length))];
   console.log(JSON.stringify({
-    runs, concurrency: conc, tool: TOOL, seconds: took, runs_per_second: +(runs / took).toFixed(1), statuses,
+    runs, concurrency: conc, rate: RATE || undefined, tool: TOOL, seconds: took, runs_per_second: +(runs / took).toFixed(1), statuses,
     run_wall_ms: { p50: pct(0.5), p99: pct(0.99) },
     turns: d.count,
     overhead_per_turn: {

@@ -18,6 +18,8 @@
 #      it runs), then $RUNS runs calling echo, 8 at a time, each followed on its SSE
 #      stream, read from the switchboard_agent_turn_overhead_seconds histogram on /metrics
 #      (per turn: wall time minus the model stream and the tool calls; bucket upper bounds);
+#      then (2c) $RUNS runs started at $RATE per second (default 40), 8 at most at once: runs
+#      overlapping without the closed loop driving the 2 cores to saturation;
 #   3. memory per active streaming run: $STREAMS runs whose model streams a delta a second for
 #      minutes, each with an SSE client on GET /api/agent-runs/{id}/events; RSS from /proc once
 #      all are streaming, plus the database transactions and the server's CPU per second in
@@ -38,6 +40,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-8}"
+RATE="${RATE:-40}"
 RUNS="${RUNS:-300}"
 ALONE="${ALONE:-100}"
 STREAMS="${STREAMS:-1000}"
@@ -156,6 +159,9 @@ x1=$(psql "$server/postgres" -Atqc "SELECT xact_commit FROM pg_stat_database WHE
 c1=$(awk '{print $14 + $15}' "/proc/$sb/stat")
 echo "server CPU per run (user + system, load-independent unlike the overhead above): $(echo "scale=2; ($c1 - $c0) * 1000 / $(getconf CLK_TCK) / $RUNS" | bc) ms"
 echo "database commits per run (2 turns, 1 tool call; every process's queries, SSE and metrics included): $(echo "scale=1; ($x1 - $x0) / $RUNS" | bc)"
+load
+echo "== 2c. the same, $RATE runs started per second (8 at most at once): concurrent, not saturated"
+RATE="$RATE" RUNS="$RUNS" CONCURRENCY=8 "${pin_load[@]}" node bench/agents-load.js | tee "$out/agents-overhead-rate.json"
 load
 
 fi

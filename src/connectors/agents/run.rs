@@ -8,8 +8,9 @@
 //! tool calls recorded `started` when it asks for tools (so a crash between that commit and a
 //! call reports the call as interrupted too, though it never began). A finished call's result,
 //! and the tool table listed when the run first starts, are written on a task of their own
-//! while the next model call goes out; the next step, the run's end and the next turn's first
-//! text delta wait for them.
+//! while the next model call goes out; so is a step asking only for read-only tools, while
+//! they run (each write after those it follows). A flushed step, the run's end and the next
+//! turn's first text delta wait for them; a failed one fails the claim at the next model call.
 //!
 //! The WAL is flushed only before something outside the database acts on what was written
 //! ([`store::Commit`]): a turn waits for a flush when its message asks for a tool that may
