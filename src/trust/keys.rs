@@ -162,9 +162,13 @@ pub const REFETCH_COOLDOWN_SECS: i64 = 30;
 /// Most revoked `kid`s remembered from notices (past it the memory starts again; a revoked key is
 /// also gone from every JWKS fetched after its revocation committed).
 const REVOKED_MAX: usize = 1024;
-/// Fetches a key notice exempts from the cooldown until a fetched set shows a change: the auth
-/// processes hear the notice when we do, so the first fetches after it may get the old set.
+/// Fetches a key notice exempts from the cooldown until a fetched set shows a change (within one
+/// cooldown of the notice): the auth processes hear the notice when we do, so the first
+/// fetches after it may get the old set.
 const NOTICE_FETCHES: u8 = 3;
+/// An unknown `kid` while a notice's change has not shown: fetched again after each pause (real
+/// time: the notice reaching the auth processes), at most [`NOTICE_FETCHES`] in all.
+const NOTICE_RETRY_PAUSES_MS: [u64; 3] = [20, 40, 80];
 /// Larger JWKS documents are refused.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -183,8 +187,14 @@ struct Cache {
     /// reload still lists them.
     revoked: HashSet<String>,
     /// Left of [`NOTICE_FETCHES`] since the last notice (none once a fetched set changed, or a
-    /// fetch failed).
+    /// fetch failed), until `notice_until`.
     notice_fetches: u8,
+    notice_until: Option<DateTime<Utc>>,
+    /// Fetches started, and the number of the last one finished: a lookup that waited for the
+    /// fetch lock does not fetch again when one that started after it arrived has finished (a
+    /// burst of unknown `kid`s costs one fetch, not one each).
+    started: u64,
+    finished: u64,
 }
 
 /// The auth role's JWKS over HTTP, cached.
@@ -251,6 +261,8 @@ impl HttpJwksSource {
             }
             cache.forced = true;
             cache.notice_fetches = NOTICE_FETCHES;
+            cache.notice_until =
+                Some(self.inner.clock.now() + Duration::seconds(REFETCH_COOLDOWN_SECS));
             cache.generation += 1;
             cache.fresh_until = None;
             cache.last_attempt = None;
@@ -284,26 +296,38 @@ impl HttpJwksSource {
             }
             // Unknown, or the set was invalidated: wait for the fetch.
             _ => {
+                let arrived = inner.started();
                 let guard = inner.fetching.clone().lock_owned().await;
-                // A fetch that finished while we waited may have brought (or withdrawn) the key.
+                // A fetch that finished while we waited may have brought (or withdrawn) the key;
+                // one that started after we arrived answers for us, unless a notice came since.
                 match inner.cached(kid, inner.clock.now()) {
                     (Some(key), _, false) => return Ok(key),
+                    (None, _, false) if inner.finished() > arrived => {
+                        drop(guard);
+                        return inner.answer(kid);
+                    }
                     _ => guard,
                 }
             }
         };
-        let task = Arc::clone(inner);
+        let (task, wanted) = (Arc::clone(inner), kid.to_owned());
         // Detached: it finishes (and releases the lock) even if this future is dropped.
         let _ = tokio::spawn(async move {
             task.refresh_if_allowed().await;
+            // A key a notice just announced may not be in the auth processes' set yet (they hear
+            // the notice when we do): a short while later it may be. The lock stays held, so
+            // requests waiting for it share these fetches.
+            for pause in NOTICE_RETRY_PAUSES_MS {
+                if task.answer(&wanted).is_ok() || !task.notice_pending() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                task.refresh_if_allowed().await;
+            }
             drop(guard);
         })
         .await;
-        let cache = inner.cache.read().unwrap_or_else(|e| e.into_inner());
-        match &cache.set {
-            Some(set) => set.get(kid).ok_or(TrustError::Invalid("unknown key")),
-            None => Err(TrustError::KeysUnavailable),
-        }
+        inner.answer(kid)
     }
 }
 
@@ -316,6 +340,32 @@ impl Inner {
         (key, fresh, cache.forced)
     }
 
+    /// The key as the cached set has it.
+    fn answer(&self, kid: &str) -> Result<Arc<VerifyingKey>, TrustError> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        match &cache.set {
+            Some(set) => set.get(kid).ok_or(TrustError::Invalid("unknown key")),
+            None => Err(TrustError::KeysUnavailable),
+        }
+    }
+
+    /// A notice's change has not shown yet, and it may still be fetched past the cooldown.
+    fn notice_pending(&self) -> bool {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache.notice_fetches > 0 && cache.notice_until.is_some_and(|t| self.clock.now() < t)
+    }
+
+    fn started(&self) -> u64 {
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).started
+    }
+
+    fn finished(&self) -> u64 {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished
+    }
+
     fn revoked(&self, kid: &str) -> bool {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         cache.revoked.contains(kid)
@@ -325,29 +375,31 @@ impl Inner {
     /// still awaited, see [`NOTICE_FETCHES`]). Call with the fetch lock held.
     async fn refresh_if_allowed(&self) {
         let now = self.clock.now();
-        let (generation, forced) = {
+        let (generation, forced, number) = {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             if cache
                 .last_attempt
                 .is_some_and(|t| now - t < Duration::seconds(REFETCH_COOLDOWN_SECS))
             {
-                if cache.notice_fetches == 0 {
+                if cache.notice_fetches == 0 || cache.notice_until.is_none_or(|t| now >= t) {
                     return;
                 }
                 cache.notice_fetches -= 1;
             }
             cache.last_attempt = Some(now);
-            (cache.generation, cache.forced)
+            cache.started += 1;
+            (cache.generation, cache.forced, cache.started)
         };
         let fetched = self.fetch().await;
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        cache.finished = number;
         // A notice that arrived during the fetch may postdate what it brought.
         let current = cache.generation == generation;
         match fetched {
             Ok((set, ttl)) => {
                 tracing::debug!(keys = set.len(), ttl_secs = ttl, "JWKS fetched");
                 let set = set.without(&cache.revoked);
-                if cache.set.as_ref().is_none_or(|old| !old.same_kids(&set)) {
+                if current && cache.set.as_ref().is_none_or(|old| !old.same_kids(&set)) {
                     cache.notice_fetches = 0;
                 }
                 cache.set = Some(Arc::new(set));
@@ -369,7 +421,9 @@ impl Inner {
                     cache.forced = false;
                 }
                 // Unreachable: the cooldown paces the retries, notice or not.
-                cache.notice_fetches = 0;
+                if current {
+                    cache.notice_fetches = 0;
+                }
                 tracing::warn!(url = %self.url, %why, "JWKS fetch failed; keeping the last good key set")
             }
         }
@@ -858,39 +912,106 @@ mod tests {
         );
     }
 
-    /// Another process changed the keys, and the auth processes hear the notice when we do: a
-    /// fetch after it, and the next, may still get the old set. Until a fetched set shows the
-    /// change, a few fetches skip the cooldown; a revoked key never costs one.
+    /// Another process changed the keys, and the auth processes hear the notice when we do: the
+    /// fetches after it may still get the old set. Until a fetched set shows the change,
+    /// [`NOTICE_FETCHES`] more skip the cooldown, within one cooldown of the notice; a revoked
+    /// key never costs one.
     #[tokio::test]
     async fn a_notice_fetches_past_the_cooldown_until_its_change_shows() {
+        let unknown = |r: Result<String, TrustError>| {
+            assert!(
+                matches!(r, Err(TrustError::Invalid("unknown key"))),
+                "{r:?}"
+            );
+        };
         let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
         assert_eq!(jwks.key("a").await.unwrap(), "a");
         jwks.serve(200, jwks_of(&["a"]), "max-age=300").await;
         jwks.at(1);
         jwks.source.invalidate_revoking(Some("a"), None);
-        assert!(matches!(
-            jwks.key("a").await,
-            Err(TrustError::Invalid("unknown key"))
-        ));
+        unknown(jwks.key("a").await);
         assert_eq!(jwks.fetches().await, 0, "no fetch for a revoked key");
-        // The notice's fetch, then one an unknown kid asks for within the cooldown: both get
-        // the old set.
-        for fetches in [1, 2] {
-            assert!(matches!(
-                jwks.key("n").await,
-                Err(TrustError::Invalid("unknown key"))
-            ));
-            assert_eq!(jwks.fetches().await, fetches);
+        // The notice's own fetch, the one it frees from the cooldown, then the exempt ones
+        // (the first lookup retries after short pauses): each gets the old set. Then the
+        // cooldown holds.
+        for _ in 0..4 {
+            unknown(jwks.key("n").await);
         }
+        assert_eq!(jwks.fetches().await, 2 + usize::from(NOTICE_FETCHES));
+
+        // Another notice; the auth role has the new key by now.
         jwks.serve(200, jwks_of(&["a", "n"]), "max-age=300").await;
+        jwks.source.invalidate(None);
         assert_eq!(jwks.key("n").await.unwrap(), "n");
+        for _ in 0..3 {
+            unknown(jwks.key("m").await);
+        }
+        assert_eq!(
+            jwks.fetches().await,
+            2,
+            "the change showed: the cooldown holds after the freed fetch"
+        );
+
+        // A notice whose change never shows: nothing is exempt one cooldown after it.
+        jwks.serve(200, jwks_of(&["a", "n"]), "max-age=300").await;
+        jwks.source.invalidate(None);
+        jwks.at(31);
+        for _ in 0..3 {
+            unknown(jwks.key("m").await);
+        }
+        assert_eq!(
+            jwks.fetches().await,
+            2,
+            "the notice's fetch and the one it freed"
+        );
+    }
+
+    /// A key a notice announced, missing from the set the auth role served first: the request
+    /// that asks for it is answered by a fetch a moment later, and so are the requests that
+    /// arrived meanwhile.
+    #[tokio::test]
+    async fn a_key_a_notice_announced_is_fetched_again_a_moment_later() {
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.server.reset().await;
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(move |_: &wiremock::Request| {
+                let kids: &[&str] = if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+                {
+                    &["a"]
+                } else {
+                    &["a", "n"]
+                };
+                ResponseTemplate::new(200).set_body_raw(jwks_of(kids), "application/json")
+            })
+            .mount(&jwks.server)
+            .await;
+        jwks.at(1);
+        jwks.source.invalidate(None);
+        let burst = (0..10).map(|_| jwks.source.key("n"));
+        for r in futures_util::future::join_all(burst).await {
+            assert_eq!(r.unwrap().kid, "n");
+        }
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Many requests with unknown `kid`s at once (a burst, or an attacker's garbage) wait for
+    /// one fetch and share its answer rather than fetch once each.
+    #[tokio::test]
+    async fn a_burst_of_unknown_kids_costs_one_fetch() {
+        let jwks = Jwks::serving(200, jwks_of(&["a"]), "max-age=300").await;
+        assert_eq!(jwks.key("a").await.unwrap(), "a");
+        jwks.serve(200, jwks_of(&["a", "n"]), "max-age=300").await;
+        jwks.at(1);
+        jwks.source.invalidate(None);
+        let burst = (0..10).map(|i| jwks.source.key(["x", "y"][i % 2]));
+        for r in futures_util::future::join_all(burst).await {
+            assert!(matches!(r, Err(TrustError::Invalid("unknown key"))));
+        }
         assert_eq!(jwks.fetches().await, 1);
-        // The change arrived: the cooldown holds again.
-        assert!(matches!(
-            jwks.key("m").await,
-            Err(TrustError::Invalid("unknown key"))
-        ));
-        assert_eq!(jwks.fetches().await, 1, "within the cooldown");
     }
 
     /// A notice while the auth role is unreachable: the last good set stays in use.
