@@ -10,7 +10,8 @@
 //! and the tool table listed when the run first starts, are written on a task of their own
 //! while the next model call goes out; so is a step asking only for read-only tools, while
 //! they run (each write after those it follows). A flushed step, the run's end and the next
-//! turn's first text delta wait for them; a failed one fails the claim at the next model call.
+//! turn's first text delta wait for them; a failed one fails the claim before the next model
+//! call (or at the settle, when that call went out before the write failed).
 //!
 //! The WAL is flushed only before something outside the database acts on what was written
 //! ([`store::Commit`]): a turn waits for a flush when its message asks for a tool that may
@@ -326,6 +327,9 @@ struct Loop {
     /// and are awaited before anything that must follow them (a flushed step, the run's end, a
     /// delta).
     pending: Mutex<Vec<Write>>,
+    /// The first of those writes to fail, set by its own task (a write nobody awaits yet is
+    /// not polled, so its future cannot tell).
+    write_failed: Arc<Mutex<Option<String>>>,
 }
 
 /// A database write running on its own task, awaitable from more than one place.
@@ -379,6 +383,7 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         clock: TurnClock::new(),
         prestarted: false,
         pending: Mutex::new(Vec::new()),
+        write_failed: Arc::default(),
         run,
     };
     if let Some(table) = new_table {
@@ -479,10 +484,16 @@ impl Loop {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         async move {
+            // Every one, even past a failure: none may land after what follows the settle.
+            let mut first = Ok(());
             for w in writes {
-                w.await?;
+                if let Err(e) = w.await
+                    && first.is_ok()
+                {
+                    first = Err(e);
+                }
             }
-            Ok(())
+            first
         }
         .boxed()
     }
@@ -501,12 +512,12 @@ impl Loop {
     /// A write in flight that has already failed, without waiting for the others: checked
     /// before each model call, so a claim whose writes fail stops within a turn.
     fn failed_write(&self) -> Result<(), Failure> {
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        match pending
-            .iter()
-            .find_map(|w| w.peek().and_then(|r| r.clone().err()))
-        {
-            Some(e) => Err(Failure::Retry(e)),
+        let failed = self
+            .write_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match failed.as_ref() {
+            Some(e) => Err(Failure::Retry(e.clone())),
             None => Ok(()),
         }
     }
@@ -548,13 +559,19 @@ impl Loop {
             self.ctx.clone(),
             self.run.id.clone(),
         );
+        let failed = self.write_failed.clone();
         let task = tokio::spawn(async move {
             if let Some(after) = after {
                 after.await?;
             }
-            db::query_in_place(&pool, write)
-                .await
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = db::query_in_place(&pool, write).await {
+                let e = e.to_string();
+                failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert_with(|| e.clone());
+                return Err(e);
+            }
             if events {
                 ctx.agent_events.nudge(&run);
             }
@@ -638,7 +655,9 @@ impl Loop {
                             return self.stop("stopped", "token_budget", final_text()).await;
                         }
                         if self.cancel_requested() {
-                            // Calls recorded `started` with the message never ran.
+                            // Calls recorded `started` with the message never ran (its write
+                            // may still be in flight).
+                            self.settle().await?;
                             self.cancel_started_tools().await?;
                             return self.stop("cancelled", "cancelled", final_text()).await;
                         }
@@ -678,7 +697,10 @@ impl Loop {
                 r = self.call_model(turn, self.settling()) => match r {
                     (Ok(r), took, tail) => Ok((r, took, tail)),
                     (Err(e), _, tail) => {
-                        if let Some(tail) = tail {
+                        // After the writes it follows, and not at all if one failed.
+                        if let Some(tail) = tail
+                            && self.settling().await.is_ok()
+                        {
                             record_event(&self.ctx, &self.run.id, "text_delta", tail).await;
                         }
                         Err(e)
@@ -977,8 +999,10 @@ async fn pump(
         let ctx = &ctx;
         let run = &run;
         async move {
-            let _ = before.await;
-            record_event(ctx, run, kind, data).await;
+            // A failed write before it fails the claim: a delta after it would be replayed.
+            if before.await.is_ok() {
+                record_event(ctx, run, kind, data).await;
+            }
         }
     };
     loop {

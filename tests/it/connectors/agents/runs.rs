@@ -459,3 +459,82 @@ async fn until_a_write_waits_for_a_lock(w: &World) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Answers a conversation's first model call with a call of `tool`, and any later one with
+/// "Done.": the same answers whichever claim asks.
+struct ByTurn(String);
+
+impl wiremock::Respond for ByTurn {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        if body["messages"].as_array().map_or(0, Vec::len) == 1 {
+            tool_calls(&[("toolu_r", &self.0, json!({"message": "hi"}))])
+        } else {
+            text_answer("Done.")
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_step_write_that_fails_while_its_tools_run_fails_the_claim_and_nothing_half_written_stays()
+ {
+    let everything = Everything::start();
+    let anthropic = anthropic_stand_in(vec![]).await;
+    let mut w = world(&anthropic, &[]).await;
+    let ada = w.user("ada");
+    let (echo, _) = add_everything(&mut w, &ada, &everything).await;
+    anthropic.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ByTurn(echo))
+        .mount(&anthropic)
+        .await;
+    // The step asking for echo (read-only: written while it runs) cannot be written.
+    for sql in [
+        "CREATE FUNCTION refuse_model_steps() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           RAISE EXCEPTION 'no space left on device'; END $$",
+        "CREATE TRIGGER refuse_model_steps BEFORE INSERT ON agent_steps FOR EACH ROW \
+           WHEN (NEW.kind = 'model') EXECUTE FUNCTION refuse_model_steps()",
+    ] {
+        w.exec(sql);
+    }
+    let id = start_run(&mut w, &ada, json!({ "prompt": "Read" })).await;
+    assert_eq!(drain(&w).await, 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "running", "retried, not ended: {run}");
+    assert_eq!(run["turns"], 0);
+    let steps = "SELECT concat(kind, ':', status, ':', turn) AS t FROM agent_steps ORDER BY id";
+    assert!(
+        w.sql_texts(steps).is_empty(),
+        "the tool's result was not written without its step"
+    );
+    let job = "SELECT concat(state, ':', attempts, ':', coalesce(last_error, '')) AS t \
+               FROM jobs WHERE kind = 'agent_run'";
+    let job_row = w.sql_texts(job);
+    assert!(
+        job_row[0].starts_with("queued:1:") && job_row[0].contains("no space left on device"),
+        "{job_row:?}"
+    );
+
+    w.exec("DROP TRIGGER refuse_model_steps ON agent_steps");
+    w.app.clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(drain(&w).await, 1);
+    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
+        .await
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["final_text"], "Done.");
+    assert_eq!(
+        w.sql_texts(steps),
+        ["model:ok:1", "tool:ok:1", "model:ok:2"]
+    );
+    // Echo is read-only: the first claim ran it before its step's write failed, the second
+    // again. Call records are written by a background writer: wait for it.
+    w.app.platform.jobs.flush().await;
+    assert_eq!(
+        w.sql_texts("SELECT count(*)::text AS t FROM mcp_tool_calls"),
+        ["2"]
+    );
+}
