@@ -290,16 +290,34 @@ async fn a_tool_past_its_timeout_is_an_error_result() {
     );
 }
 
-#[actix_web::test]
-async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_something() {
+/// Ada with server-everything, and a model that answers a first run by calling echo
+/// (`readOnlyHint: true`) and then "Read.", a second by calling toggle-simulated-logging (no
+/// such hint) and then "Toggled.".
+async fn read_then_toggle() -> (Everything, MockServer, World, String) {
     let everything = Everything::start();
     let anthropic = anthropic_stand_in(vec![]).await;
     let mut w = world(&anthropic, &[]).await;
     let ada = w.user("ada");
     let (echo, _) = add_everything(&mut w, &ada, &everything).await;
-    // server-everything: echo says `readOnlyHint: true`, toggle-simulated-logging `false`.
     let toggle = tool_name(&mut w, &ada, "toggle-simulated-logging").await;
     anthropic.reset().await;
+    let script = vec![
+        tool_calls(&[("toolu_r", &echo, json!({"message": "hi"}))]),
+        text_answer("Read."),
+        tool_calls(&[("toolu_w", &toggle, json!({}))]),
+        text_answer("Toggled."),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(Script(Mutex::new(script.into())))
+        .mount(&anthropic)
+        .await;
+    (everything, anthropic, w, ada)
+}
+
+#[actix_web::test]
+async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_something() {
+    let (_everything, _anthropic, mut w, ada) = read_then_toggle().await;
     // Each write records the commit mode its transaction will use (triggers fire at the end
     // of the statement, after the statement's own `set_config`).
     for sql in [
@@ -320,17 +338,6 @@ async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_somet
     ] {
         w.exec(sql);
     }
-    let script = vec![
-        tool_calls(&[("toolu_r", &echo, json!({"message": "hi"}))]),
-        text_answer("Read."),
-        tool_calls(&[("toolu_w", &toggle, json!({}))]),
-        text_answer("Toggled."),
-    ];
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(Script(Mutex::new(script.into())))
-        .mount(&anthropic)
-        .await;
 
     let modes = |w: &World| {
         let m = w.sql_texts("SELECT concat(what, '=', mode) AS t FROM commit_modes ORDER BY id");
@@ -376,24 +383,7 @@ async fn a_step_waits_for_the_wal_flush_only_before_a_tool_that_may_change_somet
 
 #[actix_web::test]
 async fn a_step_asking_only_for_read_only_tools_is_written_while_they_run() {
-    let everything = Everything::start();
-    let anthropic = anthropic_stand_in(vec![]).await;
-    let mut w = world(&anthropic, &[]).await;
-    let ada = w.user("ada");
-    let (echo, _) = add_everything(&mut w, &ada, &everything).await;
-    let toggle = tool_name(&mut w, &ada, "toggle-simulated-logging").await;
-    anthropic.reset().await;
-    let script = vec![
-        tool_calls(&[("toolu_r", &echo, json!({"message": "hi"}))]),
-        text_answer("Read."),
-        tool_calls(&[("toolu_w", &toggle, json!({}))]),
-        text_answer("Toggled."),
-    ];
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(Script(Mutex::new(script.into())))
-        .mount(&anthropic)
-        .await;
+    let (_everything, anthropic, mut w, ada) = read_then_toggle().await;
     use diesel::RunQueryDsl;
     // Holding this lock, no step can be written (reads go on).
     let mut blocker = w.app.db.conn();
