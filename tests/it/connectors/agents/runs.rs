@@ -406,18 +406,7 @@ async fn a_step_asking_only_for_read_only_tools_is_written_while_they_run() {
         "Echo: hi"
     );
     assert!(w.sql_texts(steps).is_empty());
-    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
-    assert_eq!(worker.await.unwrap().unwrap(), 1);
-    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
-        .await
-        .json();
-    assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(run["final_text"], "Read.");
-    // Written in the order they happened, nothing lost.
-    assert_eq!(
-        w.sql_texts(steps),
-        ["model:ok:1", "tool:ok:1", "model:ok:2"]
-    );
+    unblock_and_finish(&mut w, &ada, &mut blocker, worker, &id, "Read.").await;
 
     // toggle-simulated-logging may change something: it waits for its step.
     w.exec("DELETE FROM agent_steps");
@@ -426,15 +415,29 @@ async fn a_step_asking_only_for_read_only_tools_is_written_while_they_run() {
     let worker = spawn_worker(&w).await;
     until_a_write_waits_for_a_lock(&w).await;
     assert_eq!(requests(&anthropic).await.len(), 3, "the tool did not run");
-    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
+    unblock_and_finish(&mut w, &ada, &mut blocker, worker, &id, "Toggled.").await;
+}
+
+/// Ends the blocking transaction, lets the worker finish, and checks the run's answer and that
+/// its steps were written in the order they happened, nothing lost.
+async fn unblock_and_finish(
+    w: &mut World,
+    user: &str,
+    blocker: &mut diesel::PgConnection,
+    worker: actix_web::rt::task::JoinHandle<Result<usize, switchboard::db::DbError>>,
+    id: &str,
+    text: &str,
+) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("COMMIT").execute(blocker).unwrap();
     assert_eq!(worker.await.unwrap().unwrap(), 1);
-    let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
-        .await
-        .json();
+    let run = get(w, user, &format!("/api/agent-runs/{id}")).await.json();
     assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(run["final_text"], "Toggled.");
+    assert_eq!(run["final_text"], text);
     assert_eq!(
-        w.sql_texts(steps),
+        w.sql_texts(
+            "SELECT concat(kind, ':', status, ':', turn) AS t FROM agent_steps ORDER BY id"
+        ),
         ["model:ok:1", "tool:ok:1", "model:ok:2"]
     );
 }
