@@ -9,6 +9,7 @@ mod run;
 pub(crate) mod service;
 pub(crate) mod store;
 mod tools;
+mod writes;
 
 pub use error::AgentsError;
 pub(crate) use run::{AWAITING_INPUT, calls_of, conversation, run_job, tool_result};

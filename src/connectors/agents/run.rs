@@ -21,6 +21,7 @@
 use super::models::{NewStep, RunRow, StepRow};
 use super::store::{self, Ending, ModelStep};
 use super::tools::{self, ToolEntry};
+use super::writes::{Write, Writes};
 use crate::connectors::Ctx;
 use crate::connectors::anthropic::sse::Delta;
 use crate::connectors::anthropic::{AnthropicError, Request, Usage};
@@ -28,10 +29,10 @@ use crate::db::{self, DbError};
 use crate::jobs::{Job, JobError};
 use diesel::Connection;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -326,14 +327,8 @@ struct Loop {
     /// calls), each after those it follows: they overlap the tools and the next model call,
     /// and are awaited before anything that must follow them (a flushed step, the run's end, a
     /// delta).
-    pending: Mutex<Vec<Write>>,
-    /// The first of those writes to fail, set by its own task (a write nobody awaits yet is
-    /// not polled, so its future cannot tell).
-    write_failed: Arc<Mutex<Option<String>>>,
+    writes: Writes,
 }
-
-/// A database write running on its own task, awaitable from more than one place.
-type Write = Shared<BoxFuture<'static, Result<(), String>>>;
 
 async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
     // The tool table is stored before the first model step (settled with it), so a run
@@ -382,13 +377,12 @@ async fn drive(ctx: &Arc<Ctx>, run: RunRow) -> Result<(), Failure> {
         cancel_seen: Arc::new(AtomicBool::new(run.cancel_requested)),
         clock: TurnClock::new(),
         prestarted: false,
-        pending: Mutex::new(Vec::new()),
-        write_failed: Arc::default(),
+        writes: Writes::new(ctx.clone(), run.id.clone()),
         run,
     };
     if let Some(table) = new_table {
         let id = l.run.id.clone();
-        l.write_aside(false, None, move |c| {
+        l.writes.spawn(false, None, move |c| {
             store::record_tool_table(c, &id, &table)
         });
     }
@@ -476,50 +470,18 @@ impl Loop {
         Ok(())
     }
 
-    /// The writes in flight now, as one future (they go on without it).
-    fn settling(&self) -> BoxFuture<'static, Result<(), String>> {
-        let writes = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        async move {
-            // Every one, even past a failure: none may land after what follows the settle.
-            let mut first = Ok(());
-            for w in writes {
-                if let Err(e) = w.await
-                    && first.is_ok()
-                {
-                    first = Err(e);
-                }
-            }
-            first
-        }
-        .boxed()
-    }
-
     /// Waits for the writes in flight; a failed one fails this claim (the run is retried, and
     /// resumes from what was written).
     async fn settle(&self) -> Result<(), Failure> {
-        self.settling().await.map_err(Failure::Retry)?;
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        Ok(())
+        self.writes.settle().await.map_err(Failure::Retry)
     }
 
     /// A write in flight that has already failed, without waiting for the others: checked
     /// before each model call, so a claim whose writes fail stops within a turn.
     fn failed_write(&self) -> Result<(), Failure> {
-        let failed = self
-            .write_failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match failed.as_ref() {
-            Some(e) => Err(Failure::Retry(e.clone())),
-            None => Ok(()),
-        }
+        self.writes
+            .failure()
+            .map_or(Ok(()), |e| Err(Failure::Retry(e)))
     }
 
     /// Records a finished tool call on a task of its own, after `after` (its `started` row's
@@ -535,7 +497,7 @@ impl Loop {
     ) {
         let (run, tid, now) = (self.run.id.clone(), id.to_owned(), self.ctx.clock.now());
         let session = self.session();
-        self.write_aside(true, Some(after.clone()), move |c| {
+        self.writes.spawn(true, Some(after.clone()), move |c| {
             let out = store::ToolOutcome {
                 run: &run,
                 tool_use_id: &tid,
@@ -545,50 +507,6 @@ impl Loop {
             };
             store::finish_tool(c, &out, session, store::Commit::Lazy, now)
         });
-    }
-
-    /// Runs a write on a task of its own, once `after` has succeeded, added to the writes
-    /// [`Self::settle`] waits for; `events` when it adds events (the run's SSE readers are
-    /// woken). The task waits for `after` before it takes a connection.
-    fn write_aside<F>(&self, events: bool, after: Option<Write>, write: F)
-    where
-        F: FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + 'static,
-    {
-        let (pool, ctx, run) = (
-            self.ctx.jobs_pool.clone(),
-            self.ctx.clone(),
-            self.run.id.clone(),
-        );
-        let failed = self.write_failed.clone();
-        let task = tokio::spawn(async move {
-            if let Some(after) = after {
-                after.await?;
-            }
-            if let Err(e) = db::query_in_place(&pool, write).await {
-                let e = e.to_string();
-                failed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get_or_insert_with(|| e.clone());
-                return Err(e);
-            }
-            if events {
-                ctx.agent_events.nudge(&run);
-            }
-            Ok(())
-        });
-        let write: Write = async move { task.await.map_err(|e| e.to_string())? }
-            .boxed()
-            .shared();
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        // Writes done are dropped (a failed one stays, for the settle to report).
-        pending.retain(|w| !matches!(w.peek(), Some(Ok(()))));
-        pending.push(write);
-    }
-
-    /// Everything in flight now, as one write a later one can follow.
-    fn barrier(&self) -> Write {
-        self.settling().shared()
     }
 
     /// How a model step is committed: flushed when a tool it asks for may change something,
@@ -694,12 +612,12 @@ impl Loop {
             self.failed_write()?;
             let turn = self.turn + 1;
             let called = tokio::select! {
-                r = self.call_model(turn, self.settling()) => match r {
+                r = self.call_model(turn, self.writes.settling()) => match r {
                     (Ok(r), took, tail) => Ok((r, took, tail)),
                     (Err(e), _, tail) => {
                         // After the writes it follows, and not at all if one failed.
                         if let Some(tail) = tail
-                            && self.settling().await.is_ok()
+                            && self.writes.settling().await.is_ok()
                         {
                             record_event(&self.ctx, &self.run.id, "text_delta", tail).await;
                         }
@@ -778,7 +696,7 @@ impl Loop {
                 // Until it lands, nothing outside the database acts on this step but its
                 // read-only tools and the next model call, both harmless to repeat: it is
                 // written aside, after the writes before it, and the loop goes on.
-                self.write_aside(true, Some(self.barrier()), record);
+                self.writes.spawn(true, Some(self.writes.barrier()), record);
             } else {
                 // The previous turn's tool results first: they precede this step.
                 let db_started = Instant::now();
@@ -883,7 +801,7 @@ impl Loop {
         }
         let timeout = Duration::from_secs(self.ctx.config.connectors.agents.tool_timeout_secs);
         // A result follows its call's `started` row, which may still be in flight.
-        let after = &self.barrier();
+        let after = &self.writes.barrier();
         let calls = uses.iter().map(|(id, name, input)| async move {
             if let Some(s) = known
                 .iter()
