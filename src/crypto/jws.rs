@@ -78,7 +78,13 @@ mod tests {
                 serde_json::from_value(serde_json::json!(alg.name().to_lowercase())).unwrap();
             assert_eq!(lower, alg);
         }
-        assert_eq!(Algorithm::from_name("HS256"), None);
-        assert_eq!(Algorithm::from_name("none"), None);
+        assert_eq!(Algorithm::EdDsa.name(), "EdDSA");
+        assert_eq!(Algorithm::Es256.name(), "ES256");
+        assert_eq!(Algorithm::Rs256.name(), "RS256");
+        assert_eq!(Algorithm::Ps256.name(), "PS256");
+        // A JWS header's `alg` is case-sensitive, and nothing outside the four is one.
+        for name in ["HS256", "none", "eddsa", "", "ES384"] {
+            assert_eq!(Algorithm::from_name(name), None, "{name:?}");
+        }
     }
 }
