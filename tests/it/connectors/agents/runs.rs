@@ -5,6 +5,20 @@ use super::*;
 
 #[actix_web::test]
 async fn a_run_calls_two_tools_in_parallel_recovers_from_a_tool_error_and_ends() {
+    two_tools_in_parallel_then_a_tool_error().await;
+}
+
+/// The same run on the servers' runtime: multi-threaded, so the loop writes its steps in place
+/// (`block_in_place`) and its writes aside run on the other worker threads, as in production
+/// (the tests' actix runtime has one thread, where `db::query_in_place` falls back to `query`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_run_on_a_multi_threaded_runtime_writes_every_step_in_order() {
+    tokio::task::LocalSet::new()
+        .run_until(two_tools_in_parallel_then_a_tool_error())
+        .await;
+}
+
+async fn two_tools_in_parallel_then_a_tool_error() {
     let everything = Everything::start();
     let anthropic = anthropic_stand_in(vec![]).await;
     let mut w = world(&anthropic, &[]).await;
@@ -35,7 +49,10 @@ async fn a_run_calls_two_tools_in_parallel_recovers_from_a_tool_error_and_ends()
     .await;
     let res = get(&mut w, &ada, &format!("/api/agent-runs/{id}")).await;
     assert_eq!(res.json()["status"], "queued");
-    assert_eq!(drain(&w).await, 1);
+    // On a worker thread of the runtime (a task of its own), as the servers run jobs.
+    let runner = runner(&w);
+    let worker = tokio::spawn(async move { runner.run_until_idle().await });
+    assert_eq!(worker.await.unwrap().unwrap(), 1);
 
     let run = get(&mut w, &ada, &format!("/api/agent-runs/{id}"))
         .await
