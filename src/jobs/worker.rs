@@ -238,8 +238,10 @@ impl Runner {
                 }
                 last_reap = std::time::Instant::now();
             }
-            let mut claimed = 0;
-            let mut full = true;
+            // A kind that got every job it asked for may have more queued: claim again at once.
+            // One that got fewer had no other ready job a moment ago; a job queued since wakes
+            // the loop, and one coming due is found by the poll.
+            let mut more = false;
             // Every kind with room, in one claim.
             let mut wanted: Vec<(String, usize)> = Vec::new();
             for ((kind, capacity, permits), last_claim) in kinds.iter().zip(&mut last_claim) {
@@ -252,13 +254,16 @@ impl Runner {
                 if free == 0 || (small && last_claim.elapsed() < poll) {
                     continue;
                 }
-                full = false;
                 *last_claim = std::time::Instant::now();
                 wanted.push((kind.clone(), free));
             }
             if !wanted.is_empty() {
+                let asked = wanted.clone();
                 match self.claim_kinds(wanted).await {
                     Ok(jobs) => {
+                        more = asked
+                            .iter()
+                            .any(|(kind, n)| jobs.iter().filter(|j| j.kind == *kind).count() >= *n);
                         for job in jobs {
                             let Some((_, _, permits)) = kinds.iter().find(|k| k.0 == job.kind)
                             else {
@@ -267,7 +272,6 @@ impl Runner {
                             let Ok(permit) = permits.clone().try_acquire_owned() else {
                                 continue;
                             };
-                            claimed += 1;
                             let runner = shared.clone();
                             running.spawn(async move {
                                 runner.run_one(job).await;
@@ -279,14 +283,14 @@ impl Runner {
                 }
             }
             while running.try_join_next().is_some() {}
-            if claimed > 0 && !full {
+            if more {
                 continue;
             }
             tokio::select! {
                 _ = stop.changed() => {}
                 _ = self.wake.notified() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = tokio::time::sleep(poll), if claimed == 0 => {}
+                _ = tokio::time::sleep(poll) => {}
             }
         }
         // Shutdown: no new claims; running jobs get the grace period, the rest are released.

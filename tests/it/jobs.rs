@@ -411,6 +411,87 @@ async fn a_free_slot_is_used_while_long_jobs_hold_the_others() {
     handle.shutdown().await;
 }
 
+/// A claim that got fewer jobs than the worker had room for found the queue empty: the worker
+/// waits for a wake-up (or its poll) instead of asking again at once, which cost a transaction
+/// per job. Claims are counted by a statement trigger on `jobs` in this test's database.
+#[actix_web::test]
+async fn a_claim_that_empties_the_queue_is_not_repeated_at_once() {
+    let db = TestDb::new();
+    let clock = Arc::new(ManualClock::starting_now());
+    diesel::sql_query("CREATE SEQUENCE claims_seen")
+        .execute(&mut db.conn())
+        .unwrap();
+    diesel::sql_query(
+        "CREATE FUNCTION count_claims() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF current_query() LIKE '%SET state = ''running'', attempts%' THEN \
+             PERFORM nextval('claims_seen'); \
+           END IF; \
+           RETURN NULL; \
+         END $$",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    diesel::sql_query(
+        "CREATE TRIGGER count_claims AFTER UPDATE ON jobs \
+         FOR EACH STATEMENT EXECUTE FUNCTION count_claims()",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    let claims = || {
+        #[derive(QueryableByName)]
+        struct Seen {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM claims_seen",
+        )
+        .get_result::<Seen>(&mut db.conn())
+        .unwrap()
+        .n
+    };
+    let mut registry = Registry::new();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = started.clone();
+    registry.register("held", move |_job| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let wait_for = |n: usize| {
+        let started = started.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while started.load(std::sync::atomic::Ordering::SeqCst) < n
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            started.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    };
+    enqueue(&db, clock.now(), "held", EnqueueOpts::default()).unwrap();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let handle = runner(&db, clock.clone(), registry, |c| {
+        c.default_concurrency = 8;
+        c.shutdown_grace_secs = 0;
+        // No poll during the test: only the wake-up below makes the worker claim.
+        c.poll_interval_ms = 600_000;
+    })
+    .with_wake(wake.clone())
+    .start();
+    assert_eq!(wait_for(1).await, 1);
+    // A job queued in this process wakes the worker, which claims it.
+    enqueue(&db, clock.now(), "held", EnqueueOpts::default()).unwrap();
+    wake.notify_one();
+    assert_eq!(wait_for(2).await, 2);
+    assert_eq!(claims(), 2, "one claim per job: none asked again at once");
+    handle.shutdown().await;
+}
+
 #[actix_web::test]
 async fn metrics_show_depth_oldest_age_and_dead_jobs() {
     let mut app = TestApp::new();
