@@ -143,7 +143,11 @@ struct Polled {
 }
 
 /// The events of each `(run, cursor)` above its cursor, oldest first, at most `limit` in all
-/// (cut by id, so every run's rows up to the last one returned are all there).
+/// (cut by id, so every run's rows up to the last one returned are all there). Each run's rows
+/// come from its own index range (`LATERAL`, at most `limit` each: no run has more among the
+/// first `limit` of all), so the plan PostgreSQL caches for the statement is the index scan; a
+/// plain join's cached plan would scan the whole table, and so the join was planned anew on
+/// every poll.
 fn events_of(
     conn: &mut PgConnection,
     watched: &[(String, i64)],
@@ -155,7 +159,8 @@ fn events_of(
     let rows: Vec<Polled> = crate::db::prepared(
         "SELECT e.id, e.run_id, e.event_type, e.data \
          FROM unnest($1::text[], $2::bigint[]) AS w(run_id, after) \
-         JOIN agent_events e ON e.run_id = w.run_id AND e.id > w.after \
+         CROSS JOIN LATERAL (SELECT id, run_id, event_type, data FROM agent_events \
+             WHERE run_id = w.run_id AND id > w.after ORDER BY id LIMIT $3) e \
          ORDER BY e.id LIMIT $3",
     )
     .bind::<Array<Text>, _>(runs)
