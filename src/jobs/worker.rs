@@ -239,8 +239,10 @@ impl Runner {
                 last_reap = std::time::Instant::now();
             }
             // A kind that got every job it asked for may have more queued: claim again at once.
-            // One that got fewer had no other ready job a moment ago; a job queued since wakes
-            // the loop, and one coming due is found by the poll.
+            // One that got fewer had no other ready job a moment ago. A job queued since through
+            // this process's wake-up wakes the loop; one queued otherwise (by another process,
+            // by a job without the wake-up) or coming due is found by the poll or once a
+            // running job ends, as it was after the empty claim this loop used to make.
             let mut more = false;
             // Every kind with room, in one claim.
             let mut wanted: Vec<(String, usize)> = Vec::new();

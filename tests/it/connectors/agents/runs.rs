@@ -8,11 +8,13 @@ async fn a_run_calls_two_tools_in_parallel_recovers_from_a_tool_error_and_ends()
     two_tools_in_parallel_then_a_tool_error().await;
 }
 
-/// The same run on the servers' runtime: multi-threaded, so the loop writes its steps in place
-/// (`block_in_place`) and its writes aside run on the other worker threads, as in production
-/// (the tests' actix runtime has one thread, where `db::query_in_place` falls back to `query`).
+/// The same run on a runtime like the servers': multi-threaded, with the job on a worker thread
+/// (run by `run_until_idle`, not the servers' claim loop), so the loop writes its steps in
+/// place (`block_in_place`) and its writes aside run on the other worker thread, as in
+/// production. The tests' actix runtime has one thread, where `db::query_in_place` falls back
+/// to `query`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_run_on_a_multi_threaded_runtime_writes_every_step_in_order() {
+async fn the_same_run_on_a_multi_threaded_runtime() {
     tokio::task::LocalSet::new()
         .run_until(two_tools_in_parallel_then_a_tool_error())
         .await;
