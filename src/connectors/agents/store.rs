@@ -115,30 +115,25 @@ pub fn add_event(
         .map(drop)
 }
 
-/// `queued` → `running` (first claim), with its event. Returns the row as it is now.
+/// `queued` → `running` (first claim), with its event. Returns the row as it is now. One
+/// statement, one round trip: a run already started (a re-claim) is returned as it is.
 pub fn start(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<Option<RunRow>> {
-    conn.transaction(|c| {
-        let started = diesel::update(
-            agent_runs::table
-                .filter(agent_runs::id.eq(id))
-                .filter(agent_runs::status.eq("queued")),
-        )
-        .set((
-            agent_runs::status.eq("running"),
-            agent_runs::started_at.eq(now),
-        ))
-        .execute(c)?;
-        if started == 1 {
-            add_event(
-                c,
-                id,
-                "status",
-                &serde_json::json!({"status": "running"}),
-                now,
-            )?;
-        }
-        find(c, id)
-    })
+    use diesel::sql_types::{Text, Timestamptz};
+    crate::db::prepared(
+        "WITH started AS ( \
+             UPDATE agent_runs SET status = 'running', started_at = $2 \
+             WHERE id = $1 AND status = 'queued' RETURNING *), \
+         event AS ( \
+             INSERT INTO agent_events (run_id, event_type, data, created_at) \
+             SELECT id, 'status', '{\"status\": \"running\"}'::jsonb, $2 FROM started) \
+         SELECT * FROM started \
+         UNION ALL \
+         SELECT * FROM agent_runs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM started)",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)
+    .optional()
 }
 
 /// Event rows whose loss in a crash costs nothing the run needs (text deltas: the model step
