@@ -2,9 +2,7 @@
 
 use super::client::Era;
 use crate::db::ids::UserId;
-use crate::db::schema::{
-    mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
-};
+use crate::db::schema::{mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -109,8 +107,8 @@ pub struct OAuthClientRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = mcp_tool_calls)]
+/// A tool call as `mcp_tool_calls` records it ([`super::store::record_calls`]).
+#[derive(Debug)]
 pub struct CallRecord {
     pub owner_id: UserId,
     pub server_id: String,

@@ -3,9 +3,7 @@
 
 use super::models::{AuthFlowRow, CallRecord, CredentialRow, OAuthClientRow, ServerRow};
 use crate::db::ids::UserId;
-use crate::db::schema::{
-    mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers, mcp_tool_calls,
-};
+use crate::db::schema::{mcp_auth_flows, mcp_credentials, mcp_oauth_clients, mcp_servers};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
@@ -82,12 +80,44 @@ pub fn with_credentials(conn: &mut PgConnection, ids: &[String]) -> QueryResult<
         .load(conn)
 }
 
-/// Inserts tool-call records in one statement.
+/// Inserts tool-call records in one statement, their columns as arrays: the statement text is
+/// the same for any number of records, so it is prepared once per connection (a multi-row
+/// `VALUES` insert is parsed and planned anew for every batch).
 pub fn record_calls(conn: &mut PgConnection, records: &[CallRecord]) -> QueryResult<()> {
-    diesel::insert_into(mcp_tool_calls::table)
-        .values(records)
-        .execute(conn)
-        .map(|_| ())
+    use diesel::sql_types::{Array, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
+    let column = |f: fn(&CallRecord) -> &str| records.iter().map(f).collect::<Vec<_>>();
+    crate::db::prepared(
+        "INSERT INTO mcp_tool_calls \
+             (owner_id, server_id, tool, started_at, duration_ms, ok, error, arguments, result) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+             $5::int[], $6::bool[], $7::text[], $8::jsonb[], $9::jsonb[])",
+    )
+    .bind::<Array<Text>, _>(column(|r| r.owner_id.as_str()))
+    .bind::<Array<Text>, _>(column(|r| &r.server_id))
+    .bind::<Array<Text>, _>(column(|r| &r.tool))
+    .bind::<Array<Timestamptz>, _>(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(records.iter().map(|r| r.ok).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        records
+            .iter()
+            .map(|r| r.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Jsonb>>, _>(
+        records
+            .iter()
+            .map(|r| r.arguments.as_ref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Jsonb>>, _>(
+        records
+            .iter()
+            .map(|r| r.result.as_ref())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .map(drop)
 }
 
 /// The owner's most recently updated active connection of a provider (for a catalog entry).
