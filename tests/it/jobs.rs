@@ -73,6 +73,32 @@ struct JobState {
     last_error: Option<String>,
 }
 
+/// Registers `kind` with a handler that never ends; returns how many of its jobs have started.
+fn never_ending(registry: &mut Registry, kind: &str) -> Arc<std::sync::atomic::AtomicUsize> {
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = started.clone();
+    registry.register(kind, move |_job| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    started
+}
+
+/// Waits (up to 30 s) until `n` jobs have started; returns how many have.
+async fn started_at_least(started: &std::sync::atomic::AtomicUsize, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while started.load(std::sync::atomic::Ordering::SeqCst) < n
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 fn state_of(db: &TestDb, id: i64) -> Option<JobState> {
     diesel::sql_query("SELECT state, attempts, last_error FROM jobs WHERE id = $1")
         .bind::<BigInt, _>(id)
@@ -369,16 +395,7 @@ async fn a_free_slot_is_used_while_long_jobs_hold_the_others() {
     let db = TestDb::new();
     let clock = Arc::new(ManualClock::starting_now());
     let mut registry = Registry::new();
-    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let s = started.clone();
-    registry.register("slow", move |_job| {
-        let s = s.clone();
-        async move {
-            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
+    let started = never_ending(&mut registry, "slow");
     for _ in 0..7 {
         enqueue(&db, clock.now(), "slow", EnqueueOpts::default()).unwrap();
     }
@@ -388,18 +405,7 @@ async fn a_free_slot_is_used_while_long_jobs_hold_the_others() {
         c.poll_interval_ms = 10;
     })
     .start();
-    let wait_for = |n: usize| {
-        let started = started.clone();
-        async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while started.load(std::sync::atomic::Ordering::SeqCst) < n
-                && std::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            started.load(std::sync::atomic::Ordering::SeqCst)
-        }
-    };
+    let wait_for = |n: usize| started_at_least(&started, n);
     assert_eq!(
         wait_for(7).await,
         7,
@@ -451,28 +457,8 @@ async fn a_claim_that_empties_the_queue_is_not_repeated_at_once() {
         .n
     };
     let mut registry = Registry::new();
-    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let s = started.clone();
-    registry.register("held", move |_job| {
-        let s = s.clone();
-        async move {
-            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
-    let wait_for = |n: usize| {
-        let started = started.clone();
-        async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while started.load(std::sync::atomic::Ordering::SeqCst) < n
-                && std::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            started.load(std::sync::atomic::Ordering::SeqCst)
-        }
-    };
+    let started = never_ending(&mut registry, "held");
+    let wait_for = |n: usize| started_at_least(&started, n);
     enqueue(&db, clock.now(), "held", EnqueueOpts::default()).unwrap();
     let wake = Arc::new(tokio::sync::Notify::new());
     let handle = runner(&db, clock.clone(), registry, |c| {
